@@ -1,0 +1,98 @@
+"""Authentication of `index:handle` identities against HS_SECKEY values.
+
+Verifying a secret is slow by design (scrypt), so it runs in a thread; successful verifications
+are remembered, keyed by the stored hash, so that rotating a key forgets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+from urllib.parse import unquote
+
+from resolver.cache import Lookup
+from resolver.config import Limits
+from resolver.core import secrets
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import fold, parse_handle
+from resolver.core.permissions import Identity
+from resolver.core.values import StoredValue
+
+_MAX_REMEMBERED = 10_000
+
+
+def _failed(message: str) -> HandleError:
+    return HandleError(RC.AUTHENTICATION_NEEDED, message)
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    """`Basic base64(user:password)` -> (percent-decoded user, password)."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        raise _failed("only Basic authentication with index:handle is supported")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _failed("the Basic credentials are not valid base64 of UTF-8") from None
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        raise _failed("the Basic credentials have no password")
+    return unquote(user, errors="strict"), password
+
+
+def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
+    """`300:0.NA/88.123` -> (300, "0.NA/88.123"); without an index, index 0 means any."""
+    head, colon, rest = user.partition(":")
+    if colon and head.isdigit():
+        index, handle = int(head), rest
+    else:
+        index, handle = 0, user
+    try:
+        parse_handle(handle, limits)
+    except HandleError:
+        raise _failed(f"the user name {user!r:.80} is not index:handle") from None
+    return index, handle
+
+
+class Authenticator:
+    """Checks Basic credentials against the secret keys stored in handles."""
+
+    def __init__(self, lookup: Lookup, limits: Limits) -> None:
+        self._lookup = lookup
+        self._limits = limits
+        self._remembered: dict[tuple[str, int, str], bytes] = {}
+
+    async def authenticate(self, header: str) -> Identity:
+        """The identity the Basic header proves, or rc 402 (HTTP 401)."""
+        user, password = parse_basic(header)
+        index, handle = parse_identity(user, self._limits)
+        key = fold(handle)
+        entry = await self._lookup.get(key)
+        if entry.record is None:
+            raise _failed("authentication failed: the identity handle does not exist")
+        candidates = [v for v in entry.record.values if _is_secret_key(v, index)]
+        secret = password.encode("utf-8")
+        fingerprint = hashlib.sha256(secret).digest()
+        for value in candidates:
+            stored = value["data"]["value"]
+            if not isinstance(stored, str):
+                continue
+            remembered_key = (key, value["index"], stored)
+            if self._remembered.get(remembered_key) == fingerprint:
+                return Identity(value["index"], key, handle)
+            if await asyncio.to_thread(secrets.verify_secret, secret, stored):
+                if len(self._remembered) >= _MAX_REMEMBERED:
+                    self._remembered.clear()
+                self._remembered[remembered_key] = fingerprint
+                return Identity(value["index"], key, handle)
+        raise _failed("authentication failed: wrong secret for this identity")
+
+
+def _is_secret_key(value: StoredValue, index: int) -> bool:
+    return (
+        fold(value["type"]) == "hs_seckey"
+        and (index == 0 or value["index"] == index)
+        and value["data"].get("format") == secrets.HASH_FORMAT
+    )

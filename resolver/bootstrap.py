@@ -1,0 +1,77 @@
+"""Makes sure the node's own prefix handle and administrator exist."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from resolver.config import Config
+from resolver.core import secrets
+from resolver.core.handles import NodeScope
+from resolver.core.values import StoredValue, parse_values
+from resolver.registry import NODE_ADMIN_INDEX
+from resolver.store.db import HandleStore
+
+
+class BootstrapError(RuntimeError):
+    """The node cannot get an administrator (no secret was given for a new node)."""
+
+
+def node_prefix_values(config: Config, secret_hash: str) -> list[StoredValue]:
+    """HS_ADMIN (full rights to 300:0.NA/<node>), an HS_VLIST group of admins, and the HS_SECKEY."""
+    admin_handle = f"0.NA/{config.node_prefix}"
+    raw: list[object] = [
+        {
+            "index": 100,
+            "type": "HS_ADMIN",
+            "data": {
+                "format": "admin",
+                "value": {"handle": admin_handle, "index": NODE_ADMIN_INDEX, "permissions": "111111111111"},
+            },
+        },
+        {
+            "index": 200,
+            "type": "HS_VLIST",
+            "data": {"format": "vlist", "value": [{"handle": admin_handle, "index": NODE_ADMIN_INDEX}]},
+        },
+        {
+            "index": NODE_ADMIN_INDEX,
+            "type": "HS_SECKEY",
+            "data": {"format": secrets.HASH_FORMAT, "value": secret_hash},
+            "permissions": "1100",
+        },
+    ]
+    return parse_values(raw, config.limits, datetime.now(UTC))
+
+
+async def ensure_node_admin(config: Config, store: HandleStore) -> None:
+    """Create `0.NA/<node prefix>` when missing; when the configured secret changed, store the new one.
+
+    Safe to run from several workers at once: the row lock serialises them.
+    """
+    scope = NodeScope(config.node_prefix)
+    key = scope.node_prefix_handle
+    secret = config.admin_secret.encode("utf-8") if config.admin_secret else None
+    async with store.write() as tx:
+        existing = await tx.lock(key)
+        if existing is None:
+            if secret is None:
+                raise BootstrapError(
+                    "this node has no administrator yet: give --admin-secret (or RESOLVER_ADMIN_SECRET)"
+                )
+            values = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
+            if not await tx.insert(key, f"0.NA/{config.node_prefix}", "0.na", values):
+                raise BootstrapError("the node prefix handle appeared while being created; restart")
+            return
+        if secret is None:
+            return
+        current = [
+            v
+            for v in existing.values
+            if v["index"] == NODE_ADMIN_INDEX and v["data"].get("format") == secrets.HASH_FORMAT
+        ]
+        if current and await asyncio.to_thread(secrets.verify_secret, secret, current[0]["data"]["value"]):
+            return
+        fresh = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
+        kept = [v for v in existing.values if v["index"] not in {f["index"] for f in fresh}]
+        await tx.update(key, sorted(kept + fresh, key=lambda v: v["index"]))

@@ -1,0 +1,65 @@
+"""Keeps a worker's cache coherent with every other worker and instance via LISTEN/NOTIFY.
+
+Every write transaction notifies the changed keys on commit. Each worker holds one listening
+connection; while it is down the cache is not trusted (lookups go to the database), and once it is
+back the cache is flushed before it is trusted again, so no change can be missed in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+
+from resolver.cache import Lookup
+from resolver.store.db import CHANNEL, connect
+
+log = logging.getLogger(__name__)
+
+PING_INTERVAL = 0.5
+PING_TIMEOUT = 1.0
+
+
+async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) -> None:
+    """Run until cancelled: listen for changes and invalidate the cache entries they name."""
+    cache = lookup.cache
+    backoff = 0.1
+
+    def on_change(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        lookup.invalidate(payload.split("\n"))
+
+    while True:
+        conn: asyncpg.Connection | None = None
+        lost = asyncio.Event()
+        try:
+            conn = await connect(dsn, timeout=PING_TIMEOUT * 3)
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(CHANNEL, on_change)
+            # Listening from here on: whatever changed before is covered by the flush.
+            cache.clear()
+            cache.trusted = True
+            if backoff > 0.1:
+                log.info("change feed restored; cache flushed")
+            backoff = 0.1
+            while not lost.is_set():
+                try:
+                    await asyncio.wait_for(lost.wait(), PING_INTERVAL)
+                except TimeoutError:
+                    await conn.fetchval("select 1", timeout=PING_TIMEOUT)
+        except asyncio.CancelledError:
+            cache.trusted = False
+            if conn is not None:
+                conn.terminate()
+            raise
+        except Exception as exc:  # any failure of the feed means: stop trusting, reconnect
+            if cache.trusted:
+                log.warning("change feed lost (%s); cache not trusted until it is back", exc)
+        if cache.trusted:
+            log.warning("change feed lost; cache not trusted until it is back")
+        cache.trusted = False
+        if conn is not None:
+            conn.terminate()
+        await asyncio.sleep(backoff)
+        backoff = min(max_backoff, backoff * 2)

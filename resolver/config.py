@@ -1,0 +1,60 @@
+"""Node configuration: one frozen dataclass built from command-line options and the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """Where the embedded Postgres keeps its data when neither a DSN nor a data dir is given."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "idis-resolver"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every input limit of the node, each with the error a client gets when it is exceeded."""
+
+    max_handle_length: int = 255
+    max_prefix_length: int = 64
+    max_values_per_handle: int = 256
+    max_value_bytes: int = 16_384
+    max_type_length: int = 128
+    max_body_bytes: int = 1_048_576
+    max_page_size: int = 10_000
+    max_index: int = 2_147_483_647
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Bounds of each worker's resolution cache."""
+
+    max_entries: int = 200_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_ttl: float = 600.0
+    negative_entries: int = 50_000
+    negative_ttl: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a node process needs to run."""
+
+    node_prefix: str = "88.123"
+    admin_secret: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    dsn: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    pool_min: int = 2
+    pool_max: int = 10
+    reader_connections: int = 4
+    shutdown_timeout: float = 10.0
+    access_log: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    # How long a database call may take before the request is answered with 503.
+    db_timeout: float = 5.0

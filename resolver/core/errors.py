@@ -1,0 +1,56 @@
+"""Domain errors, each carrying the Handle response code that describes it.
+
+The HTTP layer maps them to the documented error body in one place (`resolver.http.errors`).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class RC(IntEnum):
+    """Handle.Net response codes."""
+
+    SUCCESS = 1
+    ERROR = 2
+    SERVER_TOO_BUSY = 3
+    PROTOCOL_ERROR = 4
+    OPERATION_NOT_SUPPORTED = 5
+    SERVER_BACKUP = 7
+    HANDLE_NOT_FOUND = 100
+    HANDLE_ALREADY_EXISTS = 101
+    INVALID_HANDLE = 102
+    VALUES_NOT_FOUND = 200
+    VALUE_ALREADY_EXISTS = 201
+    INVALID_VALUE = 202
+    SERVER_NOT_RESPONSIBLE = 301
+    INVALID_ADMIN = 400
+    INSUFFICIENT_PERMISSIONS = 401
+    AUTHENTICATION_NEEDED = 402
+    AUTHENTICATION_FAILED = 403
+    INVALID_CREDENTIAL = 404
+
+
+class HandleError(Exception):
+    """An operation failed with a Handle response code and a human-readable message."""
+
+    def __init__(self, rc: RC, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.rc = rc
+        self.message = message
+        self.retry_after = retry_after
+
+
+class Unavailable(HandleError):
+    """The database cannot be reached; the client should retry later."""
+
+    def __init__(self, message: str = "the identifier database is unavailable", retry_after: int = 2):
+        super().__init__(RC.SERVER_TOO_BUSY, message, retry_after=retry_after)
+
+
+class PayloadTooLarge(HandleError):
+    """The request body exceeds the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(RC.PROTOCOL_ERROR, f"request body larger than {limit} bytes")
+        self.limit = limit

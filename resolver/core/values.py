@@ -1,0 +1,244 @@
+"""Handle values: validation of what clients send, and the stored form we render back.
+
+A stored value is a plain dict already in the JSON shape of the Handle API, so rendering a
+record is filtering a list, not building objects:
+`{"index", "type", "data": {"format", "value"}, "ttl", "timestamp"[, "permissions"][, "references"]}`.
+`permissions` is omitted when it is the default `"1110"`, `references` when empty.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from resolver.config import Limits
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import fold, has_control_characters
+
+StoredValue = dict[str, Any]
+
+DEFAULT_TTL = 86400
+DEFAULT_PERMISSIONS = "1110"
+SECRET_PERMISSIONS = "1100"
+SECRET_TYPES = frozenset({"hs_seckey"})
+HS_ADMIN = "HS_ADMIN"
+HS_VLIST = "HS_VLIST"
+HS_SECKEY = "HS_SECKEY"
+KNOWN_FORMATS = frozenset({"string", "base64", "hex", "admin", "vlist", "site", "key"})
+MAX_RELATIVE_TTL = 2_147_483_647
+_PERMISSIONS_RE = re.compile(r"[01]{4}")
+_ADMIN_PERMISSIONS_RE = re.compile(r"[01]{1,12}")
+
+
+def _invalid(message: str) -> HandleError:
+    return HandleError(RC.INVALID_VALUE, message)
+
+
+def timestamp(now: datetime) -> str:
+    """The Handle timestamp form: UTC, seconds, `Z`."""
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_int(raw: object, what: str, low: int, high: int) -> int:
+    """An integer that may arrive as a JSON number or as a string of digits."""
+    if isinstance(raw, bool):
+        raise _invalid(f"{what} must be an integer")
+    if isinstance(raw, int):
+        number = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", raw):
+        number = int(raw)
+    else:
+        raise _invalid(f"{what} must be an integer, got {raw!r:.40}")
+    if not low <= number <= high:
+        raise _invalid(f"{what} must be between {low} and {high}, got {number}")
+    return number
+
+
+def parse_ttl(raw: object, now: datetime) -> int | str:
+    """A relative TTL in seconds, or an absolute expiry as an ISO-8601 string (kept as UTC `Z`)."""
+    if raw is None:
+        return DEFAULT_TTL
+    if isinstance(raw, str) and not re.fullmatch(r"\s*\d+\s*", raw):
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise _invalid(f"ttl must be seconds or an ISO-8601 time, got {raw!r:.40}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return timestamp(moment)
+    return parse_int(raw, "ttl", 0, MAX_RELATIVE_TTL)
+
+
+def ttl_seconds(ttl: int | str, now: float) -> float:
+    """How many seconds from `now` (a Unix time) a value may be cached."""
+    if isinstance(ttl, int):
+        return float(ttl)
+    expiry = datetime.strptime(ttl, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return max(0.0, expiry - now)
+
+
+def _reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise _invalid(f"{what} must be an object with 'handle' and 'index'")
+    handle = raw.get("handle")
+    if not isinstance(handle, str) or not handle or len(handle) > limits.max_handle_length:
+        raise _invalid(f"{what}.handle must be a handle")
+    if has_control_characters(handle):
+        raise _invalid(f"{what}.handle contains control characters")
+    index = parse_int(raw.get("index", 0), f"{what}.index", 0, limits.max_index)
+    return {"handle": handle, "index": index}
+
+
+def admin_permission_bits(text: str) -> str:
+    """Twelve permission bits, most significant first; shorter strings are padded with zeros."""
+    return text.ljust(12, "0")
+
+
+def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"format": "string", "value": raw}
+    if not isinstance(raw, Mapping):
+        raise _invalid("data must be a string or an object with 'format' and 'value'")
+    fmt = raw.get("format", "string")
+    if not isinstance(fmt, str) or not fmt or len(fmt) > 32 or has_control_characters(fmt):
+        raise _invalid("data.format must be a short string")
+    fmt = fmt.lower() if fold(fmt) in KNOWN_FORMATS else fmt
+    if "value" not in raw:
+        raise _invalid("data.value is missing")
+    value = raw["value"]
+    if fmt == "string":
+        if not isinstance(value, str):
+            raise _invalid("a value of format 'string' must be a JSON string")
+    elif fmt == "base64":
+        if not isinstance(value, str):
+            raise _invalid("a value of format 'base64' must be a JSON string")
+        try:
+            binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise _invalid("the value is not valid base64") from None
+    elif fmt == "hex":
+        if not isinstance(value, str):
+            raise _invalid("a value of format 'hex' must be a JSON string")
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            raise _invalid("the value is not valid hex") from None
+    elif fmt == "admin":
+        if not isinstance(value, Mapping):
+            raise _invalid("an admin value must be an object with handle, index and permissions")
+        ref = _reference(value, "data.value", limits)
+        perms = value.get("permissions", "")
+        if not isinstance(perms, str) or not _ADMIN_PERMISSIONS_RE.fullmatch(perms):
+            raise _invalid("admin permissions must be up to 12 characters of 0 and 1")
+        value = {"handle": ref["handle"], "index": ref["index"], "permissions": admin_permission_bits(perms)}
+    elif fmt == "vlist":
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise _invalid("a vlist value must be a list of {handle, index}")
+        value = [_reference(item, "data.value[]", limits) for item in value]
+    if fold(value_type) == "hs_admin" and fmt != "admin":
+        raise _invalid("an HS_ADMIN value must have format 'admin'")
+    return {"format": fmt, "value": value}
+
+
+def parse_value(raw: object, limits: Limits, now: datetime) -> StoredValue:
+    """Validate one value sent by a client and return its stored form (rc 202 when invalid)."""
+    if not isinstance(raw, Mapping):
+        raise _invalid("each value must be a JSON object")
+    if "index" not in raw:
+        raise _invalid("a value has no index")
+    index = parse_int(raw["index"], "index", 1, limits.max_index)
+    value_type = raw.get("type")
+    if not isinstance(value_type, str) or not value_type:
+        raise _invalid(f"value {index}: type must be a non-empty string")
+    if len(value_type) > limits.max_type_length:
+        raise _invalid(f"value {index}: type longer than {limits.max_type_length} characters")
+    if has_control_characters(value_type):
+        raise _invalid(f"value {index}: type contains control characters")
+    if "data" not in raw:
+        raise _invalid(f"value {index}: data is missing")
+    data = _data(raw["data"], value_type, limits)
+    size = len(orjson.dumps(data["value"]))
+    if size > limits.max_value_bytes:
+        raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
+    is_secret = fold(value_type) in SECRET_TYPES
+    perms = raw.get("permissions", SECRET_PERMISSIONS if is_secret else DEFAULT_PERMISSIONS)
+    if not isinstance(perms, str) or not _PERMISSIONS_RE.fullmatch(perms):
+        raise _invalid(f"value {index}: permissions must be four characters of 0 and 1")
+    stored: StoredValue = {
+        "index": index,
+        "type": value_type,
+        "data": data,
+        "ttl": parse_ttl(raw.get("ttl"), now),
+        "timestamp": timestamp(now),
+    }
+    if perms != DEFAULT_PERMISSIONS:
+        stored["permissions"] = perms
+    refs = raw.get("references")
+    if refs:
+        if not isinstance(refs, Sequence) or isinstance(refs, str):
+            raise _invalid(f"value {index}: references must be a list")
+        stored["references"] = [_reference(r, "references[]", limits) for r in refs]
+    return stored
+
+
+def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]:
+    """The raw value objects of a PUT body: an array, `{"values": [...]}`, or one value."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, Mapping):
+        if "values" in body:
+            handle = body.get("handle")
+            if handle is not None and (not isinstance(handle, str) or fold(handle) != url_key):
+                raise HandleError(RC.PROTOCOL_ERROR, "the handle in the body differs from the URL's")
+            values = body["values"]
+            if not isinstance(values, list):
+                raise HandleError(RC.PROTOCOL_ERROR, "'values' must be a JSON array")
+            return values
+        if "index" in body or "type" in body:
+            return [body]
+    raise HandleError(RC.PROTOCOL_ERROR, "the body must be a JSON array of values or {\"values\": [...]}")
+
+
+def parse_values(raw_values: Iterable[object], limits: Limits, now: datetime) -> list[StoredValue]:
+    """Validate a list of values: each valid, indexes unique, not too many."""
+    values = [parse_value(raw, limits, now) for raw in raw_values]
+    if len(values) > limits.max_values_per_handle:
+        raise _invalid(f"more than {limits.max_values_per_handle} values in one handle")
+    seen: set[int] = set()
+    for value in values:
+        if value["index"] in seen:
+            raise _invalid(f"index {value['index']} appears twice")
+        seen.add(value["index"])
+    return sorted(values, key=lambda v: v["index"])
+
+
+def is_public(value: StoredValue) -> bool:
+    """True when anonymous readers may see the value."""
+    return bool(value.get("permissions", DEFAULT_PERMISSIONS)[2] == "1")
+
+
+def is_admin_readable(value: StoredValue) -> bool:
+    """True when an administrator with read-value permission may see the value."""
+    return bool(value.get("permissions", DEFAULT_PERMISSIONS)[0] == "1")
+
+
+def type_matches(value_type: str, wanted: Iterable[str]) -> bool:
+    """Type filter: case-insensitive; a wanted type ending in '.' also matches its subtypes."""
+    folded = fold(value_type)
+    for want in wanted:
+        w = fold(want)
+        if folded == w or (w.endswith(".") and folded.startswith(w)):
+            return True
+    return False
+
+
+def select(values: Iterable[StoredValue], indexes: frozenset[int], types: Sequence[str]) -> list[StoredValue]:
+    """Values matching any given index or type; all values when neither is given."""
+    if not indexes and not types:
+        return list(values)
+    return [v for v in values if v["index"] in indexes or (types and type_matches(v["type"], types))]

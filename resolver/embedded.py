@@ -1,0 +1,37 @@
+"""The embedded Postgres (the `pgserver` wheel) used when no DSN is configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A Postgres server whose data lives in `data_dir` and survives restarts."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.expanduser().resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server and return its DSN."""
+        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log.info("starting the embedded Postgres in %s", self.data_dir)
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server (when this process is its last user)."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

@@ -1,0 +1,98 @@
+"""The application factory: every resource is a cleanup context that closes what it opened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from resolver.auth import Authenticator
+from resolver.bootstrap import ensure_node_admin
+from resolver.cache import Lookup, ResolutionCache
+from resolver.coherence import follow_changes
+from resolver.config import Config
+from resolver.http import handles, health, proxy
+from resolver.http.errors import handle_errors
+from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, REGISTRY, SCHEMA_VERSION, STORE
+from resolver.registry import Registry
+from resolver.store.db import HandleStore, Readers, connect, is_unavailable
+from resolver.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for_database(dsn: str, attempts: int = 60) -> asyncpg.Connection:
+    """Connect, retrying while the database is starting or briefly away."""
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            return await connect(dsn)
+        except Exception as exc:
+            if not is_unavailable(exc) or attempt == attempts - 1:
+                raise
+            log.warning("database not reachable (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+    raise AssertionError("unreachable")
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """Migrate, bootstrap the node administrator, open the pool and the readers."""
+    config = app[CONFIG]
+    assert config.dsn is not None
+    conn = await wait_for_database(config.dsn)
+    try:
+        app[SCHEMA_VERSION] = await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(
+        config.dsn,
+        min_size=config.pool_min,
+        max_size=config.pool_max,
+        timeout=config.db_timeout,
+        server_settings={"application_name": "resolver"},
+    )
+    readers = Readers(config.dsn, config.reader_connections, config.db_timeout)
+    store = HandleStore(pool, readers, config.db_timeout)
+    app[STORE] = store
+    await ensure_node_admin(config, store)
+    cache = ResolutionCache(config.cache)
+    lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
+    app[LOOKUP] = lookup
+    app[REGISTRY] = Registry(config, store, lookup)
+    app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
+    try:
+        yield
+    finally:
+        await lookup.close()
+        await readers.close()
+        await pool.close()
+
+
+async def change_feed(app: web.Application) -> AsyncIterator[None]:
+    """The LISTEN connection that keeps this worker's cache coherent."""
+    config = app[CONFIG]
+    assert config.dsn is not None
+    task = asyncio.create_task(follow_changes(config.dsn, app[LOOKUP]))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(config: Config) -> web.Application:
+    """The node's aiohttp application for one worker process."""
+    app = web.Application(middlewares=[handle_errors], client_max_size=config.limits.max_body_bytes)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(change_feed)
+    health.add_routes(app)
+    handles.add_routes(app)
+    proxy.add_routes(app)
+    return app

@@ -1,0 +1,192 @@
+"""The Handle.Net HTTP JSON API: `/api/handles/...`, `/api/handles?prefix=`, `/api/prefixes`."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from resolver.core.errors import RC, HandleError, PayloadTooLarge
+from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
+from resolver.core.permissions import Identity
+from resolver.core.values import parse_int, select, values_from_body
+from resolver.http.errors import HANDLES_PATH, JSON_TYPE
+from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, REGISTRY
+
+_HIT_HEAD = b'{"responseCode":1,"handle":'
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _protocol(message: str) -> HandleError:
+    return HandleError(RC.PROTOCOL_ERROR, message)
+
+
+def sent_handle_text(request: web.Request) -> str:
+    """The handle of the path, percent-decoded as UTF-8 (malformed UTF-8 is refused)."""
+    raw = request.rel_url.raw_path[len(HANDLES_PATH):]
+    if "%" not in raw:
+        return raw
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise HandleError(RC.INVALID_HANDLE, "the handle is not valid UTF-8") from None
+
+
+def flag(query: MultiDictProxy[str], name: str, default: bool) -> bool:
+    """A boolean query parameter: absent -> default; `true`/`false`; a bare `?name` is true."""
+    if name not in query:
+        return default
+    text = query[name].strip().lower()
+    if text in ("", "true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise _protocol(f"{name} must be true or false")
+
+
+def indexes_of(query: MultiDictProxy[str], max_index: int) -> frozenset[int]:
+    """The `index=` parameters as integers."""
+    try:
+        return frozenset(parse_int(v, "index", 0, max_index) for v in query.getall("index", ()))
+    except HandleError as exc:
+        raise _protocol(exc.message) from None
+
+
+async def identity_of(request: web.Request, *, required: bool) -> Identity | None:
+    """The authenticated caller, None for anonymous reads; rc 402 when required and missing."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        if required:
+            raise HandleError(RC.AUTHENTICATION_NEEDED, "this operation needs authentication (Basic index:handle)")
+        return None
+    return await request.app[AUTHENTICATOR].authenticate(header)
+
+
+def json_response(body: dict[str, object], status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers=_JSON_HEADERS)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """GET (and POST) /api/handles/{handle}: the values of a handle."""
+    sent = sent_handle_text(request)
+    # The hot path: an anonymous, unfiltered resolution answered from the cache's encoded bytes.
+    if not request.rel_url.raw_query_string and "Authorization" not in request.headers:
+        lookup = request.app[LOOKUP]
+        if lookup.cache.trusted:
+            entry = lookup.cache.get(fold(strip_scheme(sent)))
+            if entry is not None and entry.record is not None:
+                return web.Response(body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS)
+    config = request.app[CONFIG]
+    registry = request.app[REGISTRY]
+    name = parse_handle(sent, config.limits)
+    registry.check_responsible(name)
+    query = request.query
+    indexes = indexes_of(query, config.limits.max_index)
+    types = query.getall("type", [])
+    fresh = flag(query, "auth", False)
+    identity = await identity_of(request, required=False)
+    if flag(query, "publicOnly", identity is None):
+        identity = None
+    record = await registry.read(name, fresh=fresh)
+    values = select(await registry.readable_values(name, record, identity), indexes, types)
+    if not values and (indexes or types):
+        return json_response({"responseCode": RC.VALUES_NOT_FOUND, "handle": sent, "values": []})
+    return json_response({"responseCode": 1, "handle": sent, "values": values})
+
+
+async def _json_body(request: web.Request) -> object:
+    config = request.app[CONFIG]
+    if request.content_type != JSON_TYPE:
+        raise _protocol("a PUT needs Content-Type: application/json")
+    if request.content_length is not None and request.content_length > config.limits.max_body_bytes:
+        raise PayloadTooLarge(config.limits.max_body_bytes)
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _protocol(f"the body is not valid JSON (UTF-8): {exc}") from None
+
+
+async def put(request: web.Request) -> web.Response:
+    """PUT /api/handles/{handle}: create or replace, or with `?index=` add or replace values."""
+    config = request.app[CONFIG]
+    registry = request.app[REGISTRY]
+    query = request.query
+    mint = flag(query, "mintNewSuffix", False)
+    sent = sent_handle_text(request)
+    name = parse_handle(sent, config.limits, allow_empty_suffix=mint)
+    if mint:
+        name = registry.mint(name)
+        sent = name.text
+    registry.check_responsible(name)
+    identity = await identity_of(request, required=True)
+    assert identity is not None
+    overwrite = flag(query, "overwrite", True) and not mint
+    body = await _json_body(request)
+    raw_values = values_from_body(body, name.key, config.limits)
+    if "index" in query:
+        various = [v for v in query.getall("index") if v.strip().lower() == "various"]
+        indexes = None if various else indexes_of(query, config.limits.max_index)
+        await registry.put_values(name, raw_values, indexes, identity, overwrite=overwrite)
+        return json_response({"responseCode": 1, "handle": sent}, status=200 if overwrite else 201)
+    created = await registry.create_or_replace(name, raw_values, identity, overwrite=overwrite)
+    return json_response({"responseCode": 1, "handle": sent}, status=201 if created and not overwrite else 200)
+
+
+async def delete(request: web.Request) -> web.Response:
+    """DELETE /api/handles/{handle}: delete the handle, or with `?index=` some of its values."""
+    config = request.app[CONFIG]
+    registry = request.app[REGISTRY]
+    sent = sent_handle_text(request)
+    name: HandleName = parse_handle(sent, config.limits)
+    registry.check_responsible(name)
+    identity = await identity_of(request, required=True)
+    assert identity is not None
+    if "index" in request.query:
+        indexes = indexes_of(request.query, config.limits.max_index)
+        await registry.delete_values(name, indexes, identity)
+    else:
+        await registry.delete_handle(name, identity)
+    return json_response({"responseCode": 1, "handle": sent})
+
+
+async def list_handles(request: web.Request) -> web.Response:
+    """GET /api/handles?prefix=P&page=N&pageSize=M: the handles under a prefix."""
+    config = request.app[CONFIG]
+    query = request.query
+    prefix = query.get("prefix")
+    if not prefix:
+        raise _protocol("give the prefix to list: /api/handles?prefix=...")
+    identity = await identity_of(request, required=True)
+    assert identity is not None
+    limit = config.limits.max_page_size
+    try:
+        page = parse_int(query.get("page", "0"), "page", 0, 10_000_000)
+        page_size = parse_int(query.get("pageSize", str(limit)), "pageSize", 0, limit)
+    except HandleError as exc:
+        raise _protocol(exc.message) from None
+    total, handles = await request.app[REGISTRY].list_handles(prefix, page, page_size, identity)
+    body: dict[str, object] = {"responseCode": 1, "prefix": prefix, "totalCount": str(total)}
+    if page_size:
+        body.update(page=page, pageSize=page_size, handles=handles)
+    return json_response(body)
+
+
+async def prefixes(request: web.Request) -> web.Response:
+    """GET /api/prefixes: the prefixes homed on this node."""
+    return json_response({"responseCode": 1, "prefixes": await request.app[REGISTRY].prefixes()})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the Handle API routes."""
+    app.router.add_get("/api/handles", list_handles, allow_head=False)
+    app.router.add_post("/api/handles", list_handles)
+    app.router.add_get("/api/prefixes", prefixes, allow_head=False)
+    app.router.add_post("/api/prefixes", prefixes)
+    resource = app.router.add_resource("/api/handles/{handle:.+}")
+    resource.add_route("GET", resolve)
+    resource.add_route("POST", resolve)
+    resource.add_route("PUT", put)
+    resource.add_route("DELETE", delete)

@@ -1,0 +1,136 @@
+"""The web proxy face, as hdl.handle.net behaves: `/{handle}` redirects to the handle's URL.
+
+`?noredirect` shows the public values as a page; `?urlappend=` is added to the target; unknown
+handles get a 404 page. This is where a browser lands when someone scans a product code.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from email.utils import formatdate
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from resolver.cache import first_url
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import parse_handle
+from resolver.core.values import StoredValue, is_public, select
+from resolver.http.handles import flag, indexes_of
+from resolver.http.keys import CONFIG, REGISTRY
+
+# Schemes a redirect must never lead a browser to.
+_UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
+table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:.4rem;text-align:left;vertical-align:top}}
+th{{background:#f4f4f4}}code{{word-break:break-all}}</style></head>
+<body>{body}</body></html>
+"""
+
+
+def page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An HTML page; `title` is escaped here, `body` must already be escaped."""
+    return web.Response(
+        text=_PAGE.format(title=html.escape(title), body=body),
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def _value_cell(value: StoredValue) -> str:
+    data = value["data"]
+    shown = data["value"] if isinstance(data["value"], str) else repr(data["value"])
+    text = html.escape(shown)
+    if value["type"].upper().startswith("URL") and isinstance(data["value"], str) and data["value"].startswith(("http://", "https://")):
+        return f'<a href="{html.escape(data["value"], quote=True)}" rel="nofollow noopener">{text}</a>'
+    return f"<code>{text}</code>"
+
+
+def values_page(handle: str, values: list[StoredValue]) -> web.Response:
+    """The readable page of a handle's public values (Chinese and English)."""
+    rows = "".join(
+        f"<tr><td>{v['index']}</td><td>{html.escape(v['type'])}</td><td>{_value_cell(v)}</td>"
+        f"<td>{html.escape(str(v['timestamp']))}</td></tr>"
+        for v in values
+    )
+    body = (
+        f"<h1>标识 Identifier: <code>{html.escape(handle)}</code></h1>"
+        "<table><tr><th>索引 Index</th><th>类型 Type</th><th>数据 Data</th><th>时间 Timestamp</th></tr>"
+        f"{rows}</table>"
+    )
+    return page(handle, body)
+
+
+def not_found_page(handle: str, message: str, status: int) -> web.Response:
+    body = (
+        f"<h1>未找到标识 / Identifier not found</h1><p><code>{html.escape(handle)}</code></p>"
+        f"<p>{html.escape(message)}</p>"
+    )
+    return page(handle, body, status=status)
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """GET/HEAD /{handle}: redirect to the handle's first URL, or show its values."""
+    config = request.app[CONFIG]
+    registry = request.app[REGISTRY]
+    raw = request.rel_url.raw_path[1:]
+    try:
+        sent = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return not_found_page(raw, "the identifier is not valid UTF-8 / 标识不是有效的 UTF-8", 400)
+    query = request.query
+    try:
+        name = parse_handle(sent, config.limits)
+        record = await registry.read(name, fresh=flag(query, "auth", False))
+        values = [v for v in record.values if is_public(v)]
+        values = select(values, indexes_of(query, config.limits.max_index), query.getall("type", []))
+        noredirect = flag(query, "noredirect", False)
+    except HandleError as exc:
+        if exc.rc == RC.HANDLE_NOT_FOUND:
+            return not_found_page(sent, "该标识未注册 / This identifier is not registered.", 404)
+        if exc.rc == RC.SERVER_TOO_BUSY:
+            return page("503", "<h1>服务暂不可用 / Service unavailable</h1>", 503, {"Retry-After": "2"})
+        return not_found_page(sent, exc.message, 400)
+    target = None if noredirect else first_url(values)
+    if target is None:
+        return values_page(record.handle, values)
+    url, ttl = target
+    url += query.get("urlappend", "")
+    scheme, colon, _ = url.partition(":")
+    if colon and "/" not in scheme and scheme.strip().lower() in _UNSAFE_SCHEMES:
+        return values_page(record.handle, values)
+    link = html.escape(url, quote=True)
+    response = web.Response(
+        status=302,
+        text=f'<html><body><a href="{link}">{link}</a></body></html>',
+        content_type="text/html",
+        charset="utf-8",
+    )
+    response.headers["Location"] = url
+    response.headers["Expires"] = formatdate(time.time() + ttl, usegmt=True)
+    return response
+
+
+async def home(request: web.Request) -> web.Response:
+    """The root page: what this node is."""
+    prefix = html.escape(request.app[CONFIG].node_prefix)
+    body = (
+        f"<h1>工业互联网标识解析二级节点 {prefix}</h1>"
+        f"<p>Secondary node {prefix} of the industrial internet identifier resolution system.</p>"
+        f"<p>扫码或访问 <code>/{prefix}.xx/标识后缀</code> 查看标识 / Resolve an identifier at "
+        f"<code>/{prefix}.xx/suffix</code>, or use the Handle API at <code>/api/handles/</code>.</p>"
+    )
+    return page(f"Node {request.app[CONFIG].node_prefix}", body)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the web proxy routes (after every other route)."""
+    app.router.add_get("/", home)
+    app.router.add_get("/{handle:.+}", proxy)

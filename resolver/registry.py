@@ -1,0 +1,249 @@
+"""The node's operations on handles: resolve, create, change, delete, list.
+
+Permissions are decided here from the HS_ADMIN values of the handle and of its prefix handles;
+every write runs in one transaction that locks the handle's row, and is acknowledged only after
+it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from resolver.cache import Lookup
+from resolver.config import Config
+from resolver.core import secrets
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import HandleName, NodeScope, check_prefix, fold
+from resolver.core.permissions import (
+    ALL,
+    NONE,
+    Identity,
+    Perm,
+    granted,
+    needed_for_change,
+    referenced_handles,
+)
+from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
+from resolver.store.db import HandleStore, Record, Tx
+
+NODE_ADMIN_INDEX = 300
+
+
+def _denied(message: str) -> HandleError:
+    return HandleError(RC.INSUFFICIENT_PERMISSIONS, message)
+
+
+def _not_found() -> HandleError:
+    return HandleError(RC.HANDLE_NOT_FOUND, "handle not found")
+
+
+async def _hash_secrets(values: list[StoredValue]) -> None:
+    """Replace the secret of every HS_SECKEY value by its salted hash, in a thread."""
+    for value in values:
+        if fold(value["type"]) != "hs_seckey":
+            continue
+        data = value["data"]
+        if data["format"] == secrets.HASH_FORMAT and secrets.is_hash(data["value"]):
+            continue
+        if data["format"] not in ("string", "base64", "hex") or not isinstance(data["value"], str):
+            raise HandleError(RC.INVALID_VALUE, f"value {value['index']}: an HS_SECKEY needs a string secret")
+        if data["format"] == "string":
+            raw = data["value"].encode("utf-8")
+        elif data["format"] == "hex":
+            raw = bytes.fromhex(data["value"])
+        else:
+            raw = base64.b64decode(data["value"])
+        value["data"] = {"format": secrets.HASH_FORMAT, "value": await asyncio.to_thread(secrets.hash_secret, raw)}
+
+
+class Registry:
+    """Handle operations with their permission checks."""
+
+    def __init__(self, config: Config, store: HandleStore, lookup: Lookup) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.lookup = lookup
+        self.scope = NodeScope(config.node_prefix)
+
+    # -- who may do what ---------------------------------------------------------------------
+
+    def is_node_admin(self, identity: Identity | None) -> bool:
+        """The node administrator is `300:0.NA/<node prefix>`."""
+        return (
+            identity is not None
+            and identity.key == self.scope.node_prefix_handle
+            and identity.index == NODE_ADMIN_INDEX
+        )
+
+    def check_responsible(self, name: HandleName) -> None:
+        """rc 301 for handles that do not live under this node's prefix."""
+        if not self.scope.is_responsible(name):
+            raise HandleError(
+                RC.SERVER_NOT_RESPONSIBLE,
+                f"this node serves prefix {self.config.node_prefix}; that prefix does not live here",
+            )
+
+    async def _permissions(
+        self, tx: Tx | None, identity: Identity, chain: list[str], own: Sequence[StoredValue]
+    ) -> Perm:
+        if self.is_node_admin(identity):
+            return ALL
+        fetch = tx.fetch_many if tx is not None else self._fetch_records
+        records = {k: r.values for k, r in (await fetch(chain)).items()}
+        sources: list[Sequence[StoredValue]] = [own, *(records[k] for k in chain if k in records)]
+        missing = referenced_handles(sources) - records.keys()
+        if missing:
+            records.update({k: r.values for k, r in (await fetch(missing)).items()})
+        return granted(identity, sources, records)
+
+    async def _fetch_records(self, keys: Sequence[str] | set[str]) -> dict[str, Record]:
+        entries = await asyncio.gather(*(self.lookup.get(k) for k in keys))
+        return {k: e.record for k, e in zip(keys, entries, strict=True) if e.record is not None}
+
+    async def _require(
+        self, tx: Tx | None, identity: Identity, name: HandleName, own: Sequence[StoredValue], needed: Perm
+    ) -> None:
+        if needed == NONE:
+            return
+        have = await self._permissions(tx, identity, self.scope.governing_prefix_handles(name), own)
+        lacking = needed & ~have
+        if lacking:
+            names = ", ".join(p.name.lower().replace("_", "-") for p in Perm if p & lacking and p.name)
+            raise _denied(f"{identity.index}:{identity.text} lacks the permission: {names}")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def read(self, name: HandleName, *, fresh: bool) -> Record:
+        """The record of a handle, from the cache unless `fresh`; rc 100 when it does not exist."""
+        self.check_responsible(name)
+        entry = await (self.lookup.fetch(name.key) if fresh else self.lookup.get(name.key))
+        if entry.record is None:
+            raise _not_found()
+        return entry.record
+
+    async def readable_values(self, name: HandleName, record: Record, identity: Identity | None) -> list[StoredValue]:
+        """The values the caller may see: public ones, plus admin-readable ones with read-value."""
+        if identity is None:
+            return [v for v in record.values if is_public(v)]
+        perms = await self._permissions(None, identity, self.scope.governing_prefix_handles(name), record.values)
+        if perms & Perm.READ_VALUE:
+            return [v for v in record.values if is_public(v) or is_admin_readable(v)]
+        return [v for v in record.values if is_public(v)]
+
+    async def list_handles(
+        self, prefix_text: str, page: int, page_size: int, identity: Identity
+    ) -> tuple[int, list[str]]:
+        """Handles under a prefix, for callers with list-handles on it."""
+        prefix = check_prefix(prefix_text, self.limits)
+        if not self.scope.owns_prefix(prefix) and not (prefix == "0.na" and self.is_node_admin(identity)):
+            raise HandleError(RC.SERVER_NOT_RESPONSIBLE, "that prefix does not live here")
+        if not self.is_node_admin(identity):
+            chain = self.scope.prefix_handles_for_listing(prefix)
+            have = await self._permissions(None, identity, chain, ())
+            if not have & Perm.LIST_HANDLES:
+                raise _denied(f"{identity.index}:{identity.text} may not list handles under {prefix_text}")
+        return await self.store.list_prefix(prefix, page, page_size)
+
+    async def prefixes(self) -> list[str]:
+        """The prefixes homed here: those with a prefix handle under the node prefix."""
+        handles = await self.store.prefix_handles()
+        return [h.partition("/")[2] for h in handles if self.scope.owns_prefix(fold(h.partition("/")[2]))]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _after_commit(self, keys: list[str]) -> None:
+        # Our own cache learns at once; other workers through the notification.
+        self.lookup.invalidate(keys)
+
+    def mint(self, name: HandleName) -> HandleName:
+        """A new handle under the prefix of `name` with a server-chosen suffix."""
+        suffix = uuid.uuid4().hex.upper()
+        text = f"{name.text.rstrip('/')}/{suffix}"
+        return HandleName(text=text, key=fold(text), prefix=name.prefix, suffix=suffix)
+
+    async def create_or_replace(
+        self, name: HandleName, raw_values: list[object], identity: Identity, *, overwrite: bool
+    ) -> bool:
+        """Create the handle, or with `overwrite` replace all its values; True when created."""
+        self.check_responsible(name)
+        values = parse_values(raw_values, self.limits, self._now())
+        await _hash_secrets(values)
+        async with self.store.write() as tx:
+            existing = await tx.lock(name.key)
+            if existing is None:
+                await self._require(tx, identity, name, (), Perm.ADD_HANDLE)
+                if not await tx.insert(name.key, name.text, name.prefix, values):
+                    raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
+                created = True
+            elif not overwrite:
+                raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
+            else:
+                await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, values))
+                await tx.update(name.key, values)
+                created = False
+        self._after_commit(tx.changed)
+        return created
+
+    async def put_values(
+        self,
+        name: HandleName,
+        raw_values: list[object],
+        indexes: frozenset[int] | None,
+        identity: Identity,
+        *,
+        overwrite: bool,
+    ) -> None:
+        """Add or replace the given values of an existing handle (`indexes` None means any)."""
+        self.check_responsible(name)
+        values = parse_values(raw_values, self.limits, self._now())
+        if indexes is not None and indexes != {v["index"] for v in values}:
+            raise HandleError(RC.PROTOCOL_ERROR, "the indexes in the query differ from those in the body")
+        await _hash_secrets(values)
+        async with self.store.write() as tx:
+            existing = await tx.lock(name.key)
+            if existing is None:
+                raise _not_found()
+            merged = {v["index"]: v for v in existing.values}
+            for value in values:
+                if value["index"] in merged and not overwrite:
+                    raise HandleError(RC.VALUE_ALREADY_EXISTS, f"a value with index {value['index']} already exists")
+                merged[value["index"]] = value
+            if len(merged) > self.limits.max_values_per_handle:
+                raise HandleError(RC.INVALID_VALUE, f"more than {self.limits.max_values_per_handle} values in one handle")
+            new_values = sorted(merged.values(), key=lambda v: v["index"])
+            await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, new_values))
+            await tx.update(name.key, new_values)
+        self._after_commit(tx.changed)
+
+    async def delete_values(self, name: HandleName, indexes: frozenset[int], identity: Identity) -> None:
+        """Remove the values with these indexes; rc 200 when none of them exists."""
+        self.check_responsible(name)
+        async with self.store.write() as tx:
+            existing = await tx.lock(name.key)
+            if existing is None:
+                raise _not_found()
+            remaining = [v for v in existing.values if v["index"] not in indexes]
+            if len(remaining) == len(existing.values):
+                raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
+            await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, remaining))
+            await tx.update(name.key, remaining)
+        self._after_commit(tx.changed)
+
+    async def delete_handle(self, name: HandleName, identity: Identity) -> None:
+        """Delete a handle and all its values."""
+        self.check_responsible(name)
+        async with self.store.write() as tx:
+            existing = await tx.lock(name.key)
+            if existing is None:
+                raise _not_found()
+            await self._require(tx, identity, name, existing.values, Perm.DELETE_HANDLE)
+            await tx.delete(name.key)
+        self._after_commit(tx.changed)

@@ -1,0 +1,186 @@
+"""Running the node: worker processes on one port, watched by a parent process.
+
+Each worker has its own pool and cache and binds the port with SO_REUSEPORT. The parent restarts
+a worker that dies, and on SIGTERM or SIGINT asks every worker to stop accepting, finish what is
+in flight (bounded by the shutdown timeout) and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+
+from aiohttp import web
+
+from resolver.bootstrap import ensure_node_admin
+from resolver.config import Config
+from resolver.embedded import EmbeddedPostgres
+from resolver.http.app import create_app, wait_for_database
+from resolver.store.db import HandleStore, Readers
+from resolver.store.migrations import migrate
+
+log = logging.getLogger("resolver")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+async def _serve_worker(config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(
+        create_app(config),
+        handle_signals=False,
+        access_log=logging.getLogger("resolver.access") if config.access_log else None,
+        shutdown_timeout=config.shutdown_timeout,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=True, backlog=1024)
+        await site.start()
+        log.info("worker %d listening on http://%s:%d", os.getpid(), config.host, config.port)
+        await stop.wait()
+        log.info("worker %d stopping", os.getpid())
+    finally:
+        await runner.cleanup()
+
+
+def worker_main(config: Config) -> None:
+    """Entry point of one worker process."""
+    setup_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
+    try:
+        import uvloop
+
+        uvloop.run(_serve_worker(config))
+    except KeyboardInterrupt:
+        pass
+
+
+async def prepare_database(config: Config) -> None:
+    """Migrate and bootstrap once in the parent, so that configuration errors show at once."""
+    assert config.dsn is not None
+    conn = await wait_for_database(config.dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    import asyncpg
+
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
+    readers = Readers(config.dsn, 1, config.db_timeout)
+    try:
+        await ensure_node_admin(config, HandleStore(pool, readers, config.db_timeout))
+    finally:
+        await readers.close()
+        await pool.close()
+
+
+async def run_migrations(config: Config) -> int:
+    """`resolver migrate`: apply the schema and report the version."""
+    assert config.dsn is not None
+    conn = await wait_for_database(config.dsn, attempts=10)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes."""
+
+    # A worker that dies sooner than this after starting counts as a failed start.
+    QUICK_DEATH = 3.0
+    MAX_QUICK_DEATHS = 5
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: dict[int, tuple[BaseProcess, float]] = {}
+        self.stopping = False
+        self.quick_deaths = 0
+
+    def _spawn(self, slot: int) -> None:
+        process = self.context.Process(target=worker_main, args=(self.config,), name=f"resolver-worker-{slot}")
+        process.start()
+        self.workers[slot] = (process, time.monotonic())
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            log.info("received %s; stopping workers", signal.Signals(signum).name)
+        self.stopping = True
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        for slot in range(self.config.workers):
+            self._spawn(slot)
+        log.info(
+            "serving node %s on http://%s:%d with %d workers",
+            self.config.node_prefix, self.config.host, self.config.port, self.config.workers,
+        )
+        while not self.stopping:
+            sentinels = [p.sentinel for p, _ in self.workers.values()]
+            multiprocessing.connection.wait(sentinels, timeout=0.5)
+            for slot, (process, started) in list(self.workers.items()):
+                if process.is_alive() or self.stopping:
+                    continue
+                log.error("worker %s exited with %s; restarting it", process.pid, process.exitcode)
+                if time.monotonic() - started < self.QUICK_DEATH:
+                    self.quick_deaths += 1
+                    if self.quick_deaths >= self.MAX_QUICK_DEATHS:
+                        log.critical("workers keep dying at start; giving up")
+                        self.stopping = True
+                        self._stop_all()
+                        return 1
+                    time.sleep(min(5.0, 0.2 * 2**self.quick_deaths))
+                else:
+                    self.quick_deaths = 0
+                self._spawn(slot)
+        self._stop_all()
+        return 0
+
+    def _stop_all(self) -> None:
+        for process, _ in self.workers.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.config.shutdown_timeout + 5.0
+        for process, _ in self.workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process, _ in self.workers.values():
+            if process.is_alive():
+                log.warning("worker %s did not stop in time; killing it", process.pid)
+                process.kill()
+                process.join(2.0)
+        log.info("all workers stopped")
+
+
+def serve(config: Config) -> int:
+    """`resolver serve`: the embedded Postgres if needed, then the workers until a signal."""
+    embedded: EmbeddedPostgres | None = None
+    if config.dsn is None:
+        embedded = EmbeddedPostgres(config.data_dir)
+        config = replace(config, dsn=embedded.start())
+    try:
+        asyncio.run(prepare_database(config))
+        return Supervisor(config).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,1 @@
+"""Postgres access: every SQL statement and every asyncpg call of the node lives here."""

@@ -1,0 +1,218 @@
+"""Connections, the handle store, and the one place where driver errors become domain errors."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from resolver.core.errors import RC, HandleError, Unavailable
+from resolver.core.values import StoredValue
+from resolver.store.queries import Q
+
+CHANNEL = "resolver_handles"
+# Errors meaning "the database is not there right now", as opposed to a bug in a statement.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored handle: as first registered, and its values."""
+
+    handle: str
+    values: list[StoredValue]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when an exception means the database cannot be reached."""
+    return isinstance(exc, _UNAVAILABLE)
+
+
+@asynccontextmanager
+async def translated_errors() -> AsyncIterator[None]:
+    """Turn driver exceptions into domain errors, chosen by class and constraint name."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "handles_pkey":
+            raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists") from None
+        raise
+    except _UNAVAILABLE as exc:
+        raise Unavailable() from exc
+
+
+async def connect(dsn: str, timeout: float = 5.0) -> asyncpg.Connection:
+    """One connection with the settings every node connection uses."""
+    return await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": "resolver"})
+
+
+def _record(row: Any) -> Record:
+    return Record(handle=row[1], values=orjson.loads(row[2]))
+
+
+def encode_values(values: list[StoredValue]) -> str:
+    """The jsonb text of a list of stored values."""
+    return orjson.dumps(values).decode()
+
+
+class Readers:
+    """A few dedicated connections for coalesced lookups, handed out first come, first served.
+
+    asyncpg's pool resets every connection on release and wakes waiters unfairly; for one small
+    prepared statement that costs more than the query, so lookups use these connections instead.
+    """
+
+    def __init__(self, dsn: str, size: int, timeout: float) -> None:
+        self._dsn = dsn
+        self._timeout = timeout
+        self._idle: list[asyncpg.Connection | None] = [None] * size
+        self._waiters: collections.deque[asyncio.Future[asyncpg.Connection | None]] = collections.deque()
+        self._closed = False
+
+    async def _take(self) -> asyncpg.Connection | None:
+        if self._idle:
+            return self._idle.pop()
+        waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give(waiter.result())
+            raise
+
+    def _give(self, conn: asyncpg.Connection | None) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
+        """Look up many handles in one statement on one connection."""
+        conn = await self._take()
+        try:
+            if conn is None or conn.is_closed():
+                conn = await connect(self._dsn, self._timeout)
+            rows = await conn.fetch(Q["fetch_many"], keys, timeout=self._timeout)
+        except BaseException:
+            if conn is not None:
+                conn.terminate()
+            self._give(None)
+            raise
+        self._give(conn)
+        return {row[0]: _record(row) for row in rows}
+
+    async def close(self) -> None:
+        """Close every idle connection."""
+        self._closed = True
+        conns = [c for c in self._idle if c is not None]
+        self._idle.clear()
+        for conn in conns:
+            conn.terminate()
+
+
+class Tx:
+    """The statements of one write transaction."""
+
+    def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
+        self._conn = conn
+        self._timeout = timeout
+        self.changed: list[str] = []
+
+    async def lock(self, key: str) -> Record | None:
+        """Read one handle and lock its row until the transaction ends."""
+        row = await self._conn.fetchrow(Q["fetch_for_update"], key, timeout=self._timeout)
+        return None if row is None else _record(row)
+
+    async def fetch_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """Read several handles inside the transaction."""
+        rows = await self._conn.fetch(Q["fetch_many"], list(keys), timeout=self._timeout)
+        return {row[0]: _record(row) for row in rows}
+
+    async def insert(self, key: str, handle: str, prefix: str, values: list[StoredValue]) -> bool:
+        """Insert a new handle; False when it already exists."""
+        inserted = await self._conn.fetchval(
+            Q["insert"], key, handle, prefix, encode_values(values), timeout=self._timeout
+        )
+        if inserted is not None:
+            self.changed.append(key)
+        return inserted is not None
+
+    async def update(self, key: str, values: list[StoredValue]) -> None:
+        """Replace the values of an existing handle."""
+        await self._conn.execute(Q["update"], key, encode_values(values), timeout=self._timeout)
+        self.changed.append(key)
+
+    async def delete(self, key: str) -> bool:
+        """Delete a handle; False when it did not exist."""
+        deleted = await self._conn.fetchval(Q["delete"], key, timeout=self._timeout)
+        if deleted is not None:
+            self.changed.append(key)
+        return deleted is not None
+
+
+class HandleStore:
+    """Reads go through the coalescing readers; writes through a pool, one transaction each."""
+
+    def __init__(self, pool: asyncpg.Pool, readers: Readers, timeout: float) -> None:
+        self._pool = pool
+        self.readers = readers
+        self._timeout = timeout
+
+    async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
+        """Current records of these handles (missing handles are absent from the result)."""
+        async with translated_errors():
+            return await self.readers.fetch_many(keys)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A transaction that notifies every cache of the handles it changed, on commit."""
+        async with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                async with conn.transaction():
+                    tx = Tx(conn, self._timeout)
+                    yield tx
+                    if tx.changed:
+                        await conn.execute(Q["notify"], CHANNEL, "\n".join(tx.changed))
+
+    async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
+        """The number of handles under a prefix and one page of them, in key order."""
+        async with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                total = await conn.fetchval(Q["count_prefix"], prefix, timeout=self._timeout)
+                if page_size == 0:
+                    return int(total), []
+                rows = await conn.fetch(
+                    Q["list_page"], prefix, page * page_size, page_size, timeout=self._timeout
+                )
+                return int(total), [row[0] for row in rows]
+
+    async def prefix_handles(self) -> list[str]:
+        """Every prefix handle (`0.NA/...`) stored here."""
+        async with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
+                return [row[0] for row in rows]
+
+    async def ping(self) -> int:
+        """The applied schema version; raises Unavailable when the database is unreachable."""
+        async with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                return int(await conn.fetchval(Q["schema_version"], timeout=self._timeout))
