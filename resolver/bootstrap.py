@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from resolver.config import Config
+from resolver.config import Config, Limits
 from resolver.core import secrets
 from resolver.core.handles import NodeScope
 from resolver.core.values import StoredValue, parse_values
@@ -41,7 +41,8 @@ def node_prefix_values(config: Config, secret_hash: str) -> list[StoredValue]:
             "permissions": "1100",
         },
     ]
-    return parse_values(raw, config.limits, datetime.now(UTC))
+    # The node's own record is built by the node: the limits for client input do not apply.
+    return parse_values(raw, Limits(), datetime.now(UTC))
 
 
 async def ensure_node_admin(config: Config, store: HandleStore) -> None:

@@ -34,6 +34,9 @@ class RC(IntEnum):
 class HandleError(Exception):
     """An operation failed with a Handle response code and a human-readable message."""
 
+    # A transport status to use instead of the one the response code maps to (e.g. 413).
+    status: int | None = None
+
     def __init__(self, rc: RC, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.rc = rc
@@ -50,6 +53,8 @@ class Unavailable(HandleError):
 
 class PayloadTooLarge(HandleError):
     """The request body exceeds the configured limit."""
+
+    status = 413
 
     def __init__(self, limit: int) -> None:
         super().__init__(RC.PROTOCOL_ERROR, f"request body larger than {limit} bytes")

@@ -140,8 +140,6 @@ def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise _invalid("a vlist value must be a list of {handle, index}")
         value = [_reference(item, "data.value[]", limits) for item in value]
-    if fold(value_type) == "hs_admin" and fmt != "admin":
-        raise _invalid("an HS_ADMIN value must have format 'admin'")
     return {"format": fmt, "value": value}
 
 
@@ -162,6 +160,8 @@ def parse_value(raw: object, limits: Limits, now: datetime) -> StoredValue:
     if "data" not in raw:
         raise _invalid(f"value {index}: data is missing")
     data = _data(raw["data"], value_type, limits)
+    if fold(value_type) == "hs_admin" and data["format"] != "admin":
+        raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
     size = len(orjson.dumps(data["value"]))
     if size > limits.max_value_bytes:
         raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")

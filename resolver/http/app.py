@@ -58,14 +58,14 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     )
     readers = Readers(config.dsn, config.reader_connections, config.db_timeout)
     store = HandleStore(pool, readers, config.db_timeout)
-    app[STORE] = store
-    await ensure_node_admin(config, store)
     cache = ResolutionCache(config.cache)
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
-    app[LOOKUP] = lookup
-    app[REGISTRY] = Registry(config, store, lookup)
-    app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
     try:
+        await ensure_node_admin(config, store)
+        app[STORE] = store
+        app[LOOKUP] = lookup
+        app[REGISTRY] = Registry(config, store, lookup)
+        app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
         yield
     finally:
         await lookup.close()

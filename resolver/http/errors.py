@@ -75,7 +75,7 @@ async def handle_errors(
     try:
         return await handler(request)
     except HandleError as exc:
-        response = error_response(request, exc.rc, exc.message)
+        response = error_response(request, exc.rc, exc.message, exc.status)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
