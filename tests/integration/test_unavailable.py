@@ -1,0 +1,92 @@
+"""When Postgres goes away: cached handles still resolve, the rest answers 503 rc 3 with
+Retry-After, and the node recovers by itself when Postgres returns."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from resolver.http.app import create_app
+from resolver.http.keys import LOOKUP
+from tests.conftest import wait_until_trusted
+from tests.faults import CuttableProxy
+from tests.helpers import admin_json, url_value
+
+
+@pytest.fixture
+async def proxied(config):
+    proxy = CuttableProxy(config.dsn)
+    await proxy.start()
+    app = create_app(replace(config, dsn=proxy.dsn, db_timeout=1.0))
+    async with TestClient(TestServer(app)) as client:
+        await wait_until_trusted(client)
+        yield client, proxy
+    await proxy.cut()
+
+
+async def eventually(predicate, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_cached_handles_answer_while_the_database_is_down(proxied):
+    client, proxy = proxied
+    await client.put("/api/handles/88.123/UP-1", json=[url_value(1, "https://a")], headers=admin_json())
+    assert (await client.get("/api/handles/88.123/UP-1")).status == 200  # now cached
+    await proxy.cut()
+
+    resp = await client.get("/api/handles/88.123/UP-1")
+    assert resp.status == 200
+    assert (await resp.json())["values"][0]["data"]["value"] == "https://a"
+
+    resp = await client.get("/api/handles/88.123/NOT-CACHED")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"]
+    body = await resp.json()
+    assert body["responseCode"] == 3 and body["handle"] == "88.123/NOT-CACHED"
+
+    resp = await client.put("/api/handles/88.123/UP-2", json=[url_value(1, "https://b")], headers=admin_json())
+    assert resp.status == 503 and (await resp.json())["responseCode"] == 3
+
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_the_node_recovers_when_the_database_returns(proxied):
+    client, proxy = proxied
+    await proxy.cut()
+    assert (await client.get("/api/handles/88.123/LATER")).status == 503
+    await proxy.restore()
+
+    async def ready():
+        return (await client.get("/readyz")).status == 200
+
+    await eventually(ready)
+    resp = await client.put("/api/handles/88.123/LATER", json=[url_value(1, "https://c")], headers=admin_json())
+    assert resp.status == 200
+    assert (await client.get("/api/handles/88.123/LATER")).status == 200
+    await eventually(lambda: _trusted(client))
+
+
+async def _trusted(client):
+    return client.server.app[LOOKUP].cache.trusted
+
+
+async def test_losing_the_change_feed_stops_trusting_the_cache(proxied):
+    client, proxy = proxied
+    lookup = client.server.app[LOOKUP]
+    assert lookup.cache.trusted
+    await proxy.cut()
+
+    async def untrusted():
+        return not lookup.cache.trusted
+
+    await eventually(untrusted, timeout=5)
+    await proxy.restore()
+    await eventually(lambda: _trusted(client), timeout=10)
+    assert len(lookup.cache) == 0  # flushed before being trusted again
