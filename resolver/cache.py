@@ -16,20 +16,11 @@ import orjson
 
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
-from resolver.core.values import StoredValue, is_public, ttl_seconds
+from resolver.core.values import is_public, ttl_seconds
 from resolver.store.db import Record
 
 # A rough per-entry overhead in bytes (dict slot, key, entry object, record), for the byte bound.
 _ENTRY_OVERHEAD = 400
-
-
-def first_url(values: list[StoredValue]) -> tuple[str, float] | None:
-    """The first public `URL` value (case-insensitive type) and its TTL, for redirects."""
-    now = time.time()
-    for value in values:
-        if value["type"].upper() == "URL" and is_public(value) and isinstance(value["data"]["value"], str):
-            return value["data"]["value"], ttl_seconds(value["ttl"], now)
-    return None
 
 
 class Entry:

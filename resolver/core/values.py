@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -242,3 +243,17 @@ def select(values: Iterable[StoredValue], indexes: frozenset[int], types: Sequen
     if not indexes and not types:
         return list(values)
     return [v for v in values if v["index"] in indexes or (types and type_matches(v["type"], types))]
+
+
+def first_url(values: list[StoredValue]) -> tuple[str, float] | None:
+    """The first public `URL` value (type case-insensitive) and its TTL, for redirects.
+
+    A `URL.<subtype>` value is used only when there is no plain `URL` value.
+    """
+    now = time.time()
+    candidates = [v for v in values if is_public(v) and isinstance(v["data"]["value"], str)]
+    for wanted in (lambda t: t == "URL", lambda t: t.startswith("URL.")):
+        for value in candidates:
+            if wanted(value["type"].upper()):
+                return value["data"]["value"], ttl_seconds(value["ttl"], now)
+    return None

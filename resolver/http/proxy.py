@@ -13,10 +13,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from resolver.cache import first_url
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import parse_handle
-from resolver.core.values import StoredValue, is_public, select
+from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, REGISTRY
 
