@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import orjson
 from aiohttp import web
 
@@ -10,8 +12,8 @@ from resolver.http.keys import SCHEMA_VERSION, STORE
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and its event loop answers."""
-    return web.Response(body=b'{"status":"alive"}', content_type="application/json")
+    """The process is alive and its event loop answers; names the worker process that answered."""
+    return web.Response(body=orjson.dumps({"status": "alive", "pid": os.getpid()}), content_type="application/json")
 
 
 async def readyz(request: web.Request) -> web.Response:

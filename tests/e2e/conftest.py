@@ -1,0 +1,72 @@
+"""Fixtures that run the real `resolver serve` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ADMIN_SECRET, NODE_PREFIX
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Node:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for a clean exit; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> Node:
+    port = free_port()
+    log = tmp / f"node-{port}.log"
+    command = [
+        sys.executable, "-m", "resolver", "serve", "--port", str(port),
+        "--node-prefix", NODE_PREFIX, "--admin-secret", ADMIN_SECRET, *args,
+    ]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    node = Node(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"resolver exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{node.url}/readyz", timeout=1).status_code == 200:
+                return node
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    node.stop()
+    raise RuntimeError(f"resolver did not become ready:\n{log.read_text()}")
+
+
+@pytest.fixture
+def node(fresh_database: str, tmp_path: Path) -> Iterator[Node]:
+    """`resolver serve` with two workers on a fresh database."""
+    running = start_node(tmp_path, "--workers", "2", "--dsn", fresh_database)
+    try:
+        yield running
+    finally:
+        code = running.stop()
+        assert code == 0, running.log.read_text()

@@ -1,0 +1,115 @@
+"""The real process tree: two workers kept coherent, crash restarts, clean SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import start_node
+from tests.helpers import admin_json, basic
+
+pytestmark = pytest.mark.e2e
+
+
+_OPEN: list[http.client.HTTPConnection] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_connections():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+class Conn:
+    """One keep-alive connection, which SO_REUSEPORT pins to one worker."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.http = http.client.HTTPConnection(host, int(port), timeout=10)
+        _OPEN.append(self.http)
+        self.pid = self.request("GET", "/healthz")[1]["pid"]
+
+    def request(self, method, path, body=None, headers=None):
+        payload = json.dumps(body).encode() if body is not None else None
+        self.http.request(method, path, body=payload, headers=headers or {})
+        response = self.http.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else None)
+
+
+def one_connection_per_worker(url: str, workers: int = 2, attempts: int = 200) -> list[Conn]:
+    found: dict[int, Conn] = {}
+    for _ in range(attempts):
+        conn = Conn(url)
+        if conn.pid in found:
+            conn.http.close()
+        else:
+            found[conn.pid] = conn
+        if len(found) == workers:
+            return list(found.values())
+    raise AssertionError(f"reached only workers {sorted(found)}")
+
+
+def visible_within(conn: Conn, path: str, status: int, within: float = 1.0, url: str | None = None) -> float:
+    started = time.monotonic()
+    while True:
+        got, body = conn.request("GET", path)
+        if got == status and (url is None or body["values"][0]["data"]["value"] == url):
+            return time.monotonic() - started
+        assert time.monotonic() - started < within, f"worker {conn.pid} still answers {got}"
+        time.sleep(0.01)
+
+
+def test_a_write_through_one_worker_reaches_the_other_within_a_second(node):
+    a, b = one_connection_per_worker(node.url)
+    path = "/api/handles/88.123/XW-1"
+    assert a.request("GET", path)[0] == 404
+    assert b.request("GET", path)[0] == 404  # both workers now hold a negative entry
+    value = [{"index": 1, "type": "URL", "data": "https://v1"}]
+    assert a.request("PUT", path, value, admin_json())[0] == 200
+    visible_within(b, path, 200, url="https://v1")
+    assert b.request("PUT", path + "?index=1", [{"index": 1, "type": "URL", "data": "https://v2"}], admin_json())[0] == 200
+    visible_within(a, path, 200, url="https://v2")
+    assert a.request("DELETE", path, None, basic())[0] == 200
+    visible_within(b, path, 404)
+
+
+def test_a_crashed_worker_is_replaced(node):
+    (victim, survivor) = one_connection_per_worker(node.url)
+    os.kill(victim.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    pids: set[int] = set()
+    while time.monotonic() < deadline:
+        try:
+            pids = {c.pid for c in one_connection_per_worker(node.url)}
+        except (AssertionError, OSError):
+            time.sleep(0.2)
+            continue
+        if victim.pid not in pids and len(pids) == 2:
+            break
+    assert survivor.pid in pids and victim.pid not in pids and len(pids) == 2
+
+
+def test_sigterm_stops_cleanly_and_embedded_data_survives_a_restart(tmp_path: Path):
+    data_dir = tmp_path / "pgdata"
+    first = start_node(tmp_path, "--workers", "1", "--data-dir", str(data_dir), env={"RESOLVER_DSN": ""})
+    conn = Conn(first.url)
+    value = [{"index": 1, "type": "URL", "data": "https://kept"}]
+    assert conn.request("PUT", "/api/handles/88.123/KEEP-1", value, admin_json())[0] == 200
+    conn.http.close()
+    assert first.stop() == 0
+    assert "all workers stopped" in first.log.read_text()
+
+    second = start_node(tmp_path, "--workers", "1", "--data-dir", str(data_dir), env={"RESOLVER_DSN": ""})
+    try:
+        status, body = Conn(second.url).request("GET", "/api/handles/88.123/KEEP-1")
+        assert status == 200 and body["values"][0]["data"]["value"] == "https://kept"
+    finally:
+        assert second.stop() == 0
