@@ -1,0 +1,188 @@
+"""The cache and the coalescing loader, against an in-memory store (no database here)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from resolver.cache import Lookup, ResolutionCache
+from resolver.config import CacheSettings
+from resolver.core.errors import Unavailable
+from resolver.store.db import Record
+
+
+def record(url: str, ttl: int = 86400) -> Record:
+    return Record("88.123/X", [{"index": 1, "type": "URL", "data": {"format": "string", "value": url}, "ttl": ttl, "timestamp": "t"}])
+
+
+class MemoryStore:
+    """Stands in for the handle table: a dict, with a switch to make it unreachable."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Record] = {}
+        self.calls: list[list[str]] = []
+        self.down = False
+        self.gate: asyncio.Event | None = None
+
+    async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
+        self.calls.append(list(keys))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise Unavailable()
+        return {k: self.rows[k] for k in keys if k in self.rows}
+
+
+def make(settings: CacheSettings | None = None, batches: int = 2) -> tuple[Lookup, MemoryStore]:
+    store = MemoryStore()
+    cache = ResolutionCache(settings or CacheSettings())
+    cache.trusted = True
+    return Lookup(cache, store.fetch_many, max_batches=batches), store
+
+
+async def test_concurrent_misses_for_one_handle_share_one_lookup():
+    lookup, store = make()
+    store.rows["a"] = record("https://a")
+    entries = await asyncio.gather(*(lookup.get("a") for _ in range(50)))
+    assert store.calls == [["a"]]
+    assert all(e.record == store.rows["a"] for e in entries)
+
+
+async def test_concurrent_misses_for_many_handles_share_one_query():
+    lookup, store = make(batches=1)
+    for i in range(100):
+        store.rows[f"k{i}"] = record(f"https://{i}")
+    entries = await asyncio.gather(*(lookup.get(f"k{i}") for i in range(100)))
+    assert len(store.calls) == 1 and sorted(store.calls[0]) == sorted(f"k{i}" for i in range(100))
+    assert [e.record.values[0]["data"]["value"] for e in entries] == [f"https://{i}" for i in range(100)]
+
+
+async def test_hits_do_not_query_and_tail_holds_public_values():
+    lookup, store = make()
+    store.rows["a"] = record("https://a")
+    await lookup.get("a")
+    entry = await lookup.get("a")
+    assert len(store.calls) == 1
+    assert entry.tail.startswith(b',"values":[') and b"https://a" in entry.tail
+
+
+async def test_negative_entries_expire_quickly():
+    lookup, store = make(CacheSettings(negative_ttl=0.05))
+    assert (await lookup.get("missing")).record is None
+    assert (await lookup.get("missing")).record is None
+    assert len(store.calls) == 1
+    await asyncio.sleep(0.06)
+    store.rows["missing"] = record("https://now")
+    assert (await lookup.get("missing")).record is not None
+
+
+async def test_entries_expire_by_smallest_ttl_capped():
+    lookup, store = make(CacheSettings(max_ttl=100))
+    store.rows["short"] = record("https://s", ttl=0)
+    await lookup.get("short")
+    await lookup.get("short")
+    assert len(store.calls) == 2  # ttl 0: never served from the cache
+
+
+async def test_bounded_by_count_and_bytes():
+    lookup, store = make(CacheSettings(max_entries=10, max_bytes=10**9))
+    for i in range(30):
+        store.rows[f"k{i}"] = record("https://x")
+        await lookup.get(f"k{i}")
+    assert len(lookup.cache) == 10
+    lookup, store = make(CacheSettings(max_entries=1000, max_bytes=5000))
+    for i in range(30):
+        store.rows[f"k{i}"] = record("https://" + "x" * 200)
+        await lookup.get(f"k{i}")
+    assert lookup.cache.bytes <= 5000 and 0 < len(lookup.cache) < 30
+
+
+async def test_invalidation_during_a_lookup_keeps_stale_data_out():
+    lookup, store = make()
+    store.rows["a"] = record("https://old")
+    store.gate = asyncio.Event()
+    pending = asyncio.ensure_future(lookup.get("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    store.rows["a"] = record("https://new")
+    lookup.invalidate(["a"])  # the write committed while the read was in flight
+    fresh = asyncio.ensure_future(lookup.get("a"))
+    store.gate.set()
+    await pending
+    assert (await fresh).record.values[0]["data"]["value"] == "https://new"
+    assert (await lookup.get("a")).record.values[0]["data"]["value"] == "https://new"
+
+
+async def test_stale_entries_answer_when_the_store_is_down():
+    lookup, store = make()
+    store.rows["a"] = record("https://a")
+    await lookup.get("a")
+    lookup.cache.trusted = False  # the change feed is down
+    store.down = True
+    assert (await lookup.get("a")).record is not None
+    with pytest.raises(Unavailable):
+        await lookup.get("b")
+
+
+async def test_untrusted_cache_reads_through():
+    lookup, store = make()
+    store.rows["a"] = record("https://a")
+    await lookup.get("a")
+    lookup.cache.trusted = False
+    store.rows["a"] = record("https://changed")
+    assert (await lookup.get("a")).record.values[0]["data"]["value"] == "https://changed"
+
+
+class CacheAgreesWithStore(RuleBasedStateMachine):
+    """Random writes (each invalidating, as the change feed does) and reads: the cache never
+    answers differently from the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.lookup, self.store = make(CacheSettings(max_entries=5, max_bytes=10**6, negative_ttl=60))
+        self.model: dict[str, str] = {}
+
+    keys = st.sampled_from([f"k{i}" for i in range(8)])
+
+    @rule(key=keys, url=st.text(max_size=5))
+    def write(self, key, url):
+        self.store.rows[key] = record(url)
+        self.model[key] = url
+        self.lookup.invalidate([key])
+
+    @rule(key=keys)
+    def delete(self, key):
+        self.store.rows.pop(key, None)
+        self.model.pop(key, None)
+        self.lookup.invalidate([key])
+
+    @rule(key=keys)
+    def read(self, key):
+        entry = self.loop.run_until_complete(self.lookup.get(key))
+        got = None if entry.record is None else entry.record.values[0]["data"]["value"]
+        assert got == self.model.get(key)
+
+    @rule(keys=st.lists(keys, min_size=1, max_size=6))
+    def read_many_at_once(self, keys):
+        async def all_of():
+            return await asyncio.gather(*(self.lookup.get(k) for k in keys))
+
+        for key, entry in zip(keys, self.loop.run_until_complete(all_of()), strict=True):
+            got = None if entry.record is None else entry.record.values[0]["data"]["value"]
+            assert got == self.model.get(key)
+
+    @invariant()
+    def bounded(self):
+        assert len(self.lookup.cache._entries) <= 5
+
+    def teardown(self):
+        self.loop.close()
+
+
+TestCacheAgreesWithStore = CacheAgreesWithStore.TestCase
+TestCacheAgreesWithStore.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -1,0 +1,33 @@
+"""The command line: every option has an environment variable, shown in --help."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolver.cli import SERVE_OPTIONS, build_config, parser
+
+
+def test_every_serve_option_names_its_environment_variable(capsys):
+    with pytest.raises(SystemExit):
+        parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in SERVE_OPTIONS:
+        assert option.flag in text and option.env in text
+
+
+def test_environment_and_flags(monkeypatch):
+    monkeypatch.setenv("RESOLVER_NODE_PREFIX", "88.999")
+    monkeypatch.setenv("RESOLVER_CACHE_MAX_ENTRIES", "123")
+    monkeypatch.setenv("RESOLVER_MAX_HANDLE_LENGTH", "100")
+    args = parser().parse_args(["serve", "--port", "9001", "--workers", "3"])
+    config = build_config(args, SERVE_OPTIONS)
+    assert config.node_prefix == "88.999" and config.port == 9001 and config.workers == 3
+    assert config.cache.max_entries == 123 and config.limits.max_handle_length == 100
+    assert config.dsn is None and config.host == "127.0.0.1"
+
+
+def test_secret_is_not_shown_in_help(monkeypatch, capsys):
+    monkeypatch.setenv("RESOLVER_ADMIN_SECRET", "do-not-print-me")
+    with pytest.raises(SystemExit):
+        parser().parse_args(["serve", "--help"])
+    assert "do-not-print-me" not in capsys.readouterr().out

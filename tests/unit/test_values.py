@@ -1,0 +1,109 @@
+"""Value validation and the stored form, with a property test that the stored form round-trips."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resolver.config import Limits
+from resolver.core.errors import RC, HandleError
+from resolver.core.values import (
+    first_url,
+    is_public,
+    parse_value,
+    parse_values,
+    select,
+    ttl_seconds,
+    type_matches,
+    values_from_body,
+)
+
+LIMITS = Limits()
+NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=10)
+types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, max_size=20).filter(lambda t: t.upper() != "HS_ADMIN")
+datas = st.one_of(
+    st.text(max_size=50).map(lambda s: {"format": "string", "value": s}),
+    st.binary(max_size=30).map(lambda b: {"format": "hex", "value": b.hex()}),
+    st.builds(lambda v: {"format": "site", "value": v}, json_values),
+)
+
+
+@given(index=st.integers(1, 2**31 - 1), value_type=types, data=datas, ttl=st.integers(0, 2**31 - 1),
+       perms=st.sampled_from(["1110", "1100", "0110", "1111"]))
+def test_stored_form_round_trips(index, value_type, data, ttl, perms):
+    raw = {"index": str(index), "type": value_type, "data": data, "ttl": ttl, "permissions": perms}
+    stored = parse_value(raw, LIMITS, NOW)
+    again = parse_value(orjson.loads(orjson.dumps(stored)), LIMITS, NOW)
+    assert again == stored
+    assert stored["index"] == index and stored["data"] == data
+    assert ("permissions" in stored) == (perms != "1110")
+
+
+def test_bare_string_data_is_format_string():
+    assert parse_value({"index": 1, "type": "URL", "data": "x"}, LIMITS, NOW)["data"] == {"format": "string", "value": "x"}
+
+
+def test_absolute_ttl_is_normalised_to_utc_and_counts_down():
+    stored = parse_value({"index": 1, "type": "T", "data": "x", "ttl": "2026-11-21T09:00:00+01:00"}, LIMITS, NOW)
+    assert stored["ttl"] == "2026-11-21T08:00:00Z"
+    assert ttl_seconds(stored["ttl"], NOW.timestamp() - 30) == 30
+    assert ttl_seconds(stored["ttl"], NOW.timestamp() + 30) == 0
+
+
+def test_secret_keys_default_to_no_public_read():
+    stored = parse_value({"index": 300, "type": "HS_SECKEY", "data": "s"}, LIMITS, NOW)
+    assert stored["permissions"] == "1100" and not is_public(stored)
+
+
+def test_admin_permissions_are_padded_to_twelve_bits():
+    stored = parse_value({"index": 100, "type": "HS_ADMIN", "data": {"format": "admin", "value": {"handle": "0.NA/1", "index": "200", "permissions": "0111"}}}, LIMITS, NOW)
+    assert stored["data"]["value"] == {"handle": "0.NA/1", "index": 200, "permissions": "011100000000"}
+
+
+@pytest.mark.parametrize("body", [{"values": [{"index": 1}]}, [{"index": 1}], {"index": 1, "type": "T"}])
+def test_body_shapes(body):
+    assert len(values_from_body(body, "88.123/x", LIMITS)) == 1
+
+
+@pytest.mark.parametrize("body", [{"values": {}}, "str", 5, {"foo": 1}])
+def test_bad_body_shapes(body):
+    with pytest.raises(HandleError) as caught:
+        values_from_body(body, "88.123/x", LIMITS)
+    assert caught.value.rc == RC.PROTOCOL_ERROR
+
+
+def test_values_are_sorted_by_index_and_unique():
+    values = parse_values([{"index": 3, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}], LIMITS, NOW)
+    assert [v["index"] for v in values] == [1, 3]
+    with pytest.raises(HandleError, match="twice"):
+        parse_values([{"index": 1, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}], LIMITS, NOW)
+
+
+def test_type_matching():
+    assert type_matches("URL", ["url"])
+    assert type_matches("URL.alt", ["URL."])
+    assert not type_matches("URL.alt", ["URL"])
+    assert not type_matches("URLX", ["URL."])
+
+
+def test_select_by_index_or_type():
+    values = parse_values([{"index": i, "type": t, "data": "x"} for i, t in [(1, "URL"), (2, "EMAIL"), (3, "DESC")]], LIMITS, NOW)
+    assert [v["index"] for v in select(values, frozenset({3}), ["EMAIL"])] == [2, 3]
+    assert len(select(values, frozenset(), [])) == 3
+
+
+def test_first_url_prefers_plain_url_and_skips_private_values():
+    values = parse_values([
+        {"index": 1, "type": "URL", "data": "https://private", "permissions": "1100"},
+        {"index": 2, "type": "URL.m", "data": "https://m"},
+        {"index": 3, "type": "url", "data": "https://plain", "ttl": 60},
+    ], LIMITS, NOW)
+    assert first_url(values) == ("https://plain", 60.0)
+    assert first_url(values[:2]) == ("https://m", 86400.0)
