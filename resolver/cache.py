@@ -159,8 +159,8 @@ class Lookup:
         self._fetch_many = fetch_many
         self._max_batches = max_batches
         self._max_keys = max_keys
-        self._inflight: dict[str, asyncio.Future[Entry]] = {}
-        self._pending: list[tuple[str, asyncio.Future[Entry]]] = []
+        self._inflight: dict[str, list[asyncio.Future[Entry]]] = {}
+        self._pending: list[tuple[str, list[asyncio.Future[Entry]]]] = []
         self._active = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -186,16 +186,22 @@ class Lookup:
             raise
 
     async def fetch(self, key: str) -> Entry:
-        """The entry read from the database now (shared with concurrent fetches of the key)."""
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._inflight[key] = future
-            self._pending.append((key, future))
+        """The entry read from the database now; concurrent fetches of a key share one read.
+
+        Every waiter has its own future, so one cancelled request never cancels the others.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Entry] = loop.create_future()
+        waiters = self._inflight.get(key)
+        if waiters is None:
+            self._inflight[key] = waiters = [future]
+            self._pending.append((key, waiters))
             if not self._scheduled and self._active < self._max_batches:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
-        return await asyncio.shield(future)
+                loop.call_soon(self._flush)
+        else:
+            waiters.append(future)
+        return await future
 
     def invalidate(self, keys: list[str]) -> None:
         """Forget these handles; later lookups of them go to the database afresh."""
@@ -213,31 +219,32 @@ class Lookup:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _release(self, key: str, future: asyncio.Future[Entry]) -> None:
-        if self._inflight.get(key) is future:
+    def _release(self, key: str, waiters: list[asyncio.Future[Entry]]) -> None:
+        if self._inflight.get(key) is waiters:
             del self._inflight[key]
 
-    async def _run(self, batch: list[tuple[str, asyncio.Future[Entry]]]) -> None:
+    async def _run(self, batch: list[tuple[str, list[asyncio.Future[Entry]]]]) -> None:
         started = self.cache.epoch
         keys = [key for key, _ in batch]
         try:
             records = await self._fetch_many(keys)
         except BaseException as exc:
-            for key, future in batch:
-                self._release(key, future)
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # retrieved here: waiters may all have gone
+            for key, waiters in batch:
+                self._release(key, waiters)
+                for future in waiters:
+                    if not future.done():
+                        future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
             self.batches += 1
             self.keys_fetched += len(keys)
-            for key, future in batch:
+            for key, waiters in batch:
                 entry = self.cache.put(key, records.get(key), started)
-                self._release(key, future)
-                if not future.done():
-                    future.set_result(entry)
+                self._release(key, waiters)
+                for future in waiters:
+                    if not future.done():
+                        future.set_result(entry)
         finally:
             self._active -= 1
             if self._pending:

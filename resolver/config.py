@@ -51,7 +51,7 @@ class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     pool_min: int = 2
     pool_max: int = 10
-    reader_connections: int = 4
+    reader_connections: int = 2
     shutdown_timeout: float = 10.0
     access_log: bool = False
     limits: Limits = field(default_factory=Limits)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from resolver.cache import Lookup
+from resolver.cache import Entry, Lookup
 from resolver.config import Config
 from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
@@ -117,6 +117,14 @@ class Registry:
             raise _denied(f"{identity.index}:{identity.text} lacks the permission: {names}")
 
     # -- reads ---------------------------------------------------------------------------------
+
+    async def entry(self, name: HandleName) -> Entry:
+        """The cache entry of an existing handle (its public answer is encoded in it); rc 100 if none."""
+        self.check_responsible(name)
+        entry = await self.lookup.get(name.key)
+        if entry.record is None:
+            raise _not_found()
+        return entry
 
     async def read(self, name: HandleName, *, fresh: bool) -> Record:
         """The record of a handle, from the cache unless `fresh`; rc 100 when it does not exist."""

@@ -36,6 +36,8 @@ class HandleError(Exception):
 
     # A transport status to use instead of the one the response code maps to (e.g. 413).
     status: int | None = None
+    # For 405: the methods that are allowed.
+    allow: str | None = None
 
     def __init__(self, rc: RC, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -59,3 +61,13 @@ class PayloadTooLarge(HandleError):
     def __init__(self, limit: int) -> None:
         super().__init__(RC.PROTOCOL_ERROR, f"request body larger than {limit} bytes")
         self.limit = limit
+
+
+class MethodNotAllowed(HandleError):
+    """The path exists, the method does not."""
+
+    status = 405
+
+    def __init__(self, method: str, allow: str) -> None:
+        super().__init__(RC.PROTOCOL_ERROR, f"method {method} is not allowed here; use {allow}")
+        self.allow = allow

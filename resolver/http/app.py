@@ -16,7 +16,6 @@ from resolver.cache import Lookup, ResolutionCache
 from resolver.coherence import follow_changes
 from resolver.config import Config
 from resolver.http import handles, health, proxy
-from resolver.http.errors import handle_errors
 from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, REGISTRY, SCHEMA_VERSION, STORE
 from resolver.registry import Registry
 from resolver.store.db import HandleStore, Readers, connect, is_unavailable
@@ -88,7 +87,7 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
-    app = web.Application(middlewares=[handle_errors], client_max_size=config.limits.max_body_bytes)
+    app = web.Application(client_max_size=config.limits.max_body_bytes)
     app[CONFIG] = config
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)

@@ -6,6 +6,7 @@ status the Handle.Net table gives for N.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
@@ -13,7 +14,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, MethodNotAllowed
 from resolver.http.keys import CONFIG
 
 log = logging.getLogger(__name__)
@@ -67,31 +68,45 @@ def error_response(request: web.Request, rc: int, message: str, status: int | No
     return response
 
 
-@web.middleware
-async def handle_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Map domain errors and aiohttp's own HTTP errors to the API's error body."""
-    try:
-        return await handler(request)
-    except HandleError as exc:
-        response = error_response(request, exc.rc, exc.message, exc.status)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        rc = {405: RC.PROTOCOL_ERROR, 404: RC.HANDLE_NOT_FOUND, 413: RC.PROTOCOL_ERROR}.get(exc.status, RC.ERROR)
-        message = {
-            405: f"method {request.method} is not allowed here",
-            404: "no such resource",
-            413: f"the request body is larger than {request.app[CONFIG].limits.max_body_bytes} bytes",
-        }.get(exc.status, exc.reason)
-        response = error_response(request, rc, message, status=exc.status)
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return error_response(request, RC.ERROR, "internal error; the operation may not have completed")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def mapped(handler: Handler) -> Handler:
+    """Wrap a handler so that domain errors and aiohttp's HTTP errors become the API error body.
+
+    A wrapper per handler rather than a middleware: a middleware costs every request about 10%
+    of the node's throughput here (see benchmarks/), a try block costs nothing.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HandleError as exc:
+            response = error_response(request, exc.rc, exc.message, exc.status)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            if exc.allow is not None:
+                response.headers["Allow"] = exc.allow
+            return response
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if exc.status == 413:
+                limit = request.app[CONFIG].limits.max_body_bytes
+                return error_response(request, RC.PROTOCOL_ERROR, f"the request body is larger than {limit} bytes", 413)
+            return error_response(request, RC.ERROR if exc.status >= 500 else RC.PROTOCOL_ERROR, exc.reason, exc.status)
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return error_response(request, RC.ERROR, "internal error; the operation may not have completed")
+
+    return wrapper
+
+
+def method_not_allowed(allowed: str) -> Handler:
+    """A catch-all route answering 405 with rc 4 for the methods a resource does not have."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise MethodNotAllowed(request.method, allowed)
+
+    return mapped(handler)

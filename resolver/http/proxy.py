@@ -16,6 +16,7 @@ from aiohttp import web
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
+from resolver.http.errors import method_not_allowed
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, REGISTRY
 
@@ -132,4 +133,7 @@ async def home(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the web proxy routes (after every other route)."""
     app.router.add_get("/", home)
-    app.router.add_get("/{handle:.+}", proxy)
+    resource = app.router.add_resource("/{handle:.+}")
+    resource.add_route("GET", proxy)
+    resource.add_route("HEAD", proxy)
+    resource.add_route("*", method_not_allowed("GET, HEAD"))

@@ -1,0 +1,225 @@
+"""Resolution throughput against the ceiling of this machine, measured with wrk in one run.
+
+Starts, all on 127.0.0.1 and all stopped at the end:
+- nginx (2 workers) serving a static file of the same bytes as a cached resolution: the ceiling;
+- `resolver serve --workers 2` on an embedded Postgres seeded with N handles (COPY);
+then runs wrk (bounded by --duration) for:
+- cached: one hot handle through /api/handles/...;
+- miss: random handles out of N, with the cache shrunk so nearly every request misses it.
+
+Usage: python benchmarks/wrk_resolution.py [--handles 100000] [--duration 10] [--runs 3]
+Needs wrk and nginx (Debian packages `wrk`, `nginx`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from resolver.core.values import parse_values  # noqa: E402
+from resolver.embedded import EmbeddedPostgres  # noqa: E402
+from resolver.store.db import encode_values  # noqa: E402
+from resolver.store.migrations import migrate  # noqa: E402
+
+SECRET = "bench-secret"
+HOT = "88.123/HOT-0001"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+async def seed(dsn: str, count: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute("truncate handles")
+        now = datetime.now(UTC)
+
+        def row(i: int) -> tuple[str, str, str, str]:
+            handle = f"88.123/B{i}"
+            values = parse_values(
+                [
+                    {"index": 1, "type": "URL", "data": f"https://example.com/product/B{i}"},
+                    {"index": 2, "type": "EMAIL", "data": "info@example.com"},
+                ],
+                __import__("resolver.config", fromlist=["Limits"]).Limits(),
+                now,
+            )
+            return handle.lower(), handle, "88.123", encode_values(values)
+
+        rows = [row(i) for i in range(count)]
+        rows.append((HOT.lower(), HOT, "88.123", rows[0][3]))
+        await conn.copy_records_to_table("handles", records=rows, columns=["key", "handle", "prefix", "vals"])
+        await conn.execute("analyze handles")
+    finally:
+        await conn.close()
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        command += ["-s", str(script)]
+    out = subprocess.run(command + [url], capture_output=True, text=True, timeout=duration + 30, check=True).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+def start_nginx(workdir: Path, body: bytes) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    (workdir / "www").mkdir()
+    (workdir / "www" / "hot.json").write_bytes(body)
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 2;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port} reuseport; root {workdir}/www; }}
+}}
+"""
+    )
+    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"])
+    wait_http(f"http://127.0.0.1:{port}/hot.json")
+    return process, port
+
+
+def start_resolver(dsn: str, workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    log = open(workdir / f"resolver-{port}.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "serve", "--port", str(port), "--workers", "2", "--dsn", dsn,
+         "--admin-secret", SECRET, *extra],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_http(f"http://127.0.0.1:{port}/readyz")
+    return process, port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--handles", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per case; the median is reported")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--report", type=Path, help="also write the markdown table here")
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is needed: apt-get install {tool}", file=sys.stderr)
+            return 2
+
+    with tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o755)
+        pg = EmbeddedPostgres(workdir / "pgdata")
+        dsn = pg.start()
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            asyncio.run(seed(dsn, args.handles))
+            cached, cached_port = start_resolver(dsn, workdir)
+            processes.append(cached)
+            hot_url = f"http://127.0.0.1:{cached_port}/api/handles/{HOT}"
+            body = urllib.request.urlopen(hot_url).read()
+            nginx, nginx_port = start_nginx(workdir, body)
+            processes.append(nginx)
+            missing, miss_port = start_resolver(dsn, workdir, "--cache-max-entries", "1000")
+            processes.append(missing)
+            script = workdir / "random.lua"
+            script.write_text(
+                f'math.randomseed(os.time())\nrequest = function()\n'
+                f'  return wrk.format("GET", "/api/handles/88.123/B" .. math.random(0, {args.handles - 1}))\nend\n'
+            )
+            cases = [
+                ("nginx static file (ceiling)", f"http://127.0.0.1:{nginx_port}/hot.json", None),
+                ("resolver cached, /api/handles, 2 workers", hot_url, None),
+                (f"resolver cache misses, {args.handles} handles random, 2 workers",
+                 f"http://127.0.0.1:{miss_port}/", script),
+            ]
+            results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
+            for _ in range(args.runs):
+                for name, url, lua in cases:
+                    results[name].append(wrk(url, args.duration, args.connections, lua))
+        finally:
+            for process in processes:
+                stop(process)
+            pg.stop()
+
+    ceiling = median(results[cases[0][0]])["rps"]
+    lines = [
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, median of {args.runs} run(s), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, response {len(body)} bytes",
+        "",
+        "| case | requests/s | ratio to nginx | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, _, _ in cases:
+        m = median(results[name])
+        lines.append(f"| {name} | {m['rps']:,.0f} | {m['rps'] / ceiling:.2f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']:.0f} |")
+    report = "\n".join(lines)
+    print(report)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
