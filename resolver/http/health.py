@@ -8,12 +8,22 @@ import orjson
 from aiohttp import web
 
 from resolver.core.errors import Unavailable
-from resolver.http.keys import SCHEMA_VERSION, STORE
+from resolver.http.keys import LOOKUP, SCHEMA_VERSION, STORE
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and its event loop answers; names the worker process that answered."""
-    return web.Response(body=orjson.dumps({"status": "alive", "pid": os.getpid()}), content_type="application/json")
+    """The process is alive and its event loop answers; names the worker that answered and its cache."""
+    body: dict[str, object] = {"status": "alive", "pid": os.getpid()}
+    lookup = request.app.get(LOOKUP)
+    if lookup is not None:
+        body["cache"] = {
+            "trusted": lookup.cache.trusted,
+            "entries": len(lookup.cache),
+            "bytes": lookup.cache.bytes,
+            "lookups": lookup.batches,
+            "handles_looked_up": lookup.keys_fetched,
+        }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def readyz(request: web.Request) -> web.Response:

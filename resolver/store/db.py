@@ -6,10 +6,10 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import asyncpg.prepared_stmt
 import orjson
 
 from resolver.core.errors import RC, HandleError, Unavailable
@@ -30,12 +30,41 @@ _UNAVAILABLE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
     """A stored handle: as first registered, and its values."""
 
-    handle: str
-    values: list[StoredValue]
+    __slots__ = ("handle", "values")
+
+    def __init__(self, handle: str, values: list[StoredValue]) -> None:
+        self.handle = handle
+        self.values = values
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and (self.handle, self.values) == (other.handle, other.values)
+
+    def __repr__(self) -> str:
+        return f"Record({self.handle!r}, {self.values!r})"
+
+
+# Postgres refuses NOTIFY payloads of 8000 bytes or more.
+MAX_PAYLOAD_BYTES = 7900
+
+
+def notification_payloads(keys: list[str]) -> list[str]:
+    """The changed keys, newline-separated, split into payloads Postgres accepts."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for key in keys:
+        length = len(key.encode("utf-8")) + 1
+        if current and size + length > MAX_PAYLOAD_BYTES:
+            payloads.append("\n".join(current))
+            current, size = [], 0
+        current.append(key)
+        size += length
+    if current:
+        payloads.append("\n".join(current))
+    return payloads
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -62,7 +91,7 @@ async def connect(dsn: str, timeout: float = 5.0) -> asyncpg.Connection:
 
 
 def _record(row: Any) -> Record:
-    return Record(handle=row[1], values=orjson.loads(row[2]))
+    return Record(row[1], orjson.loads(row[2]))
 
 
 def encode_values(values: list[StoredValue]) -> str:
@@ -81,6 +110,7 @@ class Readers:
         self._dsn = dsn
         self._timeout = timeout
         self._idle: list[asyncpg.Connection | None] = [None] * size
+        self._statements: dict[asyncpg.Connection, asyncpg.prepared_stmt.PreparedStatement] = {}
         self._waiters: collections.deque[asyncio.Future[asyncpg.Connection | None]] = collections.deque()
         self._closed = False
 
@@ -109,21 +139,25 @@ class Readers:
         conn = await self._take()
         try:
             if conn is None or conn.is_closed():
+                self._statements.pop(conn, None)  # type: ignore[arg-type]
                 conn = await connect(self._dsn, self._timeout)
-            rows = await conn.fetch(Q["fetch_many"], keys, timeout=self._timeout)
+                self._statements[conn] = await conn.prepare(Q["fetch_many"])
+            rows = await self._statements[conn].fetch(keys, timeout=self._timeout)
         except BaseException:
             if conn is not None:
+                self._statements.pop(conn, None)
                 conn.terminate()
             self._give(None)
             raise
         self._give(conn)
-        return {row[0]: _record(row) for row in rows}
+        return {row[0]: Record(row[1], orjson.loads(row[2])) for row in rows}
 
     async def close(self) -> None:
         """Close every idle connection."""
         self._closed = True
         conns = [c for c in self._idle if c is not None]
         self._idle.clear()
+        self._statements.clear()
         for conn in conns:
             conn.terminate()
 
@@ -189,8 +223,8 @@ class HandleStore:
                 async with conn.transaction():
                     tx = Tx(conn, self._timeout)
                     yield tx
-                    if tx.changed:
-                        await conn.execute(Q["notify"], CHANNEL, "\n".join(tx.changed))
+                    for payload in notification_payloads(tx.changed):
+                        await conn.execute(Q["notify"], CHANNEL, payload)
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""

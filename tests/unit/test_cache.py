@@ -186,3 +186,14 @@ class CacheAgreesWithStore(RuleBasedStateMachine):
 
 TestCacheAgreesWithStore = CacheAgreesWithStore.TestCase
 TestCacheAgreesWithStore.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_notification_payloads_stay_under_the_postgres_limit():
+    from resolver.store.db import MAX_PAYLOAD_BYTES, notification_payloads
+
+    keys = [f"88.123/{'x' * 200}-{i}" for i in range(500)]
+    payloads = notification_payloads(keys)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    assert [k for p in payloads for k in p.split("\n")] == keys
+    assert notification_payloads([]) == []
