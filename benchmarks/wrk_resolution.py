@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resolver.core.values import parse_values  # noqa: E402
-from resolver.embedded import EmbeddedPostgres  # noqa: E402
-from resolver.store.db import encode_values  # noqa: E402
-from resolver.store.migrations import migrate  # noqa: E402
+from resolver.core.values import parse_values
+from resolver.embedded import EmbeddedPostgres
+from resolver.store.db import encode_values
+from resolver.store.migrations import migrate
 
 SECRET = "bench-secret"
 HOT = "88.123/HOT-0001"
@@ -93,17 +93,24 @@ def wrk(url: str, duration: int, connections: int, script: Path | None = None) -
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script:
         command += ["-s", str(script)]
-    out = subprocess.run(command + [url], capture_output=True, text=True, timeout=duration + 30, check=True).stdout
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=duration + 30, check=True
+    ).stdout
 
     def latency(label: str) -> float:
-        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         assert match, out
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0}
+    return {
+        "rps": rps,
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
 
 
 def start_nginx(workdir: Path, body: bytes) -> tuple[subprocess.Popen[bytes], int]:
@@ -131,12 +138,27 @@ http {{
 
 def start_resolver(dsn: str, workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    log = open(workdir / f"resolver-{port}.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--port", str(port), "--workers", "2", "--dsn", dsn,
-         "--admin-secret", SECRET, *extra],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(workdir / f"resolver-{port}.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "resolver",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--dsn",
+                dsn,
+                "--admin-secret",
+                SECRET,
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     wait_http(f"http://127.0.0.1:{port}/readyz")
     return process, port
 
@@ -154,7 +176,9 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--handles", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
     parser.add_argument("--runs", type=int, default=1, help="runs per case; the median is reported")
@@ -184,14 +208,17 @@ def main() -> int:
             processes.append(missing)
             script = workdir / "random.lua"
             script.write_text(
-                f'math.randomseed(os.time())\nrequest = function()\n'
+                f"math.randomseed(os.time())\nrequest = function()\n"
                 f'  return wrk.format("GET", "/api/handles/88.123/B" .. math.random(0, {args.handles - 1}))\nend\n'
             )
             cases = [
                 ("nginx static file (ceiling)", f"http://127.0.0.1:{nginx_port}/hot.json", None),
                 ("resolver cached, /api/handles, 2 workers", hot_url, None),
-                (f"resolver cache misses, {args.handles} handles random, 2 workers",
-                 f"http://127.0.0.1:{miss_port}/", script),
+                (
+                    f"resolver cache misses, {args.handles} handles random, 2 workers",
+                    f"http://127.0.0.1:{miss_port}/",
+                    script,
+                ),
             ]
             results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
             for _ in range(args.runs):
@@ -212,7 +239,9 @@ def main() -> int:
     ]
     for name, _, _ in cases:
         m = median(results[name])
-        lines.append(f"| {name} | {m['rps']:,.0f} | {m['rps'] / ceiling:.2f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']:.0f} |")
+        lines.append(
+            f"| {name} | {m['rps']:,.0f} | {m['rps'] / ceiling:.2f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']:.0f} |"
+        )
     report = "\n".join(lines)
     print(report)
     if args.report:

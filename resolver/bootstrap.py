@@ -26,13 +26,20 @@ def node_prefix_values(config: Config, secret_hash: str) -> list[StoredValue]:
             "type": "HS_ADMIN",
             "data": {
                 "format": "admin",
-                "value": {"handle": admin_handle, "index": NODE_ADMIN_INDEX, "permissions": "111111111111"},
+                "value": {
+                    "handle": admin_handle,
+                    "index": NODE_ADMIN_INDEX,
+                    "permissions": "111111111111",
+                },
             },
         },
         {
             "index": 200,
             "type": "HS_VLIST",
-            "data": {"format": "vlist", "value": [{"handle": admin_handle, "index": NODE_ADMIN_INDEX}]},
+            "data": {
+                "format": "vlist",
+                "value": [{"handle": admin_handle, "index": NODE_ADMIN_INDEX}],
+            },
         },
         {
             "index": NODE_ADMIN_INDEX,
@@ -71,8 +78,10 @@ async def ensure_node_admin(config: Config, store: HandleStore) -> None:
             for v in existing.values
             if v["index"] == NODE_ADMIN_INDEX and v["data"].get("format") == secrets.HASH_FORMAT
         ]
-        if current and await asyncio.to_thread(secrets.verify_secret, secret, current[0]["data"]["value"]):
-            return
+        if current:
+            stored: str = current[0]["data"]["value"]
+            if await asyncio.to_thread(secrets.verify_secret, secret, stored):
+                return
         fresh = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
         kept = [v for v in existing.values if v["index"] not in {f["index"] for f in fresh}]
         await tx.update(key, sorted(kept + fresh, key=lambda v: v["index"]))

@@ -26,7 +26,7 @@ _ENTRY_OVERHEAD = 400
 class Entry:
     """What the cache knows of one handle; `record` is None for a handle that does not exist."""
 
-    __slots__ = ("record", "tail", "expires", "size")
+    __slots__ = ("expires", "record", "size", "tail")
 
     def __init__(self, record: Record | None, expires: float) -> None:
         self.record = record
@@ -258,8 +258,4 @@ class Lookup:
         """Cancel lookups still running."""
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except BaseException:
-                pass
+        await asyncio.gather(*self._tasks, return_exceptions=True)

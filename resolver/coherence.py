@@ -27,15 +27,15 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
     cache = lookup.cache
     backoff = 0.1
 
-    def on_change(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        lookup.invalidate(payload.split("\n"))
+    def on_change(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        lookup.invalidate(str(payload).split("\n"))
 
     while True:
         conn: asyncpg.Connection | None = None
         lost = asyncio.Event()
         try:
             conn = await connect(dsn, timeout=PING_TIMEOUT * 3)
-            conn.add_termination_listener(lambda _c: lost.set())
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             await conn.add_listener(CHANNEL, on_change)
             # Listening from here on: whatever changed before is covered by the flush.
             cache.clear()

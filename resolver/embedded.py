@@ -23,11 +23,11 @@ class EmbeddedPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting the embedded Postgres in %s", self.data_dir)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         return str(self._server.get_uri())
 
     def stop(self) -> None:

@@ -57,7 +57,10 @@ async def _hash_secrets(values: list[StoredValue]) -> None:
             raw = bytes.fromhex(data["value"])
         else:
             raw = base64.b64decode(data["value"])
-        value["data"] = {"format": secrets.HASH_FORMAT, "value": await asyncio.to_thread(secrets.hash_secret, raw)}
+        value["data"] = {
+            "format": secrets.HASH_FORMAT,
+            "value": await asyncio.to_thread(secrets.hash_secret, raw),
+        }
 
 
 class Registry:
@@ -106,7 +109,12 @@ class Registry:
         return {k: e.record for k, e in zip(keys, entries, strict=True) if e.record is not None}
 
     async def _require(
-        self, tx: Tx | None, identity: Identity, name: HandleName, own: Sequence[StoredValue], needed: Perm
+        self,
+        tx: Tx | None,
+        identity: Identity,
+        name: HandleName,
+        own: Sequence[StoredValue],
+        needed: Perm,
     ) -> None:
         if needed == NONE:
             return
@@ -134,11 +142,15 @@ class Registry:
             raise _not_found()
         return entry.record
 
-    async def readable_values(self, name: HandleName, record: Record, identity: Identity | None) -> list[StoredValue]:
+    async def readable_values(
+        self, name: HandleName, record: Record, identity: Identity | None
+    ) -> list[StoredValue]:
         """The values the caller may see: public ones, plus admin-readable ones with read-value."""
         if identity is None:
             return [v for v in record.values if is_public(v)]
-        perms = await self._permissions(None, identity, self.scope.governing_prefix_handles(name), record.values)
+        perms = await self._permissions(
+            None, identity, self.scope.governing_prefix_handles(name), record.values
+        )
         if perms & Perm.READ_VALUE:
             return [v for v in record.values if is_public(v) or is_admin_readable(v)]
         return [v for v in record.values if is_public(v)]
@@ -194,7 +206,9 @@ class Registry:
             elif not overwrite:
                 raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
             else:
-                await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, values))
+                await self._require(
+                    tx, identity, name, existing.values, needed_for_change(existing.values, values)
+                )
                 await tx.update(name.key, values)
                 created = False
         self._after_commit(tx.changed)
@@ -222,12 +236,20 @@ class Registry:
             merged = {v["index"]: v for v in existing.values}
             for value in values:
                 if value["index"] in merged and not overwrite:
-                    raise HandleError(RC.VALUE_ALREADY_EXISTS, f"a value with index {value['index']} already exists")
+                    raise HandleError(
+                        RC.VALUE_ALREADY_EXISTS,
+                        f"a value with index {value['index']} already exists",
+                    )
                 merged[value["index"]] = value
             if len(merged) > self.limits.max_values_per_handle:
-                raise HandleError(RC.INVALID_VALUE, f"more than {self.limits.max_values_per_handle} values in one handle")
+                raise HandleError(
+                    RC.INVALID_VALUE,
+                    f"more than {self.limits.max_values_per_handle} values in one handle",
+                )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
-            await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, new_values))
+            await self._require(
+                tx, identity, name, existing.values, needed_for_change(existing.values, new_values)
+            )
             await tx.update(name.key, new_values)
         self._after_commit(tx.changed)
 
@@ -241,7 +263,9 @@ class Registry:
             remaining = [v for v in existing.values if v["index"] not in indexes]
             if len(remaining) == len(existing.values):
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
-            await self._require(tx, identity, name, existing.values, needed_for_change(existing.values, remaining))
+            await self._require(
+                tx, identity, name, existing.values, needed_for_change(existing.values, remaining)
+            )
             await tx.update(name.key, remaining)
         self._after_commit(tx.changed)
 

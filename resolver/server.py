@@ -117,7 +117,9 @@ class Supervisor:
         self.quick_deaths = 0
 
     def _spawn(self, slot: int) -> None:
-        process = self.context.Process(target=worker_main, args=(self.config,), name=f"resolver-worker-{slot}")
+        process = self.context.Process(
+            target=worker_main, args=(self.config,), name=f"resolver-worker-{slot}"
+        )
         process.start()
         self.workers[slot] = (process, time.monotonic())
 
@@ -134,7 +136,10 @@ class Supervisor:
             self._spawn(slot)
         log.info(
             "serving node %s on http://%s:%d with %d workers",
-            self.config.node_prefix, self.config.host, self.config.port, self.config.workers,
+            self.config.node_prefix,
+            self.config.host,
+            self.config.port,
+            self.config.workers,
         )
         while not self.stopping:
             sentinels = [p.sentinel for p, _ in self.workers.values()]

@@ -23,7 +23,7 @@ def strip_scheme(text: str) -> str:
     head = fold(text[:9])
     for scheme in _SCHEMES:
         if head.startswith(scheme):
-            return text[len(scheme):]
+            return text[len(scheme) :]
     return text
 
 

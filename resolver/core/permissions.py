@@ -124,4 +124,10 @@ def needed_for_change(old: Sequence[StoredValue], new: Sequence[StoredValue]) ->
 
 
 def _content(value: StoredValue) -> tuple[object, ...]:
-    return (value["type"], value["data"], value["ttl"], value.get("permissions"), value.get("references"))
+    return (
+        value["type"],
+        value["data"],
+        value["ttl"],
+        value.get("permissions"),
+        value.get("references"),
+    )

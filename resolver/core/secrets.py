@@ -20,7 +20,13 @@ def hash_secret(secret: bytes) -> str:
     salt = os.urandom(16)
     digest = hashlib.scrypt(secret, salt=salt, n=_N, r=_R, p=_P, maxmem=64 * 1024 * 1024, dklen=32)
     return "$".join(
-        [str(_N), str(_R), str(_P), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+        [
+            str(_N),
+            str(_R),
+            str(_P),
+            base64.b64encode(salt).decode(),
+            base64.b64encode(digest).decode(),
+        ]
     )
 
 
@@ -45,5 +51,7 @@ def verify_secret(secret: bytes, stored: str) -> bool:
         return False
     if n_i > 1 << 20 or r_i > 16 or p_i > 4:
         return False
-    actual = hashlib.scrypt(secret, salt=salt, n=n_i, r=r_i, p=p_i, maxmem=256 * 1024 * 1024, dklen=len(expected))
+    actual = hashlib.scrypt(
+        secret, salt=salt, n=n_i, r=r_i, p=p_i, maxmem=256 * 1024 * 1024, dklen=len(expected)
+    )
     return hmac.compare_digest(actual, expected)

@@ -136,7 +136,11 @@ def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
         perms = value.get("permissions", "")
         if not isinstance(perms, str) or not _ADMIN_PERMISSIONS_RE.fullmatch(perms):
             raise _invalid("admin permissions must be up to 12 characters of 0 and 1")
-        value = {"handle": ref["handle"], "index": ref["index"], "permissions": admin_permission_bits(perms)}
+        value = {
+            "handle": ref["handle"],
+            "index": ref["index"],
+            "permissions": admin_permission_bits(perms),
+        }
     elif fmt == "vlist":
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise _invalid("a vlist value must be a list of {handle, index}")
@@ -202,7 +206,7 @@ def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]
             return values
         if "index" in body or "type" in body:
             return [body]
-    raise HandleError(RC.PROTOCOL_ERROR, "the body must be a JSON array of values or {\"values\": [...]}")
+    raise HandleError(RC.PROTOCOL_ERROR, 'the body must be a JSON array of values or {"values": [...]}')
 
 
 def parse_values(raw_values: Iterable[object], limits: Limits, now: datetime) -> list[StoredValue]:
@@ -252,8 +256,9 @@ def first_url(values: list[StoredValue]) -> tuple[str, float] | None:
     """
     now = time.time()
     candidates = [v for v in values if is_public(v) and isinstance(v["data"]["value"], str)]
-    for wanted in (lambda t: t == "URL", lambda t: t.startswith("URL.")):
+    for subtypes in (False, True):
         for value in candidates:
-            if wanted(value["type"].upper()):
+            value_type = value["type"].upper()
+            if value_type.startswith("URL.") if subtypes else value_type == "URL":
                 return value["data"]["value"], ttl_seconds(value["ttl"], now)
     return None

@@ -48,7 +48,7 @@ def sent_handle(request: web.Request) -> str | None:
     raw = request.rel_url.raw_path
     if not raw.startswith(HANDLES_PATH):
         return None
-    return unquote(raw[len(HANDLES_PATH):], errors="replace")
+    return unquote(raw[len(HANDLES_PATH) :], errors="replace")
 
 
 def error_response(request: web.Request, rc: int, message: str, status: int | None = None) -> web.Response:
@@ -94,8 +94,18 @@ def mapped(handler: Handler) -> Handler:
                 raise
             if exc.status == 413:
                 limit = request.app[CONFIG].limits.max_body_bytes
-                return error_response(request, RC.PROTOCOL_ERROR, f"the request body is larger than {limit} bytes", 413)
-            return error_response(request, RC.ERROR if exc.status >= 500 else RC.PROTOCOL_ERROR, exc.reason, exc.status)
+                return error_response(
+                    request,
+                    RC.PROTOCOL_ERROR,
+                    f"the request body is larger than {limit} bytes",
+                    413,
+                )
+            return error_response(
+                request,
+                RC.ERROR if exc.status >= 500 else RC.PROTOCOL_ERROR,
+                exc.reason,
+                exc.status,
+            )
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
             return error_response(request, RC.ERROR, "internal error; the operation may not have completed")

@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from resolver.core.errors import RC, HandleError, PayloadTooLarge
 from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
@@ -25,7 +25,7 @@ def _protocol(message: str) -> HandleError:
 
 def sent_handle_text(request: web.Request) -> str:
     """The handle of the path, percent-decoded as UTF-8 (malformed UTF-8 is refused)."""
-    raw = request.rel_url.raw_path[len(HANDLES_PATH):]
+    raw = request.rel_url.raw_path[len(HANDLES_PATH) :]
     if "%" not in raw:
         return raw
     try:
@@ -34,7 +34,7 @@ def sent_handle_text(request: web.Request) -> str:
         raise HandleError(RC.INVALID_HANDLE, "the handle is not valid UTF-8") from None
 
 
-def flag(query: MultiDictProxy[str], name: str, default: bool) -> bool:
+def flag(query: MultiMapping[str], name: str, default: bool) -> bool:
     """A boolean query parameter: absent -> default; `true`/`false`; a bare `?name` is true."""
     if name not in query:
         return default
@@ -46,7 +46,7 @@ def flag(query: MultiDictProxy[str], name: str, default: bool) -> bool:
     raise _protocol(f"{name} must be true or false")
 
 
-def indexes_of(query: MultiDictProxy[str], max_index: int) -> frozenset[int]:
+def indexes_of(query: MultiMapping[str], max_index: int) -> frozenset[int]:
     """The `index=` parameters as integers."""
     try:
         return frozenset(parse_int(v, "index", 0, max_index) for v in query.getall("index", ()))
@@ -59,7 +59,9 @@ async def identity_of(request: web.Request, *, required: bool) -> Identity | Non
     header = request.headers.get("Authorization")
     if header is None:
         if required:
-            raise HandleError(RC.AUTHENTICATION_NEEDED, "this operation needs authentication (Basic index:handle)")
+            raise HandleError(
+                RC.AUTHENTICATION_NEEDED, "this operation needs authentication (Basic index:handle)"
+            )
         return None
     return await request.app[AUTHENTICATOR].authenticate(header)
 
@@ -135,7 +137,9 @@ async def put(request: web.Request) -> web.Response:
         await registry.put_values(name, raw_values, indexes, identity, overwrite=overwrite)
         return json_response({"responseCode": 1, "handle": sent}, status=200 if overwrite else 201)
     created = await registry.create_or_replace(name, raw_values, identity, overwrite=overwrite)
-    return json_response({"responseCode": 1, "handle": sent}, status=201 if created and not overwrite else 200)
+    return json_response(
+        {"responseCode": 1, "handle": sent}, status=201 if created and not overwrite else 200
+    )
 
 
 async def delete(request: web.Request) -> web.Response:

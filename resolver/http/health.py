@@ -32,13 +32,19 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         version = await request.app[STORE].ping()
     except Unavailable as exc:
-        body = {"status": "unavailable", "reason": exc.message}
-        return web.Response(body=orjson.dumps(body), status=503, content_type="application/json",
-                            headers={"Retry-After": "2"})
+        body: dict[str, object] = {"status": "unavailable", "reason": exc.message}
+        return web.Response(
+            body=orjson.dumps(body),
+            status=503,
+            content_type="application/json",
+            headers={"Retry-After": "2"},
+        )
     if version != expected:
         body = {"status": "not migrated", "schema": version, "expected": expected}
         return web.Response(body=orjson.dumps(body), status=503, content_type="application/json")
-    return web.Response(body=orjson.dumps({"status": "ready", "schema": version}), content_type="application/json")
+    return web.Response(
+        body=orjson.dumps({"status": "ready", "schema": version}), content_type="application/json"
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -48,7 +48,11 @@ def _value_cell(value: StoredValue) -> str:
     data = value["data"]
     shown = data["value"] if isinstance(data["value"], str) else repr(data["value"])
     text = html.escape(shown)
-    if value["type"].upper().startswith("URL") and isinstance(data["value"], str) and data["value"].startswith(("http://", "https://")):
+    if (
+        value["type"].upper().startswith("URL")
+        and isinstance(data["value"], str)
+        and data["value"].startswith(("http://", "https://"))
+    ):
         return f'<a href="{html.escape(data["value"], quote=True)}" rel="nofollow noopener">{text}</a>'
     return f"<code>{text}</code>"
 

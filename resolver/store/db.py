@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import asyncpg.pool
 import asyncpg.prepared_stmt
 import orjson
 
@@ -17,6 +18,7 @@ from resolver.core.values import StoredValue
 from resolver.store.queries import Q
 
 CHANNEL = "resolver_handles"
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # Errors meaning "the database is not there right now", as opposed to a bug in a statement.
 _UNAVAILABLE = (
     OSError,
@@ -40,7 +42,10 @@ class Record:
         self.values = values
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Record) and (self.handle, self.values) == (other.handle, other.values)
+        return isinstance(other, Record) and (self.handle, self.values) == (
+            other.handle,
+            other.values,
+        )
 
     def __repr__(self) -> str:
         return f"Record({self.handle!r}, {self.values!r})"
@@ -165,7 +170,7 @@ class Readers:
 class Tx:
     """The statements of one write transaction."""
 
-    def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
+    def __init__(self, conn: Connection, timeout: float) -> None:
         self._conn = conn
         self._timeout = timeout
         self.changed: list[str] = []
@@ -218,35 +223,34 @@ class HandleStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A transaction that notifies every cache of the handles it changed, on commit."""
-        async with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                async with conn.transaction():
-                    tx = Tx(conn, self._timeout)
-                    yield tx
-                    for payload in notification_payloads(tx.changed):
-                        await conn.execute(Q["notify"], CHANNEL, payload)
+        async with (
+            translated_errors(),
+            self._pool.acquire(timeout=self._timeout) as conn,
+            conn.transaction(),
+        ):
+            tx = Tx(conn, self._timeout)
+            yield tx
+            for payload in notification_payloads(tx.changed):
+                await conn.execute(Q["notify"], CHANNEL, payload)
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""
-        async with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                total = await conn.fetchval(Q["count_prefix"], prefix, timeout=self._timeout)
-                if page_size == 0:
-                    return int(total), []
-                rows = await conn.fetch(
-                    Q["list_page"], prefix, page * page_size, page_size, timeout=self._timeout
-                )
-                return int(total), [row[0] for row in rows]
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            total = await conn.fetchval(Q["count_prefix"], prefix, timeout=self._timeout)
+            if page_size == 0:
+                return int(total), []
+            rows = await conn.fetch(
+                Q["list_page"], prefix, page * page_size, page_size, timeout=self._timeout
+            )
+            return int(total), [row[0] for row in rows]
 
     async def prefix_handles(self) -> list[str]:
         """Every prefix handle (`0.NA/...`) stored here."""
-        async with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
-                return [row[0] for row in rows]
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
+            return [row[0] for row in rows]
 
     async def ping(self) -> int:
         """The applied schema version; raises Unavailable when the database is unreachable."""
-        async with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                return int(await conn.fetchval(Q["schema_version"], timeout=self._timeout))
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return int(await conn.fetchval(Q["schema_version"], timeout=self._timeout))

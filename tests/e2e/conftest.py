@@ -41,11 +41,22 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
     port = free_port()
     log = tmp / f"node-{port}.log"
     command = [
-        sys.executable, "-m", "resolver", "serve", "--port", str(port),
-        "--node-prefix", NODE_PREFIX, "--admin-secret", ADMIN_SECRET, *args,
+        sys.executable,
+        "-m",
+        "resolver",
+        "serve",
+        "--port",
+        str(port),
+        "--node-prefix",
+        NODE_PREFIX,
+        "--admin-secret",
+        ADMIN_SECRET,
+        *args,
     ]
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     node = Node(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

@@ -75,7 +75,15 @@ def test_a_write_through_one_worker_reaches_the_other_within_a_second(node):
     value = [{"index": 1, "type": "URL", "data": "https://v1"}]
     assert a.request("PUT", path, value, admin_json())[0] == 200
     visible_within(b, path, 200, url="https://v1")
-    assert b.request("PUT", path + "?index=1", [{"index": 1, "type": "URL", "data": "https://v2"}], admin_json())[0] == 200
+    assert (
+        b.request(
+            "PUT",
+            path + "?index=1",
+            [{"index": 1, "type": "URL", "data": "https://v2"}],
+            admin_json(),
+        )[0]
+        == 200
+    )
     visible_within(a, path, 200, url="https://v2")
     assert a.request("DELETE", path, None, basic())[0] == 200
     visible_within(b, path, 404)

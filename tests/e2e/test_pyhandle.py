@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 from pyhandle.handleclient import PyHandleClient
-from pyhandle.handleexceptions import HandleAlreadyExistsException, HandleAuthenticationError, HandleNotFoundException
+from pyhandle.handleexceptions import (
+    HandleAlreadyExistsException,
+    HandleAuthenticationError,
+    HandleNotFoundException,
+)
 
 from tests.conftest import ADMIN_SECRET, ADMIN_USER
 
@@ -27,7 +31,11 @@ def test_register_retrieve_modify_delete(node):
     assert record["handle"] == handle
     types = {v["type"]: v for v in record["values"]}
     assert types["URL"]["data"] == {"format": "string", "value": "https://example.com/b"}
-    assert types["HS_ADMIN"]["data"]["value"] == {"handle": "0.NA/88.123", "index": 200, "permissions": "011111110011"}
+    assert types["HS_ADMIN"]["data"]["value"] == {
+        "handle": "0.NA/88.123",
+        "index": 200,
+        "permissions": "011111110011",
+    }
     assert c.get_value_from_handle(handle, "URL") == "https://example.com/b"
 
     c.modify_handle_value(handle, URL="https://example.com/c")
@@ -46,7 +54,9 @@ def test_register_retrieve_modify_delete(node):
 def test_register_with_extra_types_and_retrieve_by_key(node):
     c = client(node)
     handle = "88.123/PYH-0002"
-    c.register_handle(handle, "https://example.com/x", checksum="ff00", overwrite=False, EMAIL="ops@example.com")
+    c.register_handle(
+        handle, "https://example.com/x", checksum="ff00", overwrite=False, EMAIL="ops@example.com"
+    )
     record = c.retrieve_handle_record(handle)
     assert record["URL"] == "https://example.com/x"
     assert record["CHECKSUM"] == "ff00"

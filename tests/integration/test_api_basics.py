@@ -84,8 +84,10 @@ async def test_post_is_treated_as_get(client):
 async def test_add_value_with_index_and_overwrite_false_is_201(client):
     await create(client)
     resp = await client.put(
-        H, params=[("index", "2"), ("overwrite", "false")],
-        json={"values": [{"index": 2, "type": "EMAIL", "data": "a@b.c"}]}, headers=admin_json(),
+        H,
+        params=[("index", "2"), ("overwrite", "false")],
+        json={"values": [{"index": 2, "type": "EMAIL", "data": "a@b.c"}]},
+        headers=admin_json(),
     )
     assert resp.status == 201 and (await resp.json())["responseCode"] == 1
     values = (await (await client.get(H)).json())["values"]
@@ -95,7 +97,10 @@ async def test_add_value_with_index_and_overwrite_false_is_201(client):
 async def test_add_existing_value_without_overwrite_is_409_rc_201(client):
     await create(client)
     resp = await client.put(
-        H, params=[("index", "1"), ("overwrite", "false")], json=[url_value(1, "https://x")], headers=admin_json()
+        H,
+        params=[("index", "1"), ("overwrite", "false")],
+        json=[url_value(1, "https://x")],
+        headers=admin_json(),
     )
     assert resp.status == 409 and (await resp.json())["responseCode"] == 201
 
@@ -111,7 +116,10 @@ async def test_replace_chosen_value_keeps_the_others(client):
 async def test_index_various_accepts_any_indexes(client):
     await create(client)
     resp = await client.put(
-        H, params={"index": "various"}, json=[{"index": 7, "type": "DESC", "data": "seven"}], headers=admin_json()
+        H,
+        params={"index": "various"},
+        json=[{"index": 7, "type": "DESC", "data": "seven"}],
+        headers=admin_json(),
     )
     assert resp.status == 200
     assert [v["index"] for v in (await (await client.get(H)).json())["values"]] == [1, 7]
@@ -131,7 +139,10 @@ async def test_values_on_missing_handle_is_404(client):
 async def test_remove_values(client):
     await create(client, values=[url_value(1, "https://a"), {"index": 2, "type": "EMAIL", "data": "a@b.c"}])
     resp = await client.delete(H, params={"index": "2"}, headers=basic())
-    assert resp.status == 200 and (await resp.json()) == {"responseCode": 1, "handle": "88.123/ABC-0001"}
+    assert resp.status == 200 and (await resp.json()) == {
+        "responseCode": 1,
+        "handle": "88.123/ABC-0001",
+    }
     assert [v["index"] for v in (await (await client.get(H)).json())["values"]] == [1]
 
 
@@ -144,7 +155,10 @@ async def test_remove_missing_values_is_400_rc_200(client):
 async def test_delete_handle_then_404(client):
     await create(client)
     resp = await client.delete(H, headers=basic())
-    assert resp.status == 200 and (await resp.json()) == {"responseCode": 1, "handle": "88.123/ABC-0001"}
+    assert resp.status == 200 and (await resp.json()) == {
+        "responseCode": 1,
+        "handle": "88.123/ABC-0001",
+    }
     assert (await client.get(H)).status == 404
     resp = await client.delete(H, headers=basic())
     assert resp.status == 404 and (await resp.json())["responseCode"] == 100
@@ -152,7 +166,10 @@ async def test_delete_handle_then_404(client):
 
 async def test_mint_new_suffix(client):
     resp = await client.put(
-        "/api/handles/88.123/", params={"mintNewSuffix": "true"}, json=[url_value(1, "https://m")], headers=admin_json()
+        "/api/handles/88.123/",
+        params={"mintNewSuffix": "true"},
+        json=[url_value(1, "https://m")],
+        headers=admin_json(),
     )
     assert resp.status == 201
     handle = (await resp.json())["handle"]
@@ -188,16 +205,24 @@ async def test_bad_json_is_400_rc_4(client):
 
 
 async def test_body_handle_must_match_url(client):
-    resp = await client.put(H, json={"handle": "88.123/OTHER", "values": [url_value(1, "https://a")]}, headers=admin_json())
+    resp = await client.put(
+        H,
+        json={"handle": "88.123/OTHER", "values": [url_value(1, "https://a")]},
+        headers=admin_json(),
+    )
     assert resp.status == 400 and (await resp.json())["responseCode"] == 4
 
 
 async def test_single_value_object_and_bare_array_bodies(client):
     resp = await client.put(H, json=url_value(1, "https://single"), headers=admin_json())
     assert resp.status == 200
-    resp = await client.put("/api/handles/88.123/ARR", json=[url_value(1, "https://arr")], headers=admin_json())
+    resp = await client.put(
+        "/api/handles/88.123/ARR", json=[url_value(1, "https://arr")], headers=admin_json()
+    )
     assert resp.status == 200
-    assert (await (await client.get("/api/handles/88.123/ARR")).json())["values"][0]["data"]["value"] == "https://arr"
+    assert (await (await client.get("/api/handles/88.123/ARR")).json())["values"][0]["data"][
+        "value"
+    ] == "https://arr"
 
 
 async def test_prefix_not_served_here_is_rc_301(client):
@@ -215,7 +240,9 @@ async def test_invalid_handle_is_rc_102(client):
 async def test_list_handles_with_paging_and_total_count_as_string(client):
     for i in range(5):
         await create(client, path=f"/api/handles/88.123/L{i}")
-    resp = await client.get("/api/handles", params={"prefix": "88.123", "page": "1", "pageSize": "2"}, headers=basic())
+    resp = await client.get(
+        "/api/handles", params={"prefix": "88.123", "page": "1", "pageSize": "2"}, headers=basic()
+    )
     body = await resp.json()
     assert resp.status == 200
     assert body["totalCount"] == "5" and body["page"] == 1 and body["pageSize"] == 2

@@ -26,19 +26,33 @@ async def stored(client, path=H, **params):
         ({"format": "base64", "value": "aGVsbG8="}, {"format": "base64", "value": "aGVsbG8="}),
         ({"format": "hex", "value": "cafe00"}, {"format": "hex", "value": "cafe00"}),
         (
-            {"format": "admin", "value": {"handle": "0.NA/88.123", "index": "200", "permissions": "011111110011"}},
-            {"format": "admin", "value": {"handle": "0.NA/88.123", "index": 200, "permissions": "011111110011"}},
+            {
+                "format": "admin",
+                "value": {"handle": "0.NA/88.123", "index": "200", "permissions": "011111110011"},
+            },
+            {
+                "format": "admin",
+                "value": {"handle": "0.NA/88.123", "index": 200, "permissions": "011111110011"},
+            },
         ),
         (
             {"format": "vlist", "value": [{"handle": "0.NA/88.123", "index": 300}]},
             {"format": "vlist", "value": [{"handle": "0.NA/88.123", "index": 300}]},
         ),
-        ({"format": "site", "value": {"servers": [{"address": "127.0.0.1"}]}}, {"format": "site", "value": {"servers": [{"address": "127.0.0.1"}]}}),
-        ({"format": "custom-x", "value": [1, 2, {"a": None}]}, {"format": "custom-x", "value": [1, 2, {"a": None}]}),
+        (
+            {"format": "site", "value": {"servers": [{"address": "127.0.0.1"}]}},
+            {"format": "site", "value": {"servers": [{"address": "127.0.0.1"}]}},
+        ),
+        (
+            {"format": "custom-x", "value": [1, 2, {"a": None}]},
+            {"format": "custom-x", "value": [1, 2, {"a": None}]},
+        ),
     ],
 )
 async def test_value_formats_round_trip(client, data, expected):
-    value_type = "HS_ADMIN" if isinstance(expected["value"], dict) and "permissions" in expected["value"] else "T"
+    value_type = (
+        "HS_ADMIN" if isinstance(expected["value"], dict) and "permissions" in expected["value"] else "T"
+    )
     resp = await put_values(client, [{"index": 5, "type": value_type, "data": data}])
     assert resp.status == 200, await resp.text()
     (value,) = await stored(client)
@@ -52,7 +66,17 @@ async def test_value_formats_round_trip(client, data, expected):
         ({"index": 1, "type": "T", "data": {"format": "hex", "value": "xyz"}}, "hex"),
         ({"index": 1, "type": "T", "data": {"format": "string", "value": 5}}, "string"),
         ({"index": 1, "type": "HS_ADMIN", "data": "x"}, "admin"),
-        ({"index": 1, "type": "T", "data": {"format": "admin", "value": {"handle": "0.NA/1", "index": 1, "permissions": "2"}}}, "permissions"),
+        (
+            {
+                "index": 1,
+                "type": "T",
+                "data": {
+                    "format": "admin",
+                    "value": {"handle": "0.NA/1", "index": 1, "permissions": "2"},
+                },
+            },
+            "permissions",
+        ),
         ({"index": 0, "type": "T", "data": "x"}, "index"),
         ({"index": "abc", "type": "T", "data": "x"}, "index"),
         ({"index": 1, "type": "", "data": "x"}, "type"),
@@ -71,7 +95,9 @@ async def test_invalid_values_are_400_rc_202_naming_the_problem(client, value, f
 
 
 async def test_duplicate_indexes_are_refused(client):
-    resp = await put_values(client, [{"index": 1, "type": "A", "data": "x"}, {"index": 1, "type": "B", "data": "y"}])
+    resp = await put_values(
+        client, [{"index": 1, "type": "A", "data": "x"}, {"index": 1, "type": "B", "data": "y"}]
+    )
     assert resp.status == 400 and (await resp.json())["responseCode"] == 202
 
 

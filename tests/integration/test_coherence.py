@@ -16,7 +16,10 @@ PATH = "/api/handles/88.123/CO-1"
 
 @pytest.fixture
 async def pair(config):
-    async with TestClient(TestServer(create_app(config))) as one, TestClient(TestServer(create_app(config))) as two:
+    async with (
+        TestClient(TestServer(create_app(config))) as one,
+        TestClient(TestServer(create_app(config))) as two,
+    ):
         await wait_until_trusted(one)
         await wait_until_trusted(two)
         yield one, two
@@ -28,9 +31,10 @@ async def visible_within(client, expected_status, expected_url=None, within=1.0)
     deadline = loop.time() + within
     while True:
         resp = await client.get(PATH)
-        if resp.status == expected_status:
-            if expected_url is None or (await resp.json())["values"][0]["data"]["value"] == expected_url:
-                return
+        if resp.status == expected_status and (
+            expected_url is None or (await resp.json())["values"][0]["data"]["value"] == expected_url
+        ):
+            return
         assert loop.time() < deadline, f"change not visible within {within}s"
         await asyncio.sleep(0.02)
 
@@ -41,7 +45,9 @@ async def test_create_change_delete_reach_the_other_instance(pair):
     assert (await one.put(PATH, json=[url_value(1, "https://v1")], headers=admin_json())).status == 200
     await visible_within(two, 200, "https://v1")
     assert (await two.get(PATH)).status == 200  # cached in two
-    assert (await one.put(PATH, params={"index": "1"}, json=[url_value(1, "https://v2")], headers=admin_json())).status == 200
+    assert (
+        await one.put(PATH, params={"index": "1"}, json=[url_value(1, "https://v2")], headers=admin_json())
+    ).status == 200
     await visible_within(two, 200, "https://v2")
     assert (await two.delete(PATH, headers=basic())).status == 200
     await visible_within(one, 404)

@@ -16,8 +16,12 @@ from tests.helpers import admin_json
 @pytest.fixture
 async def small(config):
     limits = Limits(
-        max_handle_length=40, max_prefix_length=12, max_values_per_handle=3,
-        max_value_bytes=50, max_type_length=10, max_body_bytes=2000,
+        max_handle_length=40,
+        max_prefix_length=12,
+        max_values_per_handle=3,
+        max_value_bytes=50,
+        max_type_length=10,
+        max_body_bytes=2000,
     )
     async with TestClient(TestServer(create_app(replace(config, limits=limits)))) as test_client:
         await wait_until_trusted(test_client)
@@ -40,7 +44,11 @@ async def test_prefix_length(small):
 
 
 async def test_values_per_handle(small):
-    resp = await put(small, "/api/handles/88.123/v", [{"index": i, "type": "T", "data": "x"} for i in range(1, 5)])
+    resp = await put(
+        small,
+        "/api/handles/88.123/v",
+        [{"index": i, "type": "T", "data": "x"} for i in range(1, 5)],
+    )
     body = await resp.json()
     assert resp.status == 400 and body["responseCode"] == 202 and "3" in body["message"]
 
@@ -78,12 +86,18 @@ async def test_malformed_utf8_in_path(small):
 
 
 async def test_malformed_utf8_in_body(small):
-    resp = await small.put("/api/handles/88.123/v", data=b'[{"index":1,"type":"T","data":"\xff"}]', headers=admin_json())
+    resp = await small.put(
+        "/api/handles/88.123/v",
+        data=b'[{"index":1,"type":"T","data":"\xff"}]',
+        headers=admin_json(),
+    )
     assert resp.status == 400 and (await resp.json())["responseCode"] == 4
 
 
 async def test_bad_query_parameters(small):
     resp = await small.get("/api/handles/88.123/v", params={"index": "x"})
     assert resp.status == 400 and (await resp.json())["responseCode"] == 4
-    resp = await small.put("/api/handles/88.123/v", params={"overwrite": "maybe"}, json=[], headers=admin_json())
+    resp = await small.put(
+        "/api/handles/88.123/v", params={"overwrite": "maybe"}, json=[], headers=admin_json()
+    )
     assert resp.status == 400 and (await resp.json())["responseCode"] == 4

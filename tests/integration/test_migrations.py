@@ -18,8 +18,12 @@ async def test_applies_all_migrations_to_an_empty_database(empty_database):
         assert version == discover()[-1].version
         applied = [r[0] for r in await conn.fetch("select version from schema_migrations order by version")]
         assert applied == [m.version for m in discover()]
-        columns = {r[0] for r in await conn.fetch(
-            "select column_name from information_schema.columns where table_name = 'handles'")}
+        columns = {
+            r[0]
+            for r in await conn.fetch(
+                "select column_name from information_schema.columns where table_name = 'handles'"
+            )
+        }
         assert {"key", "handle", "prefix", "vals"} <= columns
         assert await migrate(conn) == version  # a second run changes nothing
     finally:

@@ -14,11 +14,15 @@ async def register(client, handle, values):
 
 
 async def test_redirects_to_first_url_with_expires(client):
-    await register(client, "88.123/P-1", [
-        {"index": 1, "type": "EMAIL", "data": "a@b.c"},
-        {"index": 2, "type": "url", "data": "https://example.com/first", "ttl": 3600},
-        {"index": 3, "type": "URL", "data": "https://example.com/second"},
-    ])
+    await register(
+        client,
+        "88.123/P-1",
+        [
+            {"index": 1, "type": "EMAIL", "data": "a@b.c"},
+            {"index": 2, "type": "url", "data": "https://example.com/first", "ttl": 3600},
+            {"index": 3, "type": "URL", "data": "https://example.com/second"},
+        ],
+    )
     resp = await client.get("/88.123/P-1", allow_redirects=False)
     assert resp.status == 302
     assert resp.headers["Location"] == "https://example.com/first"
@@ -40,11 +44,15 @@ async def test_urlappend(client):
 
 
 async def test_noredirect_shows_escaped_public_values(client):
-    await register(client, "88.123/P-4", [
-        {"index": 1, "type": "URL", "data": "https://example.com/x"},
-        {"index": 2, "type": "NAME", "data": "<script>alert(1)</script>产品"},
-        {"index": 3, "type": "HIDDEN", "data": "internal", "permissions": "1100"},
-    ])
+    await register(
+        client,
+        "88.123/P-4",
+        [
+            {"index": 1, "type": "URL", "data": "https://example.com/x"},
+            {"index": 2, "type": "NAME", "data": "<script>alert(1)</script>产品"},
+            {"index": 3, "type": "HIDDEN", "data": "internal", "permissions": "1100"},
+        ],
+    )
     resp = await client.get("/88.123/P-4", params={"noredirect": ""})
     page = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
@@ -72,9 +80,13 @@ async def test_unknown_handle_gets_a_404_page(client):
 
 
 async def test_hdl_scheme_and_type_filter(client):
-    await register(client, "88.123/P-7", [
-        {"index": 1, "type": "URL", "data": "https://example.com/main"},
-        {"index": 2, "type": "URL.mobile", "data": "https://m.example.com/"},
-    ])
+    await register(
+        client,
+        "88.123/P-7",
+        [
+            {"index": 1, "type": "URL", "data": "https://example.com/main"},
+            {"index": 2, "type": "URL.mobile", "data": "https://m.example.com/"},
+        ],
+    )
     resp = await client.get("/hdl:88.123/P-7", params={"type": "URL."}, allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "https://m.example.com/"

@@ -50,7 +50,9 @@ async def test_cached_handles_answer_while_the_database_is_down(proxied):
     body = await resp.json()
     assert body["responseCode"] == 3 and body["handle"] == "88.123/NOT-CACHED"
 
-    resp = await client.put("/api/handles/88.123/UP-2", json=[url_value(1, "https://b")], headers=admin_json())
+    resp = await client.put(
+        "/api/handles/88.123/UP-2", json=[url_value(1, "https://b")], headers=admin_json()
+    )
     assert resp.status == 503 and (await resp.json())["responseCode"] == 3
 
     assert (await client.get("/readyz")).status == 503
@@ -67,7 +69,9 @@ async def test_the_node_recovers_when_the_database_returns(proxied):
         return (await client.get("/readyz")).status == 200
 
     await eventually(ready)
-    resp = await client.put("/api/handles/88.123/LATER", json=[url_value(1, "https://c")], headers=admin_json())
+    resp = await client.put(
+        "/api/handles/88.123/LATER", json=[url_value(1, "https://c")], headers=admin_json()
+    )
     assert resp.status == 200
     assert (await client.get("/api/handles/88.123/LATER")).status == 200
     await eventually(lambda: _trusted(client))

@@ -16,7 +16,18 @@ from resolver.store.db import Record
 
 
 def record(url: str, ttl: int = 86400) -> Record:
-    return Record("88.123/X", [{"index": 1, "type": "URL", "data": {"format": "string", "value": url}, "ttl": ttl, "timestamp": "t"}])
+    return Record(
+        "88.123/X",
+        [
+            {
+                "index": 1,
+                "type": "URL",
+                "data": {"format": "string", "value": url},
+                "ttl": ttl,
+                "timestamp": "t",
+            }
+        ],
+    )
 
 
 class MemoryStore:

@@ -11,10 +11,16 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import NodeScope, fold, parse_handle, strip_scheme
 
 LIMITS = Limits()
-segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1, max_size=8)
+segment = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_",
+    min_size=1,
+    max_size=8,
+)
 prefixes = st.lists(segment, min_size=1, max_size=4).map(".".join)
 suffixes = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\x7f"), min_size=1, max_size=60
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\x7f"),
+    min_size=1,
+    max_size=60,
 ).filter(lambda s: not any(0x80 <= ord(c) <= 0x9F for c in s))
 
 
@@ -80,7 +86,9 @@ def test_scope_answers_for_its_prefix_tree_and_prefix_handles():
 def test_governing_prefix_handles_nearest_first():
     scope = NodeScope("88.123")
     assert scope.governing_prefix_handles(parse_handle("88.123.45.6/x", LIMITS)) == [
-        "0.na/88.123.45.6", "0.na/88.123.45", "0.na/88.123",
+        "0.na/88.123.45.6",
+        "0.na/88.123.45",
+        "0.na/88.123",
     ]
     assert scope.governing_prefix_handles(parse_handle("0.NA/88.123.45", LIMITS)) == ["0.na/88.123"]
     assert scope.governing_prefix_handles(parse_handle("0.NA/88.123", LIMITS)) == []

@@ -12,7 +12,14 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 
 def admin(handle, index, perms, at=100):
-    return {"index": at, "type": "HS_ADMIN", "data": {"format": "admin", "value": {"handle": handle, "index": index, "permissions": perms}}}
+    return {
+        "index": at,
+        "type": "HS_ADMIN",
+        "data": {
+            "format": "admin",
+            "value": {"handle": handle, "index": index, "permissions": perms},
+        },
+    }
 
 
 def values(*raw):
@@ -37,7 +44,13 @@ def test_direct_match_and_any_index():
 def test_group_membership_through_vlist():
     me = Identity(300, "0.na/88.123.45", "0.NA/88.123.45")
     handle_values = values(admin("0.NA/88.123.45", 200, "000000010000"))
-    prefix_values = values({"index": 200, "type": "HS_VLIST", "data": {"format": "vlist", "value": [{"handle": "0.NA/88.123.45", "index": 300}]}})
+    prefix_values = values(
+        {
+            "index": 200,
+            "type": "HS_VLIST",
+            "data": {"format": "vlist", "value": [{"handle": "0.NA/88.123.45", "index": 300}]},
+        }
+    )
     assert granted(me, [handle_values], {"0.na/88.123.45": prefix_values}) == Perm.MODIFY_VALUE
     stranger = Identity(300, "0.na/88.123.99", "0.NA/88.123.99")
     assert granted(stranger, [handle_values], {"0.na/88.123.45": prefix_values}) == Perm(0)
@@ -48,7 +61,11 @@ def test_needed_for_change():
     assert needed_for_change(old, old) == Perm(0)
     changed = values({"index": 1, "type": "URL", "data": "b"}, admin("0.NA/1", 300, "1"))
     assert needed_for_change(old, changed) == Perm.MODIFY_VALUE
-    added = values({"index": 1, "type": "URL", "data": "a"}, {"index": 2, "type": "X", "data": "x"}, admin("0.NA/1", 300, "1"))
+    added = values(
+        {"index": 1, "type": "URL", "data": "a"},
+        {"index": 2, "type": "X", "data": "x"},
+        admin("0.NA/1", 300, "1"),
+    )
     assert needed_for_change(old, added) == Perm.ADD_VALUE
     assert needed_for_change(old, old[:1]) == Perm.REMOVE_ADMIN
     assert needed_for_change(old[:1], old) == Perm.ADD_ADMIN

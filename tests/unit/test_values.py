@@ -26,8 +26,14 @@ LIMITS = Limits()
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=10)
-types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, max_size=20).filter(lambda t: t.upper() != "HS_ADMIN")
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=10,
+)
+types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, max_size=20).filter(
+    lambda t: t.upper() != "HS_ADMIN"
+)
 datas = st.one_of(
     st.text(max_size=50).map(lambda s: {"format": "string", "value": s}),
     st.binary(max_size=30).map(lambda b: {"format": "hex", "value": b.hex()}),
@@ -35,8 +41,13 @@ datas = st.one_of(
 )
 
 
-@given(index=st.integers(1, 2**31 - 1), value_type=types, data=datas, ttl=st.integers(0, 2**31 - 1),
-       perms=st.sampled_from(["1110", "1100", "0110", "1111"]))
+@given(
+    index=st.integers(1, 2**31 - 1),
+    value_type=types,
+    data=datas,
+    ttl=st.integers(0, 2**31 - 1),
+    perms=st.sampled_from(["1110", "1100", "0110", "1111"]),
+)
 def test_stored_form_round_trips(index, value_type, data, ttl, perms):
     raw = {"index": str(index), "type": value_type, "data": data, "ttl": ttl, "permissions": perms}
     stored = parse_value(raw, LIMITS, NOW)
@@ -47,11 +58,16 @@ def test_stored_form_round_trips(index, value_type, data, ttl, perms):
 
 
 def test_bare_string_data_is_format_string():
-    assert parse_value({"index": 1, "type": "URL", "data": "x"}, LIMITS, NOW)["data"] == {"format": "string", "value": "x"}
+    assert parse_value({"index": 1, "type": "URL", "data": "x"}, LIMITS, NOW)["data"] == {
+        "format": "string",
+        "value": "x",
+    }
 
 
 def test_absolute_ttl_is_normalised_to_utc_and_counts_down():
-    stored = parse_value({"index": 1, "type": "T", "data": "x", "ttl": "2026-11-21T09:00:00+01:00"}, LIMITS, NOW)
+    stored = parse_value(
+        {"index": 1, "type": "T", "data": "x", "ttl": "2026-11-21T09:00:00+01:00"}, LIMITS, NOW
+    )
     assert stored["ttl"] == "2026-11-21T08:00:00Z"
     assert ttl_seconds(stored["ttl"], NOW.timestamp() - 30) == 30
     assert ttl_seconds(stored["ttl"], NOW.timestamp() + 30) == 0
@@ -63,8 +79,23 @@ def test_secret_keys_default_to_no_public_read():
 
 
 def test_admin_permissions_are_padded_to_twelve_bits():
-    stored = parse_value({"index": 100, "type": "HS_ADMIN", "data": {"format": "admin", "value": {"handle": "0.NA/1", "index": "200", "permissions": "0111"}}}, LIMITS, NOW)
-    assert stored["data"]["value"] == {"handle": "0.NA/1", "index": 200, "permissions": "011100000000"}
+    stored = parse_value(
+        {
+            "index": 100,
+            "type": "HS_ADMIN",
+            "data": {
+                "format": "admin",
+                "value": {"handle": "0.NA/1", "index": "200", "permissions": "0111"},
+            },
+        },
+        LIMITS,
+        NOW,
+    )
+    assert stored["data"]["value"] == {
+        "handle": "0.NA/1",
+        "index": 200,
+        "permissions": "011100000000",
+    }
 
 
 @pytest.mark.parametrize("body", [{"values": [{"index": 1}]}, [{"index": 1}], {"index": 1, "type": "T"}])
@@ -80,10 +111,18 @@ def test_bad_body_shapes(body):
 
 
 def test_values_are_sorted_by_index_and_unique():
-    values = parse_values([{"index": 3, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}], LIMITS, NOW)
+    values = parse_values(
+        [{"index": 3, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}],
+        LIMITS,
+        NOW,
+    )
     assert [v["index"] for v in values] == [1, 3]
     with pytest.raises(HandleError, match="twice"):
-        parse_values([{"index": 1, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}], LIMITS, NOW)
+        parse_values(
+            [{"index": 1, "type": "A", "data": "a"}, {"index": 1, "type": "B", "data": "b"}],
+            LIMITS,
+            NOW,
+        )
 
 
 def test_type_matching():
@@ -94,16 +133,24 @@ def test_type_matching():
 
 
 def test_select_by_index_or_type():
-    values = parse_values([{"index": i, "type": t, "data": "x"} for i, t in [(1, "URL"), (2, "EMAIL"), (3, "DESC")]], LIMITS, NOW)
+    values = parse_values(
+        [{"index": i, "type": t, "data": "x"} for i, t in [(1, "URL"), (2, "EMAIL"), (3, "DESC")]],
+        LIMITS,
+        NOW,
+    )
     assert [v["index"] for v in select(values, frozenset({3}), ["EMAIL"])] == [2, 3]
     assert len(select(values, frozenset(), [])) == 3
 
 
 def test_first_url_prefers_plain_url_and_skips_private_values():
-    values = parse_values([
-        {"index": 1, "type": "URL", "data": "https://private", "permissions": "1100"},
-        {"index": 2, "type": "URL.m", "data": "https://m"},
-        {"index": 3, "type": "url", "data": "https://plain", "ttl": 60},
-    ], LIMITS, NOW)
+    values = parse_values(
+        [
+            {"index": 1, "type": "URL", "data": "https://private", "permissions": "1100"},
+            {"index": 2, "type": "URL.m", "data": "https://m"},
+            {"index": 3, "type": "url", "data": "https://plain", "ttl": 60},
+        ],
+        LIMITS,
+        NOW,
+    )
     assert first_url(values) == ("https://plain", 60.0)
     assert first_url(values[:2]) == ("https://m", 86400.0)
