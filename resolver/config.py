@@ -8,7 +8,13 @@ from pathlib import Path
 
 
 def default_data_dir() -> Path:
-    """Where the embedded Postgres keeps its data when neither a DSN nor a data dir is given."""
+    """Where the embedded Postgres keeps its data when neither a DSN nor a data dir is given.
+
+    As root, Postgres runs as an unprivileged user that must be able to reach the folder, so the
+    default is under /var/lib rather than root's home (which would have to be opened up).
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/idis-resolver")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "idis-resolver"
 

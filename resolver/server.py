@@ -42,8 +42,8 @@ def setup_logging() -> None:
 async def _serve_worker(config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    # SIGINT (Ctrl-C reaches the whole process group) is the parent's to handle; it sends SIGTERM.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     runner = web.AppRunner(
         create_app(config),
         handle_signals=False,
@@ -185,7 +185,8 @@ def serve(config: Config) -> int:
         config = replace(config, dsn=embedded.start())
     try:
         asyncio.run(prepare_database(config))
-        return Supervisor(config).run()
+        # The administrator exists now; workers never need its secret.
+        return Supervisor(replace(config, admin_secret=None)).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -121,3 +121,75 @@ def test_sigterm_stops_cleanly_and_embedded_data_survives_a_restart(tmp_path: Pa
         assert status == 200 and body["values"][0]["data"]["value"] == "https://kept"
     finally:
         assert second.stop() == 0
+
+
+def test_sigterm_lets_an_in_flight_request_finish(node, fresh_database):
+    """A write that is waiting on the database when SIGTERM arrives completes and is answered.
+
+    The test holds the handle's row lock from its own connection, so the node's write is in flight
+    until the test lets go, a second after SIGTERM.
+    """
+    import asyncio
+    import threading
+
+    import asyncpg
+    import requests
+
+    path = "/api/handles/88.123/DRAIN-1"
+    assert (
+        requests.put(
+            node.url + path,
+            json=[{"index": 1, "type": "URL", "data": "https://v1"}],
+            headers=admin_json(),
+            timeout=10,
+        ).status_code
+        == 200
+    )
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_row_lock() -> None:
+        async def main() -> None:
+            conn = await asyncpg.connect(fresh_database)
+            try:
+                async with conn.transaction():
+                    await conn.execute("select 1 from handles where key = $1 for update", "88.123/drain-1")
+                    locked.set()
+                    while not release.is_set():
+                        await asyncio.sleep(0.02)
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+
+    answers: list[requests.Response] = []
+    holder = threading.Thread(target=hold_row_lock)
+    holder.start()
+    assert locked.wait(10)
+    writer = threading.Thread(
+        target=lambda: answers.append(
+            requests.put(
+                node.url + path,
+                json=[{"index": 1, "type": "URL", "data": "https://v2"}],
+                headers=admin_json(),
+                timeout=30,
+            )
+        )
+    )
+    writer.start()
+    time.sleep(0.5)  # the write now waits for the row lock
+    node.process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    release.set()
+    holder.join(10)
+    writer.join(30)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    assert node.process.wait(30) == 0
+
+    async def stored() -> str:
+        conn = await asyncpg.connect(fresh_database)
+        try:
+            return str(await conn.fetchval("select vals::text from handles where key = $1", "88.123/drain-1"))
+        finally:
+            await conn.close()
+
+    assert "https://v2" in asyncio.run(stored())

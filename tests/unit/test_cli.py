@@ -31,3 +31,31 @@ def test_secret_is_not_shown_in_help(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(["serve", "--help"])
     assert "do-not-print-me" not in capsys.readouterr().out
+
+
+def test_every_response_code_has_its_http_status():
+    from resolver.core.errors import RC
+    from resolver.http.errors import HTTP_STATUS
+
+    expected = {
+        1: 200,
+        2: 500,
+        3: 503,
+        4: 400,
+        5: 501,
+        7: 503,
+        100: 404,
+        101: 409,
+        102: 400,
+        200: 400,
+        201: 409,
+        202: 400,
+        301: 400,
+        400: 403,
+        401: 403,
+        402: 401,
+        403: 403,
+        404: 403,
+    }
+    assert {int(rc): status for rc, status in HTTP_STATUS.items()} == expected
+    assert set(HTTP_STATUS) == set(RC)
