@@ -7,6 +7,7 @@ Every test database is cloned from a template that was migrated once, which take
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -81,26 +82,30 @@ async def _admin(dsn: str, statement: str) -> None:
         await conn.close()
 
 
+@contextlib.contextmanager
+def scratch_database(server_dsn: str, prefix: str, template: str | None) -> Iterator[str]:
+    """A new database (cloned from `template` when given), dropped afterwards."""
+    name = prefix + uuid.uuid4().hex[:16]
+    clone = f' template "{template}"' if template else ""
+    asyncio.run(_admin(server_dsn, f'create database "{name}"{clone}'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        asyncio.run(_admin(server_dsn, f'drop database if exists "{name}" with (force)'))
+
+
 @pytest.fixture
 def fresh_database(template_ready: str) -> Iterator[str]:
     """A new database cloned from the migrated template; dropped after the test."""
-    name = "t_" + uuid.uuid4().hex[:16]
-    asyncio.run(_admin(template_ready, f'create database "{name}" template "{TEMPLATE}"'))
-    try:
-        yield with_database(template_ready, name)
-    finally:
-        asyncio.run(_admin(template_ready, f'drop database if exists "{name}" with (force)'))
+    with scratch_database(template_ready, "t_", TEMPLATE) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def empty_database(template_ready: str) -> Iterator[str]:
     """A new database with no schema at all."""
-    name = "e_" + uuid.uuid4().hex[:16]
-    asyncio.run(_admin(template_ready, f'create database "{name}"'))
-    try:
-        yield with_database(template_ready, name)
-    finally:
-        asyncio.run(_admin(template_ready, f'drop database if exists "{name}" with (force)'))
+    with scratch_database(template_ready, "e_", None) as dsn:
+        yield dsn
 
 
 @pytest.fixture
