@@ -154,8 +154,7 @@ def test_sigterm_lets_an_in_flight_request_finish(node, fresh_database):
                 async with conn.transaction():
                     await conn.execute("select 1 from handles where key = $1 for update", "88.123/drain-1")
                     locked.set()
-                    while not release.is_set():
-                        await asyncio.sleep(0.02)
+                    await asyncio.to_thread(release.wait, 20)
             finally:
                 await conn.close()
 
