@@ -45,6 +45,22 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Token buckets (requests per second and burst), per client address and per credential.
+
+    Resolution requests count only against `resolve_per_address`, which is off (0) by default so
+    that the hot path pays nothing; every other request counts against both of the others.
+    """
+
+    per_address: float = 200.0
+    per_address_burst: int = 400
+    per_credential: float = 100.0
+    per_credential_burst: int = 200
+    resolve_per_address: float = 0.0
+    resolve_per_address_burst: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a node process needs to run."""
 
@@ -64,3 +80,10 @@ class Config:
     cache: CacheSettings = field(default_factory=CacheSettings)
     # How long a database call may take before the request is answered with 503.
     db_timeout: float = 5.0
+    # Value types that reverse lookup (/hrls/handles) can search, case-folded.
+    search_types: tuple[str, ...] = ("url", "checksum")
+    # Most items in one enterprise API batch call.
+    max_batch_items: int = 2000
+    # Lifetime of an enterprise API bearer token, in seconds.
+    token_ttl: float = 86400.0
+    rate: RateLimits = field(default_factory=lambda: RateLimits())

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
+
 from resolver.cache import Entry, Lookup
 from resolver.config import Config
 from resolver.core import secrets
+from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, check_prefix, fold
 from resolver.core.permissions import (
@@ -27,8 +30,9 @@ from resolver.core.permissions import (
     needed_for_change,
     referenced_handles,
 )
+from resolver.core.templates import SHARED, Template, check_values, parse_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
-from resolver.store.db import HandleStore, Record, Tx
+from resolver.store.db import AuditEntry, HandleStore, PrefixInfo, Record, Tx
 
 NODE_ADMIN_INDEX = 300
 
@@ -174,7 +178,7 @@ class Registry:
         handles = await self.store.prefix_handles()
         return [h.partition("/")[2] for h in handles if self.scope.owns_prefix(fold(h.partition("/")[2]))]
 
-    # -- writes --------------------------------------------------------------------------------
+    # -- write policy: prefix states, templates, audit --------------------------------------
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -182,6 +186,71 @@ class Registry:
     def _after_commit(self, keys: list[str]) -> None:
         # Our own cache learns at once; other workers through the notification.
         self.lookup.invalidate(keys)
+
+    def enterprise_prefix_candidates(self, name: HandleName) -> list[str]:
+        """The prefixes that may be the enterprise prefix of a handle, nearest first."""
+        return (
+            [k.partition("/")[2] for k in self.scope.governing_prefix_handles(name)]
+            if not name.is_prefix_handle
+            else []
+        )
+
+    async def admit(self, tx: Tx, names: Sequence[HandleName]) -> dict[str, PrefixInfo | None]:
+        """The enterprise prefix of each handle; raises when it is not enabled.
+
+        Writes under an enterprise prefix are refused unless the prefix is enabled. Prefix
+        handles (`0.NA/...`) are the operator's and are not subject to this.
+        """
+        candidates = {name.key: self.enterprise_prefix_candidates(name) for name in names}
+        wanted = sorted({p for ps in candidates.values() for p in ps})
+        infos = await tx.prefix_info(wanted) if wanted else {}
+        owners: dict[str, PrefixInfo | None] = {}
+        for name in names:
+            info = next((infos[p] for p in candidates[name.key] if p in infos), None)
+            if info is not None and info.state != PrefixState.ENABLED:
+                state = PrefixState(info.state)
+                raise HandleError(
+                    RC.INSUFFICIENT_PERMISSIONS,
+                    f"前缀 {info.prefix} 未启用（当前状态：{state.value} {STATE_NAMES[state]}），不能登记、修改或删除标识 "
+                    f"/ prefix {info.prefix} is not enabled",
+                )
+            owners[name.key] = info
+        return owners
+
+    async def load_templates(
+        self, tx: Tx, wanted: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Template]:
+        """Templates by (prefix, version): the prefix's own, or a shared one of that version."""
+        if not wanted:
+            return {}
+        prefixes = sorted({p for p, _ in wanted} | {SHARED})
+        versions = sorted({v for _, v in wanted})
+        rows = await tx.templates(prefixes, versions)
+        found = {
+            (p, v): parse_template({"version": v, "industryCodes": codes, "items": orjson.loads(items)}, p)
+            for p, v, codes, items in rows
+        }
+        resolved: dict[tuple[str, str], Template] = {}
+        for prefix, version in wanted:
+            template = found.get((prefix, version)) or found.get((SHARED, version))
+            if template is not None:
+                resolved[(prefix, version)] = template
+        return resolved
+
+    async def check_template(self, tx: Tx, name: HandleName, values: list[StoredValue]) -> None:
+        """When the values name a template version (index 1001), they must fit it."""
+        version = template_version_of(values)
+        if version is None:
+            return
+        templates = await self.load_templates(tx, [(name.prefix, version)])
+        template = templates.get((name.prefix, version))
+        if template is None:
+            raise HandleError(
+                RC.INVALID_VALUE, f"模板版本 {version} 不存在（前缀 {name.prefix} 及通用模板中都没有）"
+            )
+        check_values(template, values)
+
+    # -- writes --------------------------------------------------------------------------------
 
     def mint(self, name: HandleName) -> HandleName:
         """A new handle under the prefix of `name` with a server-chosen suffix."""
@@ -197,9 +266,11 @@ class Registry:
         values = parse_values(raw_values, self.limits, self._now())
         await _hash_secrets(values)
         async with self.store.write() as tx:
+            owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
                 await self._require(tx, identity, name, (), Perm.ADD_HANDLE)
+                await self.check_template(tx, name, values)
                 if not await tx.insert(name.key, name.text, name.prefix, values):
                     raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
                 created = True
@@ -209,8 +280,19 @@ class Registry:
                 await self._require(
                     tx, identity, name, existing.values, needed_for_change(existing.values, values)
                 )
+                await self.check_template(tx, name, values)
                 await tx.update(name.key, values)
                 created = False
+            tx.audit(
+                AuditEntry(
+                    identity.name,
+                    "handle.create" if created else "handle.replace",
+                    name.key,
+                    owner.enterprise_id if owner else None,
+                    None if existing is None else existing.values,
+                    values,
+                )
+            )
         self._after_commit(tx.changed)
         return created
 
@@ -230,6 +312,7 @@ class Registry:
             raise HandleError(RC.PROTOCOL_ERROR, "the indexes in the query differ from those in the body")
         await _hash_secrets(values)
         async with self.store.write() as tx:
+            owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
                 raise _not_found()
@@ -237,26 +320,36 @@ class Registry:
             for value in values:
                 if value["index"] in merged and not overwrite:
                     raise HandleError(
-                        RC.VALUE_ALREADY_EXISTS,
-                        f"a value with index {value['index']} already exists",
+                        RC.VALUE_ALREADY_EXISTS, f"a value with index {value['index']} already exists"
                     )
                 merged[value["index"]] = value
             if len(merged) > self.limits.max_values_per_handle:
                 raise HandleError(
-                    RC.INVALID_VALUE,
-                    f"more than {self.limits.max_values_per_handle} values in one handle",
+                    RC.INVALID_VALUE, f"more than {self.limits.max_values_per_handle} values in one handle"
                 )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
             await self._require(
                 tx, identity, name, existing.values, needed_for_change(existing.values, new_values)
             )
+            await self.check_template(tx, name, new_values)
             await tx.update(name.key, new_values)
+            tx.audit(
+                AuditEntry(
+                    identity.name,
+                    "handle.values.put",
+                    name.key,
+                    owner.enterprise_id if owner else None,
+                    existing.values,
+                    new_values,
+                )
+            )
         self._after_commit(tx.changed)
 
     async def delete_values(self, name: HandleName, indexes: frozenset[int], identity: Identity) -> None:
         """Remove the values with these indexes; rc 200 when none of them exists."""
         self.check_responsible(name)
         async with self.store.write() as tx:
+            owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
                 raise _not_found()
@@ -266,16 +359,38 @@ class Registry:
             await self._require(
                 tx, identity, name, existing.values, needed_for_change(existing.values, remaining)
             )
+            await self.check_template(tx, name, remaining)
             await tx.update(name.key, remaining)
+            tx.audit(
+                AuditEntry(
+                    identity.name,
+                    "handle.values.delete",
+                    name.key,
+                    owner.enterprise_id if owner else None,
+                    existing.values,
+                    remaining,
+                )
+            )
         self._after_commit(tx.changed)
 
     async def delete_handle(self, name: HandleName, identity: Identity) -> None:
         """Delete a handle and all its values."""
         self.check_responsible(name)
         async with self.store.write() as tx:
+            owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
                 raise _not_found()
             await self._require(tx, identity, name, existing.values, Perm.DELETE_HANDLE)
             await tx.delete(name.key)
+            tx.audit(
+                AuditEntry(
+                    identity.name,
+                    "handle.delete",
+                    name.key,
+                    owner.enterprise_id if owner else None,
+                    existing.values,
+                    None,
+                )
+            )
         self._after_commit(tx.changed)

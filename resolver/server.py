@@ -86,7 +86,9 @@ async def prepare_database(config: Config) -> None:
     pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
     readers = Readers(config.dsn, 1, config.db_timeout)
     try:
-        await ensure_node_admin(config, HandleStore(pool, readers, config.db_timeout))
+        await ensure_node_admin(
+            config, HandleStore(pool, readers, config.db_timeout, frozenset(config.search_types))
+        )
     finally:
         await readers.close()
         await pool.close()

@@ -46,6 +46,15 @@ class Identity:
     index: int
     key: str
     text: str
+    # Who acts, for the audit trail, when it is not the Handle identity itself (an enterprise user).
+    actor: str = ""
+    # The enterprise an enterprise API user belongs to.
+    enterprise_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        """How the audit trail names this caller."""
+        return self.actor or f"{self.index}:{self.text}"
 
     def matches(self, ref_key: str, ref_index: int) -> bool:
         """True when an admin reference `ref_index:ref_key` names this identity."""

@@ -56,7 +56,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         server_settings={"application_name": "resolver"},
     )
     readers = Readers(config.dsn, config.reader_connections, config.db_timeout)
-    store = HandleStore(pool, readers, config.db_timeout)
+    store = HandleStore(pool, readers, config.db_timeout, frozenset(config.search_types))
     cache = ResolutionCache(config.cache)
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
     try:

@@ -6,6 +6,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ import asyncpg.prepared_stmt
 import orjson
 
 from resolver.core.errors import RC, HandleError, Unavailable
+from resolver.core.handles import fold
 from resolver.core.values import StoredValue
 from resolver.store.queries import Q
 
@@ -167,18 +169,67 @@ class Readers:
             conn.terminate()
 
 
-class Tx:
-    """The statements of one write transaction."""
+@dataclass(frozen=True, slots=True)
+class PrefixInfo:
+    """An enterprise prefix: its state and owner."""
 
-    def __init__(self, conn: Connection, timeout: float) -> None:
+    prefix: str
+    state: int
+    enterprise_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit trail, written with the transaction that it describes."""
+
+    actor: str
+    operation: str
+    handle: str | None = None
+    enterprise_id: int | None = None
+    before: object = None
+    after: object = None
+    detail: object = None
+
+
+def _json_or_none(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+class Tx:
+    """The statements of one write transaction.
+
+    Besides the rows it writes, it gathers audit entries and reverse-lookup terms and writes them
+    in one statement each when it commits, whatever the number of handles.
+    """
+
+    def __init__(self, conn: Connection, timeout: float, search_types: frozenset[str]) -> None:
         self._conn = conn
         self._timeout = timeout
+        self._search_types = search_types
         self.changed: list[str] = []
+        self._audit: list[AuditEntry] = []
+        self._terms: dict[str, tuple[str, list[str]]] = {}
+
+    @property
+    def connection(self) -> Connection:
+        return self._conn
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Record an audit entry; it is written with the transaction."""
+        self._audit.append(entry)
+
+    def _index(self, key: str, prefix: str, values: list[StoredValue] | None) -> None:
+        self._terms[key] = (prefix, [] if values is None else search_terms(values, self._search_types))
 
     async def lock(self, key: str) -> Record | None:
         """Read one handle and lock its row until the transaction ends."""
         row = await self._conn.fetchrow(Q["fetch_for_update"], key, timeout=self._timeout)
         return None if row is None else _record(row)
+
+    async def lock_many(self, keys: list[str]) -> dict[str, Record]:
+        """Read several handles and lock their rows (in key order, so batches cannot deadlock)."""
+        rows = await self._conn.fetch(Q["lock_many"], keys, timeout=self._timeout)
+        return {row[0]: _record(row) for row in rows}
 
     async def fetch_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """Read several handles inside the transaction."""
@@ -192,28 +243,135 @@ class Tx:
         )
         if inserted is not None:
             self.changed.append(key)
+            self._index(key, prefix, values)
         return inserted is not None
+
+    async def insert_many(self, rows: list[tuple[str, str, str, list[StoredValue]]]) -> set[str]:
+        """Insert new handles in one statement; returns the keys that were inserted."""
+        if not rows:
+            return set()
+        keys, handles, prefixes, values = zip(*rows, strict=True)
+        inserted = await self._conn.fetch(
+            Q["insert_many"],
+            list(keys),
+            list(handles),
+            list(prefixes),
+            [encode_values(v) for v in values],
+            timeout=self._timeout,
+        )
+        done = {row[0] for row in inserted}
+        for key, _handle, prefix, vals in rows:
+            if key in done:
+                self.changed.append(key)
+                self._index(key, prefix, vals)
+        return done
 
     async def update(self, key: str, values: list[StoredValue]) -> None:
         """Replace the values of an existing handle."""
         await self._conn.execute(Q["update"], key, encode_values(values), timeout=self._timeout)
         self.changed.append(key)
+        self._index(key, key.partition("/")[0], values)
+
+    async def update_many(self, rows: list[tuple[str, list[StoredValue]]]) -> None:
+        """Replace the values of several existing (locked) handles in one statement."""
+        if not rows:
+            return
+        await self._conn.execute(
+            Q["update_many"], [k for k, _ in rows], [encode_values(v) for _, v in rows], timeout=self._timeout
+        )
+        for key, values in rows:
+            self.changed.append(key)
+            self._index(key, key.partition("/")[0], values)
 
     async def delete(self, key: str) -> bool:
         """Delete a handle; False when it did not exist."""
         deleted = await self._conn.fetchval(Q["delete"], key, timeout=self._timeout)
         if deleted is not None:
             self.changed.append(key)
+            self._index(key, "", None)
         return deleted is not None
+
+    async def delete_many(self, keys: list[str]) -> dict[str, Record]:
+        """Delete several handles in one statement; returns what each deleted one held."""
+        rows = await self._conn.fetch(Q["delete_many"], keys, timeout=self._timeout)
+        deleted = {row[0]: _record(row) for row in rows}
+        for key in deleted:
+            self.changed.append(key)
+            self._index(key, "", None)
+        return deleted
+
+    async def prefix_info(self, prefixes: list[str]) -> dict[str, PrefixInfo]:
+        """The enterprise prefixes among these, with their states and owners."""
+        rows = await self._conn.fetch(Q["prefix_info"], prefixes, timeout=self._timeout)
+        return {row[0]: PrefixInfo(row[0], row[1], row[2]) for row in rows}
+
+    async def templates(
+        self, prefixes: list[str], versions: list[str]
+    ) -> list[tuple[str, str, list[str], str]]:
+        """Template rows (prefix, version, industry codes, items JSON) of these prefixes and versions."""
+        rows = await self._conn.fetch(Q["templates_for"], prefixes, versions, timeout=self._timeout)
+        return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
+
+    async def flush(self) -> None:
+        """Write the gathered audit entries and reverse-lookup terms, then notify the caches."""
+        if self._terms:
+            keys = list(self._terms)
+            await self._conn.execute(Q["terms_delete"], keys, timeout=self._timeout)
+            terms = [(t, k, p) for k, (p, ts) in self._terms.items() for t in ts]
+            if terms:
+                columns = list(zip(*terms, strict=True))
+                await self._conn.execute(
+                    Q["terms_insert"],
+                    list(columns[0]),
+                    list(columns[1]),
+                    list(columns[2]),
+                    timeout=self._timeout,
+                )
+            self._terms.clear()
+        if self._audit:
+            entries = self._audit
+            await self._conn.execute(
+                Q["audit_many"],
+                [e.actor for e in entries],
+                [e.enterprise_id for e in entries],
+                [e.operation for e in entries],
+                [e.handle for e in entries],
+                [_json_or_none(e.before) for e in entries],
+                [_json_or_none(e.after) for e in entries],
+                [_json_or_none(e.detail) for e in entries],
+                timeout=self._timeout,
+            )
+            self._audit = []
+        for payload in notification_payloads(self.changed):
+            await self._conn.execute(Q["notify"], CHANNEL, payload)
+
+
+# Values longer than this are not indexed for reverse lookup (a btree entry must stay small).
+MAX_TERM_LENGTH = 1000
+
+
+def search_terms(values: list[StoredValue], search_types: frozenset[str]) -> list[str]:
+    """The reverse-lookup terms of a record: `<type folded>=<value>` for the searchable types."""
+    terms = []
+    for value in values:
+        value_type = fold(value["type"])
+        if value_type in search_types:
+            data = value["data"]["value"]
+            if isinstance(data, str) and len(data) <= MAX_TERM_LENGTH:
+                terms.append(f"{value_type}={data}")
+    return terms
 
 
 class HandleStore:
     """Reads go through the coalescing readers; writes through a pool, one transaction each."""
 
-    def __init__(self, pool: asyncpg.Pool, readers: Readers, timeout: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, readers: Readers, timeout: float, search_types: frozenset[str] = frozenset()
+    ) -> None:
         self._pool = pool
         self.readers = readers
         self._timeout = timeout
+        self.search_types = search_types
 
     async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
         """Current records of these handles (missing handles are absent from the result)."""
@@ -228,10 +386,9 @@ class HandleStore:
             self._pool.acquire(timeout=self._timeout) as conn,
             conn.transaction(),
         ):
-            tx = Tx(conn, self._timeout)
+            tx = Tx(conn, self._timeout, self.search_types)
             yield tx
-            for payload in notification_payloads(tx.changed):
-                await conn.execute(Q["notify"], CHANNEL, payload)
+            await tx.flush()
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""
