@@ -119,7 +119,13 @@ class Registry:
         name: HandleName,
         own: Sequence[StoredValue],
         needed: Perm,
+        owner: PrefixInfo | None = None,
     ) -> None:
+        if identity.enterprise_id is not None:
+            # An enterprise API user acts for its enterprise, on handles under its own prefixes only.
+            if name.is_prefix_handle or owner is None or owner.enterprise_id != identity.enterprise_id:
+                raise _denied(f"{identity.name} 无权操作 {name.text}：该前缀不属于本企业 / not your prefix")
+            return
         if needed == NONE:
             return
         have = await self._permissions(tx, identity, self.scope.governing_prefix_handles(name), own)
@@ -269,7 +275,8 @@ class Registry:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
-                await self._require(tx, identity, name, (), Perm.ADD_HANDLE)
+                create = Perm.ADD_PREFIX if name.is_prefix_handle else Perm.ADD_HANDLE
+                await self._require(tx, identity, name, (), create, owner)
                 await self.check_template(tx, name, values)
                 if not await tx.insert(name.key, name.text, name.prefix, values):
                     raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
@@ -278,7 +285,7 @@ class Registry:
                 raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
             else:
                 await self._require(
-                    tx, identity, name, existing.values, needed_for_change(existing.values, values)
+                    tx, identity, name, existing.values, needed_for_change(existing.values, values), owner
                 )
                 await self.check_template(tx, name, values)
                 await tx.update(name.key, values)
@@ -329,7 +336,7 @@ class Registry:
                 )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
             await self._require(
-                tx, identity, name, existing.values, needed_for_change(existing.values, new_values)
+                tx, identity, name, existing.values, needed_for_change(existing.values, new_values), owner
             )
             await self.check_template(tx, name, new_values)
             await tx.update(name.key, new_values)
@@ -357,7 +364,7 @@ class Registry:
             if len(remaining) == len(existing.values):
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
             await self._require(
-                tx, identity, name, existing.values, needed_for_change(existing.values, remaining)
+                tx, identity, name, existing.values, needed_for_change(existing.values, remaining), owner
             )
             await self.check_template(tx, name, remaining)
             await tx.update(name.key, remaining)
@@ -381,7 +388,8 @@ class Registry:
             existing = await tx.lock(name.key)
             if existing is None:
                 raise _not_found()
-            await self._require(tx, identity, name, existing.values, Perm.DELETE_HANDLE)
+            remove = Perm.DELETE_PREFIX if name.is_prefix_handle else Perm.DELETE_HANDLE
+            await self._require(tx, identity, name, existing.values, remove, owner)
             await tx.delete(name.key)
             tx.audit(
                 AuditEntry(

@@ -79,15 +79,25 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+# Unique constraints whose violation is a client's mistake, with what to tell the client.
+_UNIQUE: dict[str, tuple[RC, str]] = {
+    "handles_pkey": (RC.HANDLE_ALREADY_EXISTS, "the handle already exists"),
+    "enterprises_credit_code_key": (RC.HANDLE_ALREADY_EXISTS, "该统一社会信用代码的企业已登记"),
+    "enterprise_users_username_key": (RC.HANDLE_ALREADY_EXISTS, "用户名已被使用"),
+    "enterprise_prefixes_pkey": (RC.HANDLE_ALREADY_EXISTS, "该前缀已分配"),
+}
+
+
 @asynccontextmanager
 async def translated_errors() -> AsyncIterator[None]:
     """Turn driver exceptions into domain errors, chosen by class and constraint name."""
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "handles_pkey":
-            raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists") from None
-        raise
+        known = _UNIQUE.get(exc.constraint_name or "")
+        if known is None:
+            raise
+        raise HandleError(*known) from None
     except _UNAVAILABLE as exc:
         raise Unavailable() from exc
 
@@ -192,7 +202,19 @@ class AuditEntry:
 
 
 def _json_or_none(value: object) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else orjson.dumps(_redacted(value)).decode()
+
+
+def _redacted(value: object) -> object:
+    """Audit entries never hold secrets, not even their hashes."""
+    if isinstance(value, list):
+        return [
+            {**v, "data": {"format": v["data"].get("format"), "value": "<redacted>"}}
+            if isinstance(v, dict) and isinstance(v.get("type"), str) and fold(v["type"]) == "hs_seckey"
+            else v
+            for v in value
+        ]
+    return value
 
 
 class Tx:
@@ -312,6 +334,18 @@ class Tx:
         rows = await self._conn.fetch(Q["templates_for"], prefixes, versions, timeout=self._timeout)
         return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
 
+    async def execute_named(self, name: str, *args: object) -> str:
+        """Run one named statement of queries.sql (operator writes)."""
+        return str(await self._conn.execute(Q[name], *args, timeout=self._timeout))
+
+    async def fetchrow_named(self, name: str, *args: object) -> asyncpg.Record | None:
+        """One row of a named statement of queries.sql."""
+        return await self._conn.fetchrow(Q[name], *args, timeout=self._timeout)
+
+    async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of a named statement of queries.sql."""
+        return list(await self._conn.fetch(Q[name], *args, timeout=self._timeout))
+
     async def flush(self) -> None:
         """Write the gathered audit entries and reverse-lookup terms, then notify the caches."""
         if self._terms:
@@ -406,6 +440,16 @@ class HandleStore:
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
             rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
             return [row[0] for row in rows]
+
+    async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of a named read-only statement of queries.sql."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return list(await conn.fetch(Q[name], *args, timeout=self._timeout))
+
+    async def fetchval_named(self, name: str, *args: object) -> Any:
+        """The single value of a named read-only statement of queries.sql."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return await conn.fetchval(Q[name], *args, timeout=self._timeout)
 
     async def ping(self) -> int:
         """The applied schema version; raises Unavailable when the database is unreachable."""

@@ -67,3 +67,95 @@ select prefix, state, enterprise_id from enterprise_prefixes where prefix = any(
 -- name: templates_for
 select prefix, version, industry_codes, items::text from templates
 where prefix = any($1::text[]) and version = any($2::text[]);
+
+-- name: enterprise_insert
+insert into enterprises (name, credit_code, contact_name, contact_phone, contact_email)
+values ($1, $2, $3, $4, $5) returning id, created_at;
+
+-- name: enterprise_get
+select id, name, credit_code, contact_name, contact_phone, contact_email, created_at
+from enterprises where id = $1;
+
+-- name: enterprise_list
+select id, name, credit_code, contact_name, contact_phone, contact_email, created_at
+from enterprises order by id offset $1 limit $2;
+
+-- name: enterprise_count
+select count(*) from enterprises;
+
+-- name: enterprise_prefixes
+select prefix, display, state, updated_at from enterprise_prefixes where enterprise_id = $1 order by prefix;
+
+-- name: prefix_overlapping
+select prefix, enterprise_id from enterprise_prefixes
+where prefix = $1 or $1 like replace(replace(prefix, '_', '\_'), '%', '\%') || '.%'
+   or prefix like replace(replace($1, '_', '\_'), '%', '\%') || '.%';
+
+-- name: prefix_insert
+insert into enterprise_prefixes (prefix, display, enterprise_id, state) values ($1, $2, $3, $4);
+
+-- name: prefix_lock
+select prefix, display, enterprise_id, state from enterprise_prefixes where prefix = $1 for update;
+
+-- name: prefix_set_state
+update enterprise_prefixes set state = $2, updated_at = now() where prefix = $1;
+
+-- name: user_insert
+insert into enterprise_users (enterprise_id, username, password_hash) values ($1, $2, $3) returning id;
+
+-- name: user_by_name
+select id, enterprise_id, username, password_hash, disabled from enterprise_users where username = $1;
+
+-- name: user_by_id
+select id, enterprise_id, username, password_hash, disabled from enterprise_users where id = $1;
+
+-- name: user_update
+update enterprise_users set password_hash = coalesce($2, password_hash), disabled = coalesce($3, disabled)
+where id = $1 and enterprise_id = $4 returning id;
+
+-- name: users_of
+select id, username, disabled, created_at from enterprise_users where enterprise_id = $1 order by id;
+
+-- name: node_key_ensure
+insert into node_keys (name, secret) values ($1, $2) on conflict (name) do nothing;
+
+-- name: node_key_get
+select secret from node_keys where name = $1;
+
+-- name: template_insert
+insert into templates (prefix, version, industry_codes, items) values ($1, $2, $3, $4::jsonb)
+on conflict (prefix, version) do nothing returning version;
+
+-- name: template_lock
+select prefix, version, industry_codes, items::text from templates where prefix = $1 and version = $2 for update;
+
+-- name: template_update
+update templates set industry_codes = $3, items = $4::jsonb, updated_at = now() where prefix = $1 and version = $2;
+
+-- name: templates_list
+select prefix, version, industry_codes, items::text from templates
+where prefix = any($1::text[]) order by prefix desc, version;
+
+-- name: audit_query
+select id, at, actor, enterprise_id, operation, handle, before::text, after::text, detail::text from audit
+where ($1::text is null or handle = $1)
+  and ($2::bigint is null or enterprise_id = $2)
+  and ($3::timestamptz is null or at >= $3)
+  and ($4::timestamptz is null or at < $4)
+order by id desc offset $5 limit $6;
+
+-- name: audit_count
+select count(*) from audit
+where ($1::text is null or handle = $1)
+  and ($2::bigint is null or enterprise_id = $2)
+  and ($3::timestamptz is null or at >= $3)
+  and ($4::timestamptz is null or at < $4);
+
+-- name: search
+select h.handle from search_terms t join handles h on h.key = t.key
+where t.term like $1
+  and (cardinality($2::text[]) = 0 or t.prefix = any($2::text[]))
+  and (select count(*) from unnest($3::text[]) as p (pattern)
+       where exists (select 1 from search_terms o where o.key = t.key and o.term like p.pattern))
+      = cardinality($3::text[])
+order by t.key offset $4 limit $5;

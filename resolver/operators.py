@@ -1,0 +1,362 @@
+"""The node operator's work: enterprises, their prefixes and users, credentials, the audit trail.
+
+Every operation here is for the node administrator only (the HTTP layer checks that), runs in one
+transaction, and leaves an audit entry. Messages are in Chinese, as operators and enterprises read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets as random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from resolver.config import Config, Limits
+from resolver.core import secrets
+from resolver.core.enterprises import STATE_NAMES, PrefixState, check_transition, valid_credit_code
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
+from resolver.core.permissions import Identity
+from resolver.core.values import parse_values
+from resolver.registry import NODE_ADMIN_INDEX, Registry
+from resolver.store.db import AuditEntry, HandleStore, Tx
+
+# The enterprise administrator on its prefix handle: everything but creating or deleting prefixes.
+ENTERPRISE_ADMIN_PERMISSIONS = "111111110011"
+MAX_TEXT = 200
+
+
+def _bad(message: str) -> HandleError:
+    return HandleError(RC.PROTOCOL_ERROR, message)
+
+
+def _missing(message: str) -> HandleError:
+    return HandleError(RC.HANDLE_NOT_FOUND, message)
+
+
+def _text(body: dict[str, Any], key: str, label: str, *, required: bool = True) -> str:
+    value = body.get(key, "")
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > MAX_TEXT:
+        raise _bad(f"{label}（{key}）必须是 1 到 {MAX_TEXT} 个字符的字符串")
+    return value.strip()
+
+
+def new_secret() -> str:
+    """A random secret for a prefix administrator (shown once, stored only as a hash)."""
+    return random.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class PrefixChange:
+    prefix: str
+    state: PrefixState
+    secret: str | None  # a newly generated administrator secret, to hand over once
+
+
+def enterprise_prefix_handle_values(prefix_display: str, secret_hash: str) -> list[dict[str, Any]]:
+    """The values of `0.NA/<enterprise prefix>`: HS_ADMIN, an admin group, the HS_SECKEY."""
+    handle = f"0.NA/{prefix_display}"
+    return parse_values(
+        [
+            {
+                "index": 100,
+                "type": "HS_ADMIN",
+                "data": {
+                    "format": "admin",
+                    "value": {
+                        "handle": handle,
+                        "index": NODE_ADMIN_INDEX,
+                        "permissions": ENTERPRISE_ADMIN_PERMISSIONS,
+                    },
+                },
+            },
+            {
+                "index": 200,
+                "type": "HS_VLIST",
+                "data": {"format": "vlist", "value": [{"handle": handle, "index": NODE_ADMIN_INDEX}]},
+            },
+            {
+                "index": NODE_ADMIN_INDEX,
+                "type": "HS_SECKEY",
+                "data": {"format": secrets.HASH_FORMAT, "value": secret_hash},
+                "permissions": "1100",
+            },
+        ],
+        Limits(),
+        datetime.now(UTC),
+    )
+
+
+class Operators:
+    """Operator actions on the node."""
+
+    def __init__(self, config: Config, store: HandleStore, registry: Registry) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.scope = NodeScope(config.node_prefix)
+
+    # -- enterprises ---------------------------------------------------------------------------
+
+    async def register_enterprise(self, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
+        """Admit an enterprise: name, unified social credit code (check character verified), contact."""
+        name = _text(body, "name", "企业名称")
+        code = _text(body, "creditCode", "统一社会信用代码").upper()
+        if not valid_credit_code(code):
+            raise _bad(
+                f"统一社会信用代码 {code} 不正确：应为 18 位，且校验位（第 18 位）须符合 GB 32100-2015"
+            )
+        contact = body.get("contact") or {}
+        if not isinstance(contact, dict):
+            raise _bad("联系人 contact 必须是对象 {name, phone, email}")
+        fields = [
+            _text(contact, k, label, required=False)
+            for k, label in (("name", "联系人"), ("phone", "电话"), ("email", "邮箱"))
+        ]
+        async with self.store.write() as tx:
+            row = await tx.fetchrow_named("enterprise_insert", name, code, *fields)
+            assert row is not None
+            enterprise_id = int(row[0])
+            record = {
+                "id": enterprise_id,
+                "name": name,
+                "creditCode": code,
+                "contact": dict(zip(("name", "phone", "email"), fields, strict=True)),
+            }
+            tx.audit(AuditEntry(actor.name, "enterprise.create", None, enterprise_id, None, record))
+        return record
+
+    async def enterprise(self, enterprise_id: int) -> dict[str, Any]:
+        """An enterprise with its prefixes and users."""
+        rows = await self.store.fetch_named("enterprise_get", enterprise_id)
+        if not rows:
+            raise _missing(f"企业 {enterprise_id} 不存在")
+        record = _enterprise_json(rows[0])
+        record["prefixes"] = [
+            {
+                "prefix": r[1],
+                "state": r[2],
+                "stateName": STATE_NAMES[PrefixState(r[2])],
+                "updatedAt": r[3].isoformat(),
+            }
+            for r in await self.store.fetch_named("enterprise_prefixes", enterprise_id)
+        ]
+        record["users"] = [
+            {"id": r[0], "username": r[1], "disabled": r[2], "createdAt": r[3].isoformat()}
+            for r in await self.store.fetch_named("users_of", enterprise_id)
+        ]
+        return record
+
+    async def enterprises(self, page: int, page_size: int) -> dict[str, Any]:
+        """A page of enterprises."""
+        total = await self.store.fetchval_named("enterprise_count")
+        rows = await self.store.fetch_named("enterprise_list", page * page_size, page_size)
+        return {
+            "total": int(total),
+            "page": page,
+            "pageSize": page_size,
+            "items": [_enterprise_json(r) for r in rows],
+        }
+
+    # -- prefixes ------------------------------------------------------------------------------
+
+    async def allocate_prefix(
+        self, enterprise_id: int, body: dict[str, Any], actor: Identity
+    ) -> dict[str, Any]:
+        """Allocate a prefix below the node prefix to an enterprise; it starts awaiting review."""
+        display = _text(body, "prefix", "前缀")
+        folded = check_prefix(display, self.config.limits)
+        if folded == self.scope.node_prefix or not self.scope.owns_prefix(folded):
+            raise _bad(
+                f"前缀 {display} 必须在本节点前缀 {self.config.node_prefix} 之下，例如 {self.config.node_prefix}.45"
+            )
+        async with self.store.write() as tx:
+            if await tx.fetchrow_named("enterprise_get", enterprise_id) is None:
+                raise _missing(f"企业 {enterprise_id} 不存在")
+            overlapping = await tx.fetch_named("prefix_overlapping", folded)
+            if overlapping:
+                other = overlapping[0]
+                raise HandleError(
+                    RC.HANDLE_ALREADY_EXISTS,
+                    f"前缀 {display} 与已分配的前缀 {other[0]}（企业 {other[1]}）重叠",
+                )
+            await tx.execute_named(
+                "prefix_insert", folded, display, enterprise_id, PrefixState.AWAITING_REVIEW.value
+            )
+            tx.audit(
+                AuditEntry(
+                    actor.name,
+                    "prefix.allocate",
+                    f"{PREFIX_NA}/{folded}",
+                    enterprise_id,
+                    None,
+                    {"prefix": display, "state": PrefixState.AWAITING_REVIEW.value},
+                )
+            )
+        return {
+            "prefix": display,
+            "enterpriseId": enterprise_id,
+            "state": PrefixState.AWAITING_REVIEW.value,
+            "stateName": STATE_NAMES[PrefixState.AWAITING_REVIEW],
+        }
+
+    async def _lock_prefix(self, tx: Tx, prefix: str) -> tuple[str, str, int, PrefixState]:
+        row = await tx.fetchrow_named("prefix_lock", fold(prefix))
+        if row is None:
+            raise _missing(f"前缀 {prefix} 未分配")
+        return row[0], row[1], int(row[2]), PrefixState(row[3])
+
+    async def set_prefix_state(self, prefix: str, body: dict[str, Any], actor: Identity) -> PrefixChange:
+        """Move a prefix through its life cycle. Enabling it the first time creates its prefix
+        handle with an administrator `300:0.NA/<prefix>`, whose secret is returned once."""
+        raw_state = body.get("state")
+        try:
+            wanted = PrefixState(int(raw_state))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise _bad(
+                "state 必须是 0 到 5 之间的整数（0 停用，1 启用，2 待删除，3 驳回，4 待审核，5 审核中）"
+            ) from None
+        given_secret = body.get("secret")
+        if given_secret is not None and (not isinstance(given_secret, str) or len(given_secret) < 12):
+            raise _bad("secret 至少 12 个字符")
+        generated: str | None = None
+        async with self.store.write() as tx:
+            folded, display, enterprise_id, current = await self._lock_prefix(tx, prefix)
+            check_transition(current, wanted)
+            await tx.execute_named("prefix_set_state", folded, wanted.value)
+            key = f"{PREFIX_NA}/{folded}"
+            if wanted == PrefixState.ENABLED and await tx.lock(key) is None:
+                secret = given_secret or new_secret()
+                generated = None if given_secret else secret
+                hashed = await asyncio.to_thread(secrets.hash_secret, secret.encode("utf-8"))
+                values = enterprise_prefix_handle_values(display, hashed)
+                await tx.insert(key, f"0.NA/{display}", PREFIX_NA, values)
+                tx.audit(AuditEntry(actor.name, "handle.create", key, enterprise_id, None, values))
+            tx.audit(
+                AuditEntry(
+                    actor.name,
+                    "prefix.state",
+                    key,
+                    enterprise_id,
+                    {"state": current.value},
+                    {"state": wanted.value},
+                )
+            )
+        self.registry.lookup.invalidate(tx.changed)
+        return PrefixChange(display, wanted, generated)
+
+    async def rotate_credentials(self, prefix: str, body: dict[str, Any], actor: Identity) -> str | None:
+        """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it."""
+        given = body.get("secret")
+        if given is not None and (not isinstance(given, str) or len(given) < 12):
+            raise _bad("secret 至少 12 个字符")
+        secret = given or new_secret()
+        hashed = await asyncio.to_thread(secrets.hash_secret, secret.encode("utf-8"))
+        async with self.store.write() as tx:
+            folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
+            key = f"{PREFIX_NA}/{folded}"
+            record = await tx.lock(key)
+            if record is None:
+                raise _missing(f"前缀 {display} 尚未启用过，没有管理员凭据")
+            fresh = enterprise_prefix_handle_values(display, hashed)
+            seckey = [v for v in fresh if v["index"] == NODE_ADMIN_INDEX]
+            kept = [v for v in record.values if v["index"] != NODE_ADMIN_INDEX]
+            await tx.update(key, sorted(kept + seckey, key=lambda v: v["index"]))
+            tx.audit(
+                AuditEntry(
+                    actor.name,
+                    "prefix.credentials.rotate",
+                    key,
+                    enterprise_id,
+                    None,
+                    None,
+                    {"identity": f"{NODE_ADMIN_INDEX}:0.NA/{display}"},
+                )
+            )
+        self.registry.lookup.invalidate(tx.changed)
+        return None if given else secret
+
+    # -- users ---------------------------------------------------------------------------------
+
+    async def create_user(self, enterprise_id: int, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
+        """An enterprise API account (the password is stored as a salted scrypt hash)."""
+        username = _text(body, "username", "用户名")
+        password = body.get("password")
+        if not isinstance(password, str) or len(password) < 8:
+            raise _bad("密码 password 至少 8 个字符")
+        hashed = await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
+        async with self.store.write() as tx:
+            if await tx.fetchrow_named("enterprise_get", enterprise_id) is None:
+                raise _missing(f"企业 {enterprise_id} 不存在")
+            row = await tx.fetchrow_named("user_insert", enterprise_id, username, hashed)
+            assert row is not None
+            tx.audit(AuditEntry(actor.name, "user.create", None, enterprise_id, None, {"username": username}))
+        return {"id": int(row[0]), "enterpriseId": enterprise_id, "username": username}
+
+    async def update_user(
+        self, enterprise_id: int, user_id: int, body: dict[str, Any], actor: Identity
+    ) -> None:
+        """Change an account's password, or disable and enable it."""
+        password = body.get("password")
+        disabled = body.get("disabled")
+        if password is not None and (not isinstance(password, str) or len(password) < 8):
+            raise _bad("密码 password 至少 8 个字符")
+        if disabled is not None and not isinstance(disabled, bool):
+            raise _bad("disabled 必须是 true 或 false")
+        hashed = (
+            None
+            if password is None
+            else await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
+        )
+        async with self.store.write() as tx:
+            row = await tx.fetchrow_named("user_update", user_id, hashed, disabled, enterprise_id)
+            if row is None:
+                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+            detail = {"userId": user_id, "passwordChanged": password is not None, "disabled": disabled}
+            tx.audit(AuditEntry(actor.name, "user.update", None, enterprise_id, None, None, detail))
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    async def audit_trail(
+        self,
+        handle: str | None,
+        enterprise_id: int | None,
+        since: datetime | None,
+        until: datetime | None,
+        page: int,
+        page_size: int,
+    ) -> dict[str, Any]:
+        """Audit entries, newest first, filtered by handle, enterprise and time."""
+        key = None if handle is None else fold(handle)
+        total = await self.store.fetchval_named("audit_count", key, enterprise_id, since, until)
+        rows = await self.store.fetch_named(
+            "audit_query", key, enterprise_id, since, until, page * page_size, page_size
+        )
+        items = [
+            {
+                "id": r[0],
+                "at": r[1].isoformat(),
+                "actor": r[2],
+                "enterpriseId": r[3],
+                "operation": r[4],
+                "handle": r[5],
+                "before": None if r[6] is None else orjson.loads(r[6]),
+                "after": None if r[7] is None else orjson.loads(r[7]),
+                "detail": None if r[8] is None else orjson.loads(r[8]),
+            }
+            for r in rows
+        ]
+        return {"total": int(total), "page": page, "pageSize": page_size, "items": items}
+
+
+def _enterprise_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "name": row[1],
+        "creditCode": row[2],
+        "contact": {"name": row[3], "phone": row[4], "email": row[5]},
+        "createdAt": row[6].isoformat(),
+    }
