@@ -213,15 +213,26 @@ class Registry:
         owners: dict[str, PrefixInfo | None] = {}
         for name in names:
             info = next((infos[p] for p in candidates[name.key] if p in infos), None)
-            if info is not None and info.state != PrefixState.ENABLED:
-                state = PrefixState(info.state)
-                raise HandleError(
-                    RC.INSUFFICIENT_PERMISSIONS,
-                    f"前缀 {info.prefix} 未启用（当前状态：{state.value} {STATE_NAMES[state]}），不能登记、修改或删除标识 "
-                    f"/ prefix {info.prefix} is not enabled",
-                )
+            if info is not None:
+                self.admit_info(info)
             owners[name.key] = info
         return owners
+
+    def admit_info(self, info: PrefixInfo) -> None:
+        """Refuse writes under an enterprise prefix that is not enabled."""
+        if info.state != PrefixState.ENABLED:
+            state = PrefixState(info.state)
+            raise HandleError(
+                RC.INSUFFICIENT_PERMISSIONS,
+                f"前缀 {info.prefix} 未启用（当前状态：{state.value} {STATE_NAMES[state]}），不能登记、修改或删除标识 "
+                f"/ prefix {info.prefix} is not enabled",
+            )
+
+    async def authorize_item(
+        self, tx: Tx, identity: Identity, name: HandleName, owner: PrefixInfo | None, needed: Perm
+    ) -> None:
+        """Whether the caller may write this handle of a batch (prefix-level permissions)."""
+        await self._require(tx, identity, name, (), needed, owner)
 
     async def load_templates(
         self, tx: Tx, wanted: Sequence[tuple[str, str]]

@@ -231,6 +231,8 @@ class Tx:
         self.changed: list[str] = []
         self._audit: list[AuditEntry] = []
         self._terms: dict[str, tuple[str, list[str]]] = {}
+        # Keys whose old terms must go (updated or deleted); new handles have none yet.
+        self._stale_terms: set[str] = set()
 
     @property
     def connection(self) -> Connection:
@@ -240,8 +242,10 @@ class Tx:
         """Record an audit entry; it is written with the transaction."""
         self._audit.append(entry)
 
-    def _index(self, key: str, prefix: str, values: list[StoredValue] | None) -> None:
+    def _index(self, key: str, prefix: str, values: list[StoredValue] | None, *, new: bool = False) -> None:
         self._terms[key] = (prefix, [] if values is None else search_terms(values, self._search_types))
+        if not new:
+            self._stale_terms.add(key)
 
     async def lock(self, key: str) -> Record | None:
         """Read one handle and lock its row until the transaction ends."""
@@ -265,7 +269,7 @@ class Tx:
         )
         if inserted is not None:
             self.changed.append(key)
-            self._index(key, prefix, values)
+            self._index(key, prefix, values, new=True)
         return inserted is not None
 
     async def insert_many(self, rows: list[tuple[str, str, str, list[StoredValue]]]) -> set[str]:
@@ -285,7 +289,7 @@ class Tx:
         for key, _handle, prefix, vals in rows:
             if key in done:
                 self.changed.append(key)
-                self._index(key, prefix, vals)
+                self._index(key, prefix, vals, new=True)
         return done
 
     async def update(self, key: str, values: list[StoredValue]) -> None:
@@ -349,8 +353,9 @@ class Tx:
     async def flush(self) -> None:
         """Write the gathered audit entries and reverse-lookup terms, then notify the caches."""
         if self._terms:
-            keys = list(self._terms)
-            await self._conn.execute(Q["terms_delete"], keys, timeout=self._timeout)
+            if self._stale_terms:
+                await self._conn.execute(Q["terms_delete"], list(self._stale_terms), timeout=self._timeout)
+                self._stale_terms.clear()
             terms = [(t, k, p) for k, (p, ts) in self._terms.items() for t in ts]
             if terms:
                 columns = list(zip(*terms, strict=True))
@@ -376,8 +381,9 @@ class Tx:
                 timeout=self._timeout,
             )
             self._audit = []
-        for payload in notification_payloads(self.changed):
-            await self._conn.execute(Q["notify"], CHANNEL, payload)
+        if self.changed:
+            payloads = notification_payloads(self.changed)
+            await self._conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=self._timeout)
 
 
 # Values longer than this are not indexed for reverse lookup (a btree entry must stay small).

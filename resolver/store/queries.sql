@@ -29,6 +29,9 @@ select handle from handles where prefix = '0.na' order by key;
 -- name: notify
 select pg_notify($1, $2);
 
+-- name: notify_many
+select pg_notify($1, payload) from unnest($2::text[]) as payload;
+
 -- name: schema_version
 select coalesce(max(version), 0) from schema_migrations;
 

@@ -1,0 +1,319 @@
+"""Identifier registration in the shape of the enterprise API: one item or up to thousands per call.
+
+A batch is validated item by item in Python, then written with a constant number of statements
+whatever its size. Every item gets its own result; one bad item never fails the others. Creating
+an item that already exists with identical content succeeds, so integrators can retry a batch
+after a gateway timeout; different content for an existing handle is that item's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import HandleName, fold, parse_handle
+from resolver.core.permissions import Identity, Perm
+from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
+from resolver.core.values import StoredValue, parse_values
+from resolver.registry import Registry
+from resolver.store.db import AuditEntry, PrefixInfo, Tx
+
+OK = 1
+FAILED = -2
+
+# What a Handle response code means, for the Chinese messages of the enterprise API.
+_ZH = {
+    RC.INVALID_HANDLE: "标识格式不正确",
+    RC.INVALID_VALUE: "标识值不合法",
+    RC.PROTOCOL_ERROR: "请求格式不正确",
+    RC.SERVER_NOT_RESPONSIBLE: "该前缀不在本节点",
+    RC.HANDLE_ALREADY_EXISTS: "标识已存在",
+    RC.HANDLE_NOT_FOUND: "标识不存在",
+    RC.INSUFFICIENT_PERMISSIONS: "无权操作",
+    RC.VALUES_NOT_FOUND: "标识值不存在",
+    RC.VALUE_ALREADY_EXISTS: "标识值已存在",
+}
+
+
+def in_chinese(exc: HandleError) -> str:
+    """The message for enterprise API users: Chinese first, the detail after it."""
+    if any("\u4e00" <= c <= "\u9fff" for c in exc.message):
+        return exc.message
+    return f"{_ZH.get(exc.rc, '操作失败')}：{exc.message}"
+
+
+@dataclass
+class Item:
+    """One item of a batch, as parsed."""
+
+    sent: str
+    name: HandleName | None = None
+    values: list[StoredValue] | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    handle: str
+    code: int
+    msg: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"handle": self.handle, "code": self.code, "msg": self.msg}
+
+
+def _content(values: Sequence[StoredValue]) -> list[tuple[Any, ...]]:
+    """What makes two records the same, timestamps aside."""
+    return sorted(
+        (v["index"], v["type"], v["data"], v["ttl"], v.get("permissions"), v.get("references"))
+        for v in values
+    )
+
+
+class Batches:
+    """Create, update and delete identifiers in batches, for the enterprise API and the importer."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.limits = registry.limits
+
+    def parse_item(self, raw: object, now: datetime) -> Item:
+        """An enterprise API item `{"handle", "templateVersion", "value": [...]}`, validated."""
+        if not isinstance(raw, Mapping):
+            return Item(sent="", error="每一项必须是 JSON 对象 {handle, templateVersion, value}")
+        sent = raw.get("handle")
+        if not isinstance(sent, str):
+            return Item(sent="", error="缺少标识 handle")
+        item = Item(sent=sent)
+        try:
+            name = parse_handle(sent, self.limits)
+            self.registry.check_responsible(name)
+            raw_values = raw.get("value", raw.get("values"))
+            if not isinstance(raw_values, list):
+                raise HandleError(RC.INVALID_VALUE, "value 必须是标识值数组")
+            for value in raw_values:
+                if (
+                    isinstance(value, Mapping)
+                    and isinstance(value.get("type"), str)
+                    and fold(value["type"]).startswith("hs_")
+                ):
+                    raise HandleError(
+                        RC.INVALID_VALUE, f"类型 {value['type']} 是系统保留类型，不能通过企业接口登记"
+                    )
+                if isinstance(value, Mapping) and value.get("index") in (TEMPLATE_INDEX, str(TEMPLATE_INDEX)):
+                    raise HandleError(
+                        RC.INVALID_VALUE,
+                        f"索引 {TEMPLATE_INDEX} 保留给模板引用，请用 templateVersion 指定模板",
+                    )
+            version = raw.get("templateVersion")
+            if version is not None and (not isinstance(version, str) or not version):
+                raise HandleError(RC.INVALID_VALUE, "templateVersion 必须是非空字符串")
+            extra = [reference_value(version)] if version else []
+            item.values = parse_values([*raw_values, *extra], self.limits, now)
+            item.name = name
+            item.version = version
+        except HandleError as exc:
+            item.error = in_chinese(exc)
+        return item
+
+    def parse_items(self, raw_items: Sequence[object]) -> list[Item]:
+        """Parse every item; a handle appearing twice in one batch is an error of the later one."""
+        now = datetime.now(UTC)
+        items = [self.parse_item(raw, now) for raw in raw_items]
+        seen: set[str] = set()
+        for item in items:
+            if item.name is not None:
+                if item.name.key in seen:
+                    item.error, item.name = "同一批次中该标识重复出现", None
+                else:
+                    seen.add(item.name.key)
+        return items
+
+    async def _admitted(
+        self, tx: Tx, identity: Identity, items: list[Item], needed: Perm
+    ) -> dict[str, PrefixInfo | None]:
+        """Check prefix states and ownership of every valid item; failing items get their error."""
+        registry = self.registry
+        candidates = {i.name.key: registry.enterprise_prefix_candidates(i.name) for i in items if i.name}
+        wanted = sorted({p for ps in candidates.values() for p in ps})
+        infos = await tx.prefix_info(wanted) if wanted else {}
+        owners: dict[str, PrefixInfo | None] = {}
+        for item in items:
+            if item.name is None:
+                continue
+            info = next((infos[p] for p in candidates[item.name.key] if p in infos), None)
+            try:
+                if info is not None:
+                    registry.admit_info(info)
+                await registry.authorize_item(tx, identity, item.name, info, needed)
+            except HandleError as exc:
+                item.error, item.name = in_chinese(exc), None
+                continue
+            owners[item.name.key] = info
+        return owners
+
+    async def _check_templates(
+        self, tx: Tx, items: list[Item], values_of: dict[str, list[StoredValue]]
+    ) -> None:
+        wanted = sorted(
+            {
+                (i.name.prefix, v)
+                for i in items
+                if i.name and (v := template_version_of(values_of[i.name.key]))
+            }
+        )
+        templates = await self.registry.load_templates(tx, wanted)
+        for item in items:
+            if item.name is None:
+                continue
+            version = template_version_of(values_of[item.name.key])
+            if version is None:
+                continue
+            template = templates.get((item.name.prefix, version))
+            try:
+                if template is None:
+                    raise HandleError(
+                        RC.INVALID_VALUE, f"模板版本 {version} 不存在（本前缀和通用模板中都没有）"
+                    )
+                check_values(template, values_of[item.name.key])
+            except HandleError as exc:
+                item.error, item.name = in_chinese(exc), None
+
+    async def create(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
+        """Register new identifiers; identical re-registration succeeds."""
+        async with self.registry.store.write() as tx:
+            owners = await self._admitted(tx, identity, items, Perm.ADD_HANDLE)
+            await self._check_templates(
+                tx, items, {i.name.key: i.values for i in items if i.name and i.values is not None}
+            )
+            valid = [i for i in items if i.name is not None and i.values is not None]
+            inserted = await tx.insert_many(
+                [
+                    (i.name.key, i.name.text, i.name.prefix, i.values)
+                    for i in valid
+                    if i.name and i.values is not None
+                ]
+            )
+            conflicts = [i for i in valid if i.name and i.name.key not in inserted]
+            existing = await tx.fetch_many([i.name.key for i in conflicts if i.name]) if conflicts else {}
+            outcome: dict[int, str] = {}
+            for item in valid:
+                assert item.name is not None and item.values is not None
+                if item.name.key in inserted:
+                    owner = owners.get(item.name.key)
+                    tx.audit(
+                        AuditEntry(
+                            identity.name,
+                            "handle.create",
+                            item.name.key,
+                            owner.enterprise_id if owner else None,
+                            None,
+                            item.values,
+                        )
+                    )
+                    outcome[id(item)] = "登记成功"
+                else:
+                    record = existing.get(item.name.key)
+                    if record is not None and _content(record.values) == _content(item.values):
+                        outcome[id(item)] = "标识已存在且内容相同，视为成功"
+                    else:
+                        item.error = "标识已存在且内容不同；如需修改请调用更新接口"
+        self.registry.lookup.invalidate(tx.changed)
+        return [
+            ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, outcome[id(i)])
+            for i in items
+        ]
+
+    async def update(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
+        """Change existing identifiers: the given values replace those at their indexes, others stay."""
+        async with self.registry.store.write() as tx:
+            owners = await self._admitted(tx, identity, items, Perm.ADD_VALUE | Perm.MODIFY_VALUE)
+            keys = [i.name.key for i in items if i.name]
+            current = await tx.lock_many(keys) if keys else {}
+            merged: dict[str, list[StoredValue]] = {}
+            for item in items:
+                if item.name is None or item.values is None:
+                    continue
+                record = current.get(item.name.key)
+                if record is None:
+                    item.error, item.name = "标识不存在，无法更新；请先登记", None
+                    continue
+                by_index = {v["index"]: v for v in record.values}
+                by_index.update({v["index"]: v for v in item.values})
+                if len(by_index) > self.limits.max_values_per_handle:
+                    item.error, item.name = f"标识值超过 {self.limits.max_values_per_handle} 个", None
+                    continue
+                merged[item.name.key] = sorted(by_index.values(), key=lambda v: v["index"])
+            await self._check_templates(tx, items, merged)
+            rows = [(i.name.key, merged[i.name.key]) for i in items if i.name is not None]
+            await tx.update_many(rows)
+            for key, new_values in rows:
+                owner = owners.get(key)
+                tx.audit(
+                    AuditEntry(
+                        identity.name,
+                        "handle.update",
+                        key,
+                        owner.enterprise_id if owner else None,
+                        current[key].values,
+                        new_values,
+                    )
+                )
+        self.registry.lookup.invalidate(tx.changed)
+        return [
+            ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, "更新成功")
+            for i in items
+        ]
+
+    async def delete(self, identity: Identity, handles: Sequence[object]) -> list[ItemResult]:
+        """Delete identifiers; each gets its own result."""
+        items: list[Item] = []
+        for raw in handles:
+            if not isinstance(raw, str):
+                items.append(Item(sent="", error="每一项必须是标识字符串"))
+                continue
+            item = Item(sent=raw)
+            try:
+                item.name = parse_handle(raw, self.limits)
+                self.registry.check_responsible(item.name)
+            except HandleError as exc:
+                item.error, item.name = in_chinese(exc), None
+            items.append(item)
+        seen: set[str] = set()
+        for item in items:
+            if item.name is not None:
+                if item.name.key in seen:
+                    item.error, item.name = "同一批次中该标识重复出现", None
+                else:
+                    seen.add(item.name.key)
+        async with self.registry.store.write() as tx:
+            owners = await self._admitted(tx, identity, items, Perm.DELETE_HANDLE)
+            keys = [i.name.key for i in items if i.name]
+            deleted = await tx.delete_many(keys) if keys else {}
+            for item in items:
+                if item.name is None:
+                    continue
+                record = deleted.get(item.name.key)
+                if record is None:
+                    item.error = "标识不存在"
+                    continue
+                owner = owners.get(item.name.key)
+                tx.audit(
+                    AuditEntry(
+                        identity.name,
+                        "handle.delete",
+                        item.name.key,
+                        owner.enterprise_id if owner else None,
+                        record.values,
+                        None,
+                    )
+                )
+        self.registry.lookup.invalidate(tx.changed)
+        return [
+            ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, "删除成功")
+            for i in items
+        ]
