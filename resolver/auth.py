@@ -10,7 +10,10 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 from urllib.parse import unquote
+
+import orjson
 
 from resolver.cache import Lookup
 from resolver.config import Limits
@@ -96,3 +99,44 @@ def _is_secret_key(value: StoredValue, index: int) -> bool:
         and (index == 0 or value["index"] == index)
         and value["data"].get("format") == secrets.HASH_FORMAT
     )
+
+
+class TokenError(Exception):
+    """A bearer token that is malformed, forged or expired."""
+
+
+class Tokens:
+    """Bearer tokens of the enterprise API: signed claims, valid for a day by default.
+
+    The signing key lives in Postgres (`node_keys`), so every worker and instance accepts every
+    token. A token names its user; whether the user is still enabled is checked on use.
+    """
+
+    def __init__(self, key: bytes, ttl: float) -> None:
+        self._key = key
+        self.ttl = ttl
+
+    def _sign(self, payload: bytes) -> str:
+        digest = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, user_id: int, enterprise_id: int, username: str, now: float) -> tuple[str, float]:
+        """A token and its expiry (Unix time)."""
+        expires = now + self.ttl
+        claims = orjson.dumps({"u": user_id, "e": enterprise_id, "n": username, "x": int(expires)})
+        payload = base64.urlsafe_b64encode(claims).rstrip(b"=")
+        return f"{payload.decode()}.{self._sign(payload)}", expires
+
+    def verify(self, token: str, now: float) -> tuple[int, int, str]:
+        """(user id, enterprise id, user name) of a valid token."""
+        payload, dot, signature = token.partition(".")
+        if not dot or not hmac.compare_digest(self._sign(payload.encode()), signature):
+            raise TokenError("令牌无效")
+        try:
+            claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            user_id, enterprise_id, username, expires = claims["u"], claims["e"], claims["n"], claims["x"]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise TokenError("令牌无效") from None
+        if now >= expires:
+            raise TokenError("令牌已过期，请重新获取")
+        return int(user_id), int(enterprise_id), str(username)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
 
 from resolver.config import Config, Limits
@@ -85,3 +86,13 @@ async def ensure_node_admin(config: Config, store: HandleStore) -> None:
         fresh = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
         kept = [v for v in existing.values if v["index"] not in {f["index"] for f in fresh}]
         await tx.update(key, sorted(kept + fresh, key=lambda v: v["index"]))
+
+
+TOKEN_KEY = "enterprise-api-tokens"
+
+
+async def ensure_node_key(store: HandleStore, name: str) -> bytes:
+    """A random key the node generates once and every worker shares (e.g. to sign tokens)."""
+    await store.fetchval_named("node_key_ensure", name, os.urandom(32))
+    secret = await store.fetchval_named("node_key_get", name)
+    return bytes(secret)

@@ -29,6 +29,7 @@ class Limits:
     max_value_bytes: int = 16_384
     max_type_length: int = 128
     max_body_bytes: int = 1_048_576
+    max_batch_body_bytes: int = 16_777_216
     max_page_size: int = 10_000
     max_index: int = 2_147_483_647
 

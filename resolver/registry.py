@@ -152,11 +152,25 @@ class Registry:
             raise _not_found()
         return entry.record
 
+    async def owner_of(self, name: HandleName) -> PrefixInfo | None:
+        """The enterprise prefix a handle lives under, if any (read outside a transaction)."""
+        candidates = self.enterprise_prefix_candidates(name)
+        if not candidates:
+            return None
+        rows = await self.store.fetch_named("prefix_info_read", candidates)
+        infos = {r[0]: PrefixInfo(r[0], r[1], r[2]) for r in rows}
+        return next((infos[p] for p in candidates if p in infos), None)
+
     async def readable_values(
         self, name: HandleName, record: Record, identity: Identity | None
     ) -> list[StoredValue]:
         """The values the caller may see: public ones, plus admin-readable ones with read-value."""
         if identity is None:
+            return [v for v in record.values if is_public(v)]
+        if identity.enterprise_id is not None:
+            owner = await self.owner_of(name)
+            if owner is not None and owner.enterprise_id == identity.enterprise_id:
+                return [v for v in record.values if is_public(v) or is_admin_readable(v)]
             return [v for v in record.values if is_public(v)]
         perms = await self._permissions(
             None, identity, self.scope.governing_prefix_handles(name), record.values

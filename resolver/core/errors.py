@@ -71,3 +71,16 @@ class MethodNotAllowed(HandleError):
     def __init__(self, method: str, allow: str) -> None:
         super().__init__(RC.PROTOCOL_ERROR, f"method {method} is not allowed here; use {allow}")
         self.allow = allow
+
+
+class RateLimited(HandleError):
+    """The caller sent more requests than its token bucket allows."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            RC.SERVER_TOO_BUSY,
+            f"请求过于频繁，请 {retry_after} 秒后重试 / too many requests",
+            retry_after=retry_after,
+        )

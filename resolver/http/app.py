@@ -10,16 +10,33 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from resolver.auth import Authenticator
-from resolver.bootstrap import ensure_node_admin
+from resolver.accounts import Accounts
+from resolver.auth import Authenticator, Tokens
+from resolver.batch import Batches
+from resolver.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.cache import Lookup, ResolutionCache
 from resolver.coherence import follow_changes
 from resolver.config import Config
-from resolver.http import handles, health, proxy
-from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, REGISTRY, SCHEMA_VERSION, STORE
+from resolver.http import enterprise_api, handles, health, operator_api, proxy, search
+from resolver.http.keys import (
+    ACCOUNTS,
+    AUTHENTICATOR,
+    BATCHES,
+    CONFIG,
+    LOOKUP,
+    OPERATORS,
+    RATE_LIMITER,
+    REGISTRY,
+    SCHEMA_VERSION,
+    STORE,
+    TEMPLATES,
+)
+from resolver.http.ratelimit import RateLimiter
+from resolver.operators import Operators
 from resolver.registry import Registry
 from resolver.store.db import HandleStore, Readers, connect, is_unavailable
 from resolver.store.migrations import migrate
+from resolver.template_registry import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +78,16 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
     try:
         await ensure_node_admin(config, store)
+        token_key = await ensure_node_key(store, TOKEN_KEY)
+        registry = Registry(config, store, lookup)
         app[STORE] = store
         app[LOOKUP] = lookup
-        app[REGISTRY] = Registry(config, store, lookup)
+        app[REGISTRY] = registry
         app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
+        app[ACCOUNTS] = Accounts(store, Tokens(token_key, config.token_ttl))
+        app[BATCHES] = Batches(registry)
+        app[OPERATORS] = Operators(config, store, registry)
+        app[TEMPLATES] = TemplateRegistry(registry)
         yield
     finally:
         await lookup.close()
@@ -87,11 +110,16 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
-    app = web.Application(client_max_size=config.limits.max_body_bytes)
+    limits = config.limits
+    app = web.Application(client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes))
     app[CONFIG] = config
+    app[RATE_LIMITER] = RateLimiter(config)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)
     health.add_routes(app)
     handles.add_routes(app)
+    search.add_routes(app)
+    enterprise_api.add_routes(app)
+    operator_api.add_routes(app)
     proxy.add_routes(app)
     return app

@@ -13,7 +13,7 @@ from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, mapped, method_not_allowed
-from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, REGISTRY
+from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, RATE_LIMITER, REGISTRY
 
 _HIT_HEAD = b'{"responseCode":1,"handle":'
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -82,6 +82,7 @@ async def resolve(request: web.Request) -> web.Response:
             return web.Response(body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS)
     config = request.app[CONFIG]
     registry = request.app[REGISTRY]
+    request.app[RATE_LIMITER].check(request, resolution=True)
     name = parse_handle(sent, config.limits)
     if plain:
         # A miss: one coalesced lookup, answered with the bytes the cache entry encoded once.
@@ -116,6 +117,7 @@ async def _json_body(request: web.Request) -> object:
 
 async def put(request: web.Request) -> web.Response:
     """PUT /api/handles/{handle}: create or replace, or with `?index=` add or replace values."""
+    request.app[RATE_LIMITER].check(request)
     config = request.app[CONFIG]
     registry = request.app[REGISTRY]
     query = request.query
@@ -144,6 +146,7 @@ async def put(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     """DELETE /api/handles/{handle}: delete the handle, or with `?index=` some of its values."""
+    request.app[RATE_LIMITER].check(request)
     config = request.app[CONFIG]
     registry = request.app[REGISTRY]
     sent = sent_handle_text(request)
@@ -161,6 +164,7 @@ async def delete(request: web.Request) -> web.Response:
 
 async def list_handles(request: web.Request) -> web.Response:
     """GET /api/handles?prefix=P&page=N&pageSize=M: the handles under a prefix."""
+    request.app[RATE_LIMITER].check(request)
     config = request.app[CONFIG]
     query = request.query
     prefix = query.get("prefix")

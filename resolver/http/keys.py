@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from resolver.accounts import Accounts
 from resolver.auth import Authenticator
+from resolver.batch import Batches
 from resolver.cache import Lookup
 from resolver.config import Config
+from resolver.http.ratelimit import RateLimiter
+from resolver.operators import Operators
 from resolver.registry import Registry
 from resolver.store.db import HandleStore
+from resolver.template_registry import TemplateRegistry
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", HandleStore)
@@ -16,3 +21,8 @@ LOOKUP = web.AppKey("lookup", Lookup)
 REGISTRY = web.AppKey("registry", Registry)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SCHEMA_VERSION = web.AppKey("schema_version", int)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+BATCHES = web.AppKey("batches", Batches)
+OPERATORS = web.AppKey("operators", Operators)
+TEMPLATES = web.AppKey("templates", TemplateRegistry)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

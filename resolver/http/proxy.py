@@ -18,7 +18,7 @@ from resolver.core.handles import parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import method_not_allowed
 from resolver.http.handles import flag, indexes_of
-from resolver.http.keys import CONFIG, REGISTRY
+from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY
 
 # Schemes a redirect must never lead a browser to.
 _UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
@@ -91,6 +91,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return not_found_page(raw, "the identifier is not valid UTF-8 / 标识不是有效的 UTF-8", 400)
     query = request.query
     try:
+        request.app[RATE_LIMITER].check(request, resolution=True)
         name = parse_handle(sent, config.limits)
         record = await registry.read(name, fresh=flag(query, "auth", False))
         values = [v for v in record.values if is_public(v)]
@@ -100,7 +101,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         if exc.rc == RC.HANDLE_NOT_FOUND:
             return not_found_page(sent, "该标识未注册 / This identifier is not registered.", 404)
         if exc.rc == RC.SERVER_TOO_BUSY:
-            return page("503", "<h1>服务暂不可用 / Service unavailable</h1>", 503, {"Retry-After": "2"})
+            status = exc.status or 503
+            retry = str(exc.retry_after or 2)
+            return page(str(status), "<h1>服务繁忙，请稍后再试 / Service busy, try again later</h1>", status, {"Retry-After": retry})
         return not_found_page(sent, exc.message, 400)
     target = None if noredirect else first_url(values)
     if target is None:

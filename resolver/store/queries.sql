@@ -162,3 +162,6 @@ where t.term like $1
        where exists (select 1 from search_terms o where o.key = t.key and o.term like p.pattern))
       = cardinality($3::text[])
 order by t.key offset $4 limit $5;
+
+-- name: prefix_info_read
+select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);

@@ -1,0 +1,189 @@
+"""The enterprise API of deployed secondary nodes (SNMS v5 de facto): tokens, identifiers one at
+a time and in batches, templates. Messages are in Chinese."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from resolver.batch import OK as ITEM_OK
+from resolver.batch import ItemResult
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import parse_handle
+from resolver.core.templates import TEMPLATE_INDEX, template_version_of
+from resolver.http.envelope import FAILED, batch_limit, caller, envelope, enveloped, json_body, ok
+from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, REGISTRY, TEMPLATES
+
+
+def _small_limit(request: web.Request) -> int:
+    return int(request.app[CONFIG].limits.max_body_bytes)
+
+
+async def token(request: web.Request) -> web.Response:
+    """POST /identity/token {username, password} -> a bearer token valid for a day."""
+    body = await json_body(request, _small_limit(request))
+    if not isinstance(body, dict):
+        raise HandleError(RC.PROTOCOL_ERROR, "请求体应为 {username, password}")
+    username = body.get("username", body.get("userName"))
+    password = body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        raise HandleError(RC.PROTOCOL_ERROR, "请提供用户名 username 和密码 password")
+    issued, expires = await request.app[ACCOUNTS].login(username, password)
+    ttl = int(request.app[CONFIG].token_ttl)
+    return ok(
+        {"token": issued, "tokenType": "Bearer", "expiresIn": ttl, "expiresAt": int(expires)}, "登录成功"
+    )
+
+
+def _single(result: ItemResult) -> web.Response:
+    if result.code == ITEM_OK:
+        return ok({"handle": result.handle}, result.msg)
+    return envelope(FAILED, result.msg, {"handle": result.handle})
+
+
+async def create_one(request: web.Request) -> web.Response:
+    """POST /identityv2/data: register one identifier."""
+    identity = await caller(request)
+    body = await json_body(request, _small_limit(request))
+    batches = request.app[BATCHES]
+    (result,) = await batches.create(identity, batches.parse_items([body]))
+    return _single(result)
+
+
+async def update_one(request: web.Request) -> web.Response:
+    """PUT /identityv2/data: change one identifier's values."""
+    identity = await caller(request)
+    body = await json_body(request, _small_limit(request))
+    batches = request.app[BATCHES]
+    (result,) = await batches.update(identity, batches.parse_items([body]))
+    return _single(result)
+
+
+async def delete_one(request: web.Request) -> web.Response:
+    """DELETE /identityv2/data {"handle": ...}: delete one identifier."""
+    identity = await caller(request)
+    body = await json_body(request, _small_limit(request))
+    handle = body.get("handle") if isinstance(body, dict) else None
+    if not isinstance(handle, str):
+        raise HandleError(RC.PROTOCOL_ERROR, '请求体应为 {"handle": "前缀/后缀"}')
+    (result,) = await request.app[BATCHES].delete(identity, [handle])
+    return _single(result)
+
+
+async def detail(request: web.Request) -> web.Response:
+    """GET /identityv2/data/detail?handle=: an identifier with its values."""
+    identity = await caller(request)
+    sent = request.query.get("handle")
+    if not sent:
+        raise HandleError(RC.PROTOCOL_ERROR, "请提供查询参数 handle")
+    registry = request.app[REGISTRY]
+    name = parse_handle(sent, registry.limits)
+    record = await registry.read(name, fresh=True)
+    values = await registry.readable_values(name, record, identity)
+    data = {
+        "prefix": record.handle.partition("/")[0],
+        "handle": record.handle,
+        "templateVersion": template_version_of(record.values),
+        "value": [v for v in values if v["index"] != TEMPLATE_INDEX],
+    }
+    return ok(data)
+
+
+def _batch_answer(results: list[ItemResult]) -> web.Response:
+    failed = sum(1 for r in results if r.code != ITEM_OK)
+    message = f"共 {len(results)} 条：成功 {len(results) - failed} 条，失败 {failed} 条"
+    return ok([r.to_json() for r in results], message)
+
+
+async def _batch_items(request: web.Request) -> list[Any]:
+    body = await json_body(request, batch_limit(request))
+    if isinstance(body, dict):
+        body = body.get("data", body.get("items"))
+    if not isinstance(body, list):
+        raise HandleError(RC.PROTOCOL_ERROR, "批量请求体应为数组")
+    limit = request.app[CONFIG].max_batch_items
+    if len(body) > limit:
+        raise HandleError(RC.PROTOCOL_ERROR, f"一次最多 {limit} 条，本次 {len(body)} 条；请分批提交")
+    if not body:
+        raise HandleError(RC.PROTOCOL_ERROR, "批量请求为空")
+    return body
+
+
+async def batch_create(request: web.Request) -> web.Response:
+    """POST /identityv2/data/batchCreate: up to 2000 identifiers, a result each."""
+    identity = await caller(request)
+    batches = request.app[BATCHES]
+    return _batch_answer(await batches.create(identity, batches.parse_items(await _batch_items(request))))
+
+
+async def batch_update(request: web.Request) -> web.Response:
+    """PUT /identityv2/data/batchUpdate."""
+    identity = await caller(request)
+    batches = request.app[BATCHES]
+    return _batch_answer(await batches.update(identity, batches.parse_items(await _batch_items(request))))
+
+
+async def batch_delete(request: web.Request) -> web.Response:
+    """DELETE /identityv2/data/batchDelete ["h1", "h2", ...]."""
+    identity = await caller(request)
+    return _batch_answer(await request.app[BATCHES].delete(identity, await _batch_items(request)))
+
+
+async def templates_get(request: web.Request) -> web.Response:
+    """GET /snms/api/v5/template?prefix=&version=: the templates a prefix may use."""
+    identity = await caller(request)
+    found = await request.app[TEMPLATES].list(
+        request.query.get("prefix"), request.query.get("version"), identity
+    )
+    return ok(found)
+
+
+async def templates_post(request: web.Request) -> web.Response:
+    """POST /snms/api/v5/template: define a template version."""
+    identity = await caller(request)
+    template = await request.app[TEMPLATES].create(await json_body(request, _small_limit(request)), identity)
+    return ok(template.to_json(), "模板已创建")
+
+
+async def templates_put(request: web.Request) -> web.Response:
+    """PUT /snms/api/v5/template: add items or enable/disable items of a version."""
+    identity = await caller(request)
+    template = await request.app[TEMPLATES].update(await json_body(request, _small_limit(request)), identity)
+    return ok(template.to_json(), "模板已更新")
+
+
+async def templates_delete(request: web.Request) -> web.Response:
+    """DELETE /snms/api/v5/template: templates are never deleted."""
+    await caller(request)
+    raise HandleError(
+        RC.PROTOCOL_ERROR, "模板不能删除：已登记的标识引用着它。请停用不再使用的条目（PUT，state 为 0）"
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the enterprise API routes."""
+    routes: list[tuple[str, dict[str, Any]]] = [
+        ("/identity/token", {"POST": token}),
+        ("/identityv2/data", {"POST": create_one, "PUT": update_one, "DELETE": delete_one}),
+        ("/identityv2/data/detail", {"GET": detail}),
+        ("/identityv2/data/batchCreate", {"POST": batch_create}),
+        ("/identityv2/data/batchUpdate", {"PUT": batch_update}),
+        ("/identityv2/data/batchDelete", {"DELETE": batch_delete}),
+        (
+            "/snms/api/v5/template",
+            {"GET": templates_get, "POST": templates_post, "PUT": templates_put, "DELETE": templates_delete},
+        ),
+    ]
+    for path, methods in routes:
+        resource = app.router.add_resource(path)
+        for method, handler in methods.items():
+            resource.add_route(method, enveloped(handler))
+        resource.add_route("*", enveloped(_not_allowed(", ".join(methods))))
+
+
+def _not_allowed(allowed: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        return envelope(FAILED, f"不支持的请求方法 {request.method}；请使用 {allowed}", http_status=405)
+
+    return handler

@@ -1,0 +1,123 @@
+"""The `{status, message, data}` envelope of the enterprise and operator APIs.
+
+status 1 success, -1 not logged in, -2 business failure (the message says why), -3 no permission,
+-4 internal error. Business failures answer HTTP 200, as deployed secondary nodes do, except for
+limits (413, 429) which keep their HTTP status.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from resolver.batch import in_chinese
+from resolver.core.errors import RC, HandleError
+from resolver.core.permissions import Identity
+from resolver.http.handles import identity_of
+from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY
+
+log = logging.getLogger(__name__)
+
+OK, NOT_LOGGED_IN, FAILED, FORBIDDEN, INTERNAL = 1, -1, -2, -3, -4
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def envelope(status: int, message: str, data: Any = None, http_status: int = 200) -> web.Response:
+    body = orjson.dumps({"status": status, "message": message, "data": data})
+    return web.Response(body=body, status=http_status, headers=_JSON)
+
+
+def ok(data: Any = None, message: str = "成功") -> web.Response:
+    return envelope(OK, message, data)
+
+
+def enveloped(handler: Handler) -> Handler:
+    """Rate-limit the request and turn every error into the envelope."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            request.app[RATE_LIMITER].check(request)
+            return await handler(request)
+        except HandleError as exc:
+            if exc.rc == RC.AUTHENTICATION_NEEDED:
+                return envelope(NOT_LOGGED_IN, in_chinese(exc), http_status=401)
+            if exc.rc == RC.INSUFFICIENT_PERMISSIONS:
+                return envelope(FORBIDDEN, in_chinese(exc), http_status=403)
+            if exc.rc == RC.SERVER_TOO_BUSY and exc.status != 429:
+                response = envelope(INTERNAL, "数据库暂不可用，请稍后重试", http_status=503)
+            else:
+                response = envelope(FAILED, in_chinese(exc), http_status=exc.status or 200)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if exc.status == 413:
+                return envelope(FAILED, "请求体过大", http_status=413)
+            return envelope(FAILED, f"请求无法处理：{exc.reason}", http_status=exc.status)
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return envelope(INTERNAL, "服务器内部错误，操作可能未完成，请稍后查询后重试", http_status=500)
+
+    return wrapper
+
+
+async def json_body(request: web.Request, limit: int) -> Any:
+    """The JSON body, refusing more than `limit` bytes whatever the transfer encoding."""
+    if request.content_length is not None and request.content_length > limit:
+        raise HandleError(RC.PROTOCOL_ERROR, f"请求体超过 {limit} 字节")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise HandleError(RC.PROTOCOL_ERROR, f"请求体超过 {limit} 字节")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise HandleError(RC.PROTOCOL_ERROR, "请求体不是有效的 JSON（UTF-8）") from None
+
+
+async def caller(request: web.Request) -> Identity:
+    """A bearer token of an enterprise user, or Basic credentials (Handle identity or user)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return await request.app[ACCOUNTS].from_token(credentials.strip())
+    if scheme.lower() == "basic":
+        from resolver.auth import parse_basic
+
+        user, password = parse_basic(header)
+        if ":" in user or "/" in user:
+            identity = await identity_of(request, required=True)
+            assert identity is not None
+            return identity
+        return await request.app[ACCOUNTS].check_password(user, password)
+    if header and " " not in header.strip():
+        return await request.app[ACCOUNTS].from_token(header.strip())
+    raise HandleError(
+        RC.AUTHENTICATION_NEEDED,
+        "未登录：请先调用 /identity/token 获取令牌，并在 Authorization: Bearer 中携带",
+    )
+
+
+async def node_admin(request: web.Request) -> Identity:
+    """The caller, who must be the node administrator."""
+    identity = await caller(request)
+    if not request.app[REGISTRY].is_node_admin(identity):
+        raise HandleError(RC.INSUFFICIENT_PERMISSIONS, "仅节点管理员可以执行此操作")
+    return identity
+
+
+def batch_limit(request: web.Request) -> int:
+    return int(request.app[CONFIG].limits.max_batch_body_bytes)

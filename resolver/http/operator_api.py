@@ -1,0 +1,144 @@
+"""The operator API (node administrator only): enterprises, prefixes, users, credentials, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from resolver.core.errors import RC, HandleError
+from resolver.core.values import parse_int
+from resolver.http.envelope import FAILED, envelope, enveloped, json_body, node_admin, ok
+from resolver.http.keys import CONFIG, OPERATORS
+
+
+def _id(request: web.Request, key: str) -> int:
+    try:
+        return int(request.match_info[key])
+    except ValueError:
+        raise HandleError(RC.PROTOCOL_ERROR, f"{key} 必须是整数") from None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    body = await json_body(request, int(request.app[CONFIG].limits.max_body_bytes))
+    if not isinstance(body, dict):
+        raise HandleError(RC.PROTOCOL_ERROR, "请求体应为 JSON 对象")
+    return body
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    try:
+        page = parse_int(request.query.get("page", "0"), "page", 0, 10_000_000)
+        size = parse_int(request.query.get("pageSize", "50"), "pageSize", 1, 1000)
+    except HandleError as exc:
+        raise HandleError(RC.PROTOCOL_ERROR, f"分页参数不正确：{exc.message}") from None
+    return page, size
+
+
+def _time(request: web.Request, key: str) -> datetime | None:
+    text = request.query.get(key)
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HandleError(RC.PROTOCOL_ERROR, f"{key} 应为 ISO-8601 时间，例如 2026-11-21T08:00:00Z") from None
+
+
+async def create_enterprise(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    return ok(await request.app[OPERATORS].register_enterprise(await _body(request), actor), "企业已登记")
+
+
+async def list_enterprises(request: web.Request) -> web.Response:
+    await node_admin(request)
+    return ok(await request.app[OPERATORS].enterprises(*_paging(request)))
+
+
+async def get_enterprise(request: web.Request) -> web.Response:
+    await node_admin(request)
+    return ok(await request.app[OPERATORS].enterprise(_id(request, "enterprise")))
+
+
+async def allocate_prefix(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    result = await request.app[OPERATORS].allocate_prefix(
+        _id(request, "enterprise"), await _body(request), actor
+    )
+    return ok(result, "前缀已分配，待审核")
+
+
+async def set_prefix_state(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    change = await request.app[OPERATORS].set_prefix_state(
+        request.match_info["prefix"], await _body(request), actor
+    )
+    data: dict[str, Any] = {"prefix": change.prefix, "state": change.state.value}
+    if change.secret is not None:
+        data["admin"] = {"identity": f"300:0.NA/{change.prefix}", "secret": change.secret}
+    return ok(data, "状态已更新" + ("；管理员密钥只显示这一次，请妥善保存" if change.secret else ""))
+
+
+async def rotate_credentials(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    prefix = request.match_info["prefix"]
+    secret = await request.app[OPERATORS].rotate_credentials(prefix, await _body(request), actor)
+    data: dict[str, Any] = {"identity": f"300:0.NA/{prefix}"}
+    if secret is not None:
+        data["secret"] = secret
+    return ok(data, "管理员密钥已更换" + ("；新密钥只显示这一次" if secret else ""))
+
+
+async def create_user(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    return ok(
+        await request.app[OPERATORS].create_user(_id(request, "enterprise"), await _body(request), actor),
+        "用户已创建",
+    )
+
+
+async def update_user(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    await request.app[OPERATORS].update_user(
+        _id(request, "enterprise"), _id(request, "user"), await _body(request), actor
+    )
+    return ok(None, "用户已更新")
+
+
+async def audit(request: web.Request) -> web.Response:
+    await node_admin(request)
+    enterprise = request.query.get("enterprise")
+    try:
+        enterprise_id = None if enterprise is None else int(enterprise)
+    except ValueError:
+        raise HandleError(RC.PROTOCOL_ERROR, "enterprise 必须是企业编号（整数）") from None
+    page, size = _paging(request)
+    trail = await request.app[OPERATORS].audit_trail(
+        request.query.get("handle"), enterprise_id, _time(request, "from"), _time(request, "to"), page, size
+    )
+    return ok(trail)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the operator API routes under /admin/."""
+    routes: list[tuple[str, dict[str, Any]]] = [
+        ("/admin/enterprises", {"POST": create_enterprise, "GET": list_enterprises}),
+        ("/admin/enterprises/{enterprise}", {"GET": get_enterprise}),
+        ("/admin/enterprises/{enterprise}/prefixes", {"POST": allocate_prefix}),
+        ("/admin/enterprises/{enterprise}/users", {"POST": create_user}),
+        ("/admin/enterprises/{enterprise}/users/{user}", {"PUT": update_user}),
+        ("/admin/prefixes/{prefix}/state", {"PUT": set_prefix_state}),
+        ("/admin/prefixes/{prefix}/credentials", {"POST": rotate_credentials}),
+        ("/admin/audit", {"GET": audit}),
+    ]
+    for path, methods in routes:
+        resource = app.router.add_resource(path)
+        for method, handler in methods.items():
+            resource.add_route(method, enveloped(handler))
+        allowed = ", ".join(methods)
+
+        async def not_allowed(request: web.Request, allowed: str = allowed) -> web.Response:
+            return envelope(FAILED, f"不支持的请求方法 {request.method}；请使用 {allowed}", http_status=405)
+
+        resource.add_route("*", not_allowed)

@@ -1,0 +1,98 @@
+"""Data templates of a prefix: define, extend, disable items, list. Versions never change meaning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from resolver.core.errors import RC, HandleError
+from resolver.core.handles import check_prefix
+from resolver.core.permissions import Identity
+from resolver.core.templates import SHARED, Template, merge_update, parse_template
+from resolver.registry import Registry
+from resolver.store.db import AuditEntry
+
+
+class TemplateRegistry:
+    """Templates per enterprise prefix, plus the shared ones every enterprise may use."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.store = registry.store
+
+    async def _owned_prefix(self, raw_prefix: object, identity: Identity) -> tuple[str, int | None]:
+        """The prefix a caller may manage templates of: its enterprise's, or any for the node admin."""
+        if raw_prefix in (None, "") and self.registry.is_node_admin(identity):
+            return SHARED, None
+        if not isinstance(raw_prefix, str):
+            raise HandleError(RC.PROTOCOL_ERROR, "缺少前缀 prefix")
+        prefix = check_prefix(raw_prefix, self.registry.limits)
+        rows = await self.store.fetch_named("prefix_info_read", [prefix])
+        owner = int(rows[0][2]) if rows else None
+        if self.registry.is_node_admin(identity):
+            if owner is None and not self.registry.scope.owns_prefix(prefix):
+                raise HandleError(RC.SERVER_NOT_RESPONSIBLE, f"前缀 {raw_prefix} 不在本节点")
+            return prefix, owner
+        if owner is None or owner != identity.enterprise_id:
+            raise HandleError(RC.INSUFFICIENT_PERMISSIONS, f"前缀 {raw_prefix} 不属于本企业，不能管理其模板")
+        return prefix, owner
+
+    async def create(self, body: object, identity: Identity) -> Template:
+        """A new template version."""
+        if not isinstance(body, dict):
+            raise HandleError(RC.PROTOCOL_ERROR, "模板必须是 JSON 对象")
+        prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
+        template = parse_template(body, prefix)
+        items = orjson.dumps([i.to_json() for i in template.items]).decode()
+        async with self.store.write() as tx:
+            created = await tx.fetch_named(
+                "template_insert", prefix, template.version, list(template.industry_codes), items
+            )
+            if not created:
+                raise HandleError(
+                    RC.HANDLE_ALREADY_EXISTS,
+                    f"模板版本 {template.version} 已存在；版本不可修改，请使用新的版本号",
+                )
+            tx.audit(AuditEntry(identity.name, "template.create", None, owner, None, template.to_json()))
+        return template
+
+    async def update(self, body: object, identity: Identity) -> Template:
+        """Add items to a version, or switch items on and off."""
+        if not isinstance(body, dict):
+            raise HandleError(RC.PROTOCOL_ERROR, "模板必须是 JSON 对象")
+        prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
+        update = parse_template(body, prefix)
+        async with self.store.write() as tx:
+            row = await tx.fetchrow_named("template_lock", prefix, update.version)
+            if row is None:
+                raise HandleError(RC.HANDLE_NOT_FOUND, f"模板版本 {update.version} 不存在")
+            current = parse_template(
+                {"version": row[1], "industryCodes": list(row[2]), "items": orjson.loads(row[3])}, prefix
+            )
+            merged = merge_update(current, update)
+            items = orjson.dumps([i.to_json() for i in merged.items]).decode()
+            await tx.execute_named(
+                "template_update", prefix, merged.version, list(merged.industry_codes), items
+            )
+            tx.audit(
+                AuditEntry(identity.name, "template.update", None, owner, current.to_json(), merged.to_json())
+            )
+        return merged
+
+    async def list(
+        self, raw_prefix: str | None, version: str | None, identity: Identity
+    ) -> list[dict[str, Any]]:
+        """The templates a prefix may use: its own and the shared ones."""
+        prefixes = [SHARED]
+        if raw_prefix:
+            prefix, _ = await self._owned_prefix(raw_prefix, identity)
+            prefixes.append(prefix)
+        rows = await self.store.fetch_named("templates_list", prefixes)
+        templates = [
+            parse_template(
+                {"version": r[1], "industryCodes": list(r[2]), "items": orjson.loads(r[3])}, r[0]
+            ).to_json()
+            for r in rows
+        ]
+        return [t for t in templates if version is None or t["version"] == version]
