@@ -103,7 +103,12 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         if exc.rc == RC.SERVER_TOO_BUSY:
             status = exc.status or 503
             retry = str(exc.retry_after or 2)
-            return page(str(status), "<h1>服务繁忙，请稍后再试 / Service busy, try again later</h1>", status, {"Retry-After": retry})
+            return page(
+                str(status),
+                "<h1>服务繁忙，请稍后再试 / Service busy, try again later</h1>",
+                status,
+                {"Retry-After": retry},
+            )
         return not_found_page(sent, exc.message, 400)
     target = None if noredirect else first_url(values)
     if target is None:
