@@ -11,7 +11,7 @@ from tests.helpers import admin_json, basic
 
 @pytest.fixture
 async def acme(client):
-    eid, secret = await admit(client, "88.123.45", 10, "甲公司")
+    eid, _secret = await admit(client, "88.123.45", 10, "甲公司")
     return eid, await user_token(client, eid, "acme")
 
 
