@@ -240,6 +240,19 @@ def build_config(args: argparse.Namespace, options: Sequence[Option]) -> Config:
     return replace(config, limits=replace(config.limits, **limits), cache=replace(config.cache, **cache))
 
 
+BULK_OPTIONS = [
+    *DATABASE_OPTIONS,
+    Option(
+        "--node-prefix",
+        "RESOLVER_NODE_PREFIX",
+        "node_prefix",
+        str,
+        "the prefix this node serves",
+        _CONFIG.node_prefix,
+    ),
+]
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="resolver",
@@ -256,6 +269,32 @@ def parser() -> argparse.ArgumentParser:
         description="Apply the database schema and exit.",
     )
     _add(migrate, DATABASE_OPTIONS)
+    load = commands.add_parser(
+        "import",
+        help="bulk-import identifiers from CSV or JSON Lines",
+        description=(
+            "Import identifiers from a file, one per row, resuming an interrupted import of the same file. "
+            "CSV: a header 'handle,<index>:<TYPE>,...' (or with --template, the template's idType or item "
+            "names as columns, or 'handle,values' with a JSON array); JSON Lines: "
+            '{"handle": ..., "templateVersion": ..., "value": [...]} per line. '
+            "Rejected rows go to FILE.rejected.csv with their reasons."
+        ),
+    )
+    load.add_argument("file", type=Path, help="the CSV or JSON Lines file")
+    load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    load.add_argument("--template", help="template version every row is registered with (CSV)")
+    load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
+    load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
+    _add(load, BULK_OPTIONS)
+    dump = commands.add_parser(
+        "export",
+        help="export the identifiers under a prefix",
+        description="Export every identifier under a prefix, in the format import reads.",
+    )
+    dump.add_argument("--prefix", required=True, help="the prefix to export, e.g. 88.123.45")
+    dump.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="[default jsonl]")
+    dump.add_argument("--output", "-o", type=Path, help="file to write [default: standard output]")
+    _add(dump, BULK_OPTIONS)
     return root
 
 
@@ -279,8 +318,68 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"resolver: {exc}", file=sys.stderr)
                 return 2
             raise
+    if args.command in ("import", "export"):
+        return _bulk(args, build_config(args, BULK_OPTIONS))
     config = build_config(args, DATABASE_OPTIONS)
     return _migrate(config)
+
+
+def _bulk(args: argparse.Namespace, config: Config) -> int:
+    from resolver.embedded import EmbeddedPostgres
+
+    embedded = None
+    if config.dsn is None:
+        embedded = EmbeddedPostgres(config.data_dir)
+        config = replace(config, dsn=embedded.start())
+    try:
+        import uvloop
+
+        return uvloop.run(_run_bulk(args, config))
+    except (ValueError, OSError) as exc:
+        print(f"resolver {args.command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
+    import getpass
+
+    from resolver.http.app import wait_for_database
+    from resolver.importer import Importer, Progress, export
+    from resolver.store.migrations import migrate
+
+    assert config.dsn is not None
+    conn = await wait_for_database(config.dsn, attempts=10)
+    try:
+        await migrate(conn)
+        if args.command == "export":
+            if args.output is None:
+                count = await export(config, conn, args.prefix, sys.stdout, args.format)
+            else:
+                with open(args.output, "w", encoding="utf-8", newline="") as out:
+                    count = await export(config, conn, args.prefix, out, args.format)
+            print(f"resolver export: {count} identifiers", file=sys.stderr)
+            return 0
+        importer = Importer(config, conn, actor=f"import:{getpass.getuser()}")
+        result = await importer.run(
+            args.file,
+            fmt=args.format,
+            template_version=args.template,
+            report=args.report,
+            chunk_rows=args.chunk_rows,
+            progress=Progress(args.file.stat().st_size),
+        )
+        print(
+            f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"
+            f"{f', resumed after row {result.resumed_from}' if result.resumed_from else ''}) "
+            f"in {result.seconds:.1f} s; rejected rows: {result.report}",
+            file=sys.stderr,
+        )
+        return 0
+    finally:
+        await conn.close()
 
 
 def _migrate(config: Config) -> int:

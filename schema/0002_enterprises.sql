@@ -103,13 +103,14 @@ create trigger audit_no_truncate before truncate on audit
 -- Reverse lookup: one row per searchable value (types the operator allows, e.g. URL), so that a
 -- search is an index scan; `term` is '<type folded>=<value>', prefix matches use the pattern index.
 create table search_terms (
-    term   text not null,
     key    text not null,
+    term   text not null,
     prefix text not null,
-    primary key (term, key)
+    -- (key, term): dropping a handle's terms finds them by key
+    primary key (key, term)
 );
+-- exact and prefix (`value*`) searches
 create index search_terms_pattern on search_terms (term text_pattern_ops);
-create index search_terms_key on search_terms (key);
 
 -- Bulk imports: how far each file has been committed, so an interrupted import resumes.
 create table imports (

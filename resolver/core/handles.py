@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from resolver.config import Limits
@@ -15,7 +16,7 @@ PREFIX_NA = "0.na"
 
 def fold(text: str) -> str:
     """Case-fold only the ASCII letters, as Handle.Net matches handles by default."""
-    return text.translate(_ASCII_LOWER)
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def strip_scheme(text: str) -> str:
@@ -27,9 +28,12 @@ def strip_scheme(text: str) -> str:
     return text
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(text: str) -> bool:
     """True when the text holds C0 or C1 control characters (or DEL)."""
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+    return _CONTROL.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,17 +195,10 @@ def reference_value(version: str) -> dict[str, Any]:
     return {"index": TEMPLATE_INDEX, "type": TEMPLATE_TYPE, "data": {"format": "string", "value": version}}
 
 
-def _check_item(item: TemplateItem, value: StoredValue) -> None:
-    if value["type"] != item.id_type:
-        raise _bad(
-            f"值 {value['index']} 的类型是 {value['type']}，模板条目 {item.label()} 要求 {item.id_type}"
-        )
+def check_text(item: TemplateItem, text: str) -> None:
+    """Raise rc 202 naming the item when a string value does not fit it."""
     if not item.enabled:
         raise _bad(f"模板条目 {item.label()} 已停用，不能再登记")
-    data = value["data"]
-    if data.get("format") != "string" or not isinstance(data.get("value"), str):
-        raise _bad(f"模板条目 {item.label()} 的值必须是字符串（format string）")
-    text: str = data["value"]
     if item.min_length is not None and len(text) < item.min_length:
         raise _bad(f"模板条目 {item.label()} 的值太短：至少 {item.min_length} 个字符，实际 {len(text)} 个")
     if item.max_length is not None and len(text) > item.max_length:
@@ -219,6 +212,26 @@ def _check_item(item: TemplateItem, value: StoredValue) -> None:
             date.fromisoformat(text)
         except ValueError:
             raise _bad(f"模板条目 {item.label()} 要求日期 YYYY-MM-DD，实际为 {text[:40]!r}") from None
+
+
+def _check_item(item: TemplateItem, value: StoredValue) -> None:
+    if value["type"] != item.id_type:
+        raise _bad(
+            f"值 {value['index']} 的类型是 {value['type']}，模板条目 {item.label()} 要求 {item.id_type}"
+        )
+    if not item.enabled:
+        raise _bad(f"模板条目 {item.label()} 已停用，不能再登记")
+    data = value["data"]
+    if data.get("format") != "string" or not isinstance(data.get("value"), str):
+        raise _bad(f"模板条目 {item.label()} 的值必须是字符串（format string）")
+    check_text(item, data["value"])
+
+
+def missing_required(template: Template, present: set[int]) -> None:
+    """Raise naming the first enabled required item that is not among `present` indexes."""
+    for item in template.items:
+        if item.required and item.enabled and item.id_index not in present:
+            raise _bad(f"缺少必填的模板条目 {item.label()}")
 
 
 def check_values(template: Template, values: Sequence[StoredValue]) -> None:
@@ -238,6 +251,4 @@ def check_values(template: Template, values: Sequence[StoredValue]) -> None:
             raise _bad(f"值 {index}（{value['type']}）不在模板 {template.version} 的条目中")
         _check_item(item, value)
         present.add(index)
-    for item in template.items:
-        if item.required and item.enabled and item.id_index not in present:
-            raise _bad(f"缺少必填的模板条目 {item.label()}")
+    missing_required(template, present)

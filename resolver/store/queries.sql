@@ -165,3 +165,36 @@ order by t.key offset $4 limit $5;
 
 -- name: prefix_info_read
 select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
+
+-- name: import_staging_create
+create temporary table if not exists import_staging (
+    line bigint not null, key text not null, handle text not null, prefix text not null, vals json not null
+) on commit delete rows;
+
+-- name: import_merge
+insert into handles (key, handle, prefix, vals)
+select key, handle, prefix, vals from import_staging
+on conflict (key) do nothing;
+
+-- name: import_conflicts
+-- staged rows that this transaction did not insert: the handle existed before
+select s.line, s.key, h.vals::text from import_staging s join handles h on h.key = s.key
+where h.xmin <> pg_current_xact_id()::xid;
+
+-- name: import_get
+select digest, rows_done, accepted, rejected, finished from imports where digest = $1;
+
+-- name: import_start
+insert into imports (digest, path) values ($1, $2) on conflict (digest) do nothing;
+
+-- name: import_progress
+update imports set rows_done = $2, accepted = $3, rejected = $4, finished = $5, updated_at = now() where digest = $1;
+
+-- name: export_prefix
+select handle, vals::text from handles where prefix = $1 order by key;
+
+-- name: enterprise_prefix_all
+select prefix, state, enterprise_id from enterprise_prefixes;
+
+-- name: templates_all
+select prefix, version, industry_codes, items::text from templates;

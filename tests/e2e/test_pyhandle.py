@@ -69,3 +69,17 @@ def test_wrong_password_is_an_authentication_error(node):
     with pytest.raises(HandleAuthenticationError):
         c.register_handle("88.123/PYH-0003", "https://example.com/x", overwrite=False)
     assert client(node).retrieve_handle_record_json("88.123/PYH-0003") is None
+
+
+def test_search_handle_through_reverse_lookup(node):
+    c = client(node)
+    c.register_handle("88.123/PYH-S1", "https://search.example.com/a", overwrite=False)
+    c.register_handle("88.123/PYH-S2", "https://search.example.com/b", checksum="abc", overwrite=False)
+    searcher = PyHandleClient("rest").instantiate_for_read_and_search(node.url, ADMIN_USER, ADMIN_SECRET)
+    assert searcher.search_handle(URL="https://search.example.com/a") == ["88.123/PYH-S1"]
+    assert sorted(searcher.search_handle(URL="https://search.example.com/*")) == [
+        "88.123/PYH-S1",
+        "88.123/PYH-S2",
+    ]
+    assert searcher.search_handle(URL="https://search.example.com/*", CHECKSUM="abc") == ["88.123/PYH-S2"]
+    assert searcher.search_handle(URL="https://nowhere.example.com/") == []

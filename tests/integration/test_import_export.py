@@ -1,0 +1,158 @@
+"""Bulk import (with a report of rejected rows, interrupted and resumed) and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import asyncpg
+import pytest
+
+from resolver.importer import Importer, export
+from tests.enterprise_helpers import admit
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["handle", "productName", "manufacturer", "productionDate", "URL"])
+        writer.writerows(rows)
+
+
+def good(i, prefix="88.123"):
+    return [f"{prefix}/IMP-{i:05d}", f"产品{i}", "测试企业", "2026-11-01", f"https://example.com/p/{i}"]
+
+
+BAD_ROWS = {
+    ("88.123/BAD-DATE", "螺栓", "测试企业", "2026-13-45", ""): "生产日期",
+    ("88.123/NO-NAME", "", "测试企业", "", ""): "产品名称",
+    ("99.9/ELSEWHERE", "螺栓", "测试企业", "", ""): "不在本节点",
+    ("no-slash", "螺栓", "测试企业", "", ""): "/",
+}
+
+
+async def import_file(config, path, **kwargs):
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        return await Importer(config, conn, actor="import:test").run(
+            path, template_version="general-product-1.0", **kwargs
+        )
+    finally:
+        await conn.close()
+
+
+async def count(config, sql, *args):
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_good_and_bad_rows_with_a_report(client, config, tmp_path):
+    rows = [good(i) for i in range(50)] + [list(r) for r in BAD_ROWS] + [good(3)]
+    source = tmp_path / "products.csv"
+    write_csv(source, rows)
+    result = await import_file(config, source, chunk_rows=20)
+    # the repeated handle (same content as in an earlier chunk) counts as accepted, not rejected
+    assert (result.rows, result.accepted, result.rejected) == (len(rows) + 1, 51, 4)
+    with open(result.report, encoding="utf-8") as report:
+        lines = list(csv.DictReader(report))
+    assert len(lines) == 4
+    reasons = {line["handle"]: line["reason"] for line in lines}
+    for row, fragment in BAD_ROWS.items():
+        assert fragment in reasons[row[0]], reasons
+    assert (
+        await count(
+            config, "select count(*) from handles where prefix = '88.123' and key like '88.123/imp-%'"
+        )
+        == 50
+    )
+    resolved = await (await client.get("/api/handles/88.123/IMP-00007")).json()
+    assert {v["index"] for v in resolved["values"]} == {1001, 2000, 2003, 2004, 2009}
+    assert (
+        await count(config, "select count(*) from search_terms where term = 'url=https://example.com/p/7'")
+        == 1
+    )
+    assert await count(config, "select count(*) from audit where operation = 'import.chunk'") >= 3
+
+
+async def test_interrupted_import_resumes_without_duplicates_or_losses(config, tmp_path, monkeypatch):
+    rows = (
+        [good(i) for i in range(100)]
+        + [["88.123/BAD-DATE", "螺栓", "测试企业", "2026-13-45", ""]]
+        + [good(i) for i in range(100, 130)]
+    )
+    source = tmp_path / "big.csv"
+    write_csv(source, rows)
+    original = Importer.write_chunk
+    calls = {"n": 0}
+
+    async def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("the machine went down")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Importer, "write_chunk", failing)
+    with pytest.raises(ConnectionError):
+        await import_file(config, source, chunk_rows=40)
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 80
+    monkeypatch.setattr(Importer, "write_chunk", original)
+    result = await import_file(config, source, chunk_rows=40)
+    assert result.resumed_from == 81  # two chunks of 40 rows after the header line
+    assert (result.accepted, result.rejected) == (130, 1)
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 130
+    with open(result.report, encoding="utf-8") as report:
+        assert [line["handle"] for line in csv.DictReader(report)] == ["88.123/BAD-DATE"]
+    again = await import_file(config, source, chunk_rows=40)  # a finished import is not redone
+    assert (again.accepted, again.rejected) == (130, 1)
+
+
+async def test_imports_are_refused_under_a_prefix_that_is_not_enabled(client, config, tmp_path):
+    await admit(client, "88.123.45", 50)
+    await client.put(
+        "/admin/prefixes/88.123.45/state",
+        json={"state": 0},
+        headers=__import__("tests.helpers", fromlist=["basic"]).basic(),
+    )
+    source = tmp_path / "disabled.csv"
+    write_csv(source, [good(1, "88.123.45")])
+    result = await import_file(config, source)
+    assert (result.accepted, result.rejected) == (0, 1)
+
+
+async def test_json_lines_and_export_round_trip(config, tmp_path):
+    source = tmp_path / "items.jsonl"
+    items = [
+        {
+            "handle": f"88.123/J-{i}",
+            "templateVersion": "general-product-1.0",
+            "value": [
+                {"index": 2000, "type": "productName", "data": {"format": "string", "value": f"产品{i}"}},
+                {"index": 2004, "type": "manufacturer", "data": {"format": "string", "value": "厂"}},
+            ],
+        }
+        for i in range(5)
+    ]
+    source.write_text(
+        "\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n{not json}\n", encoding="utf-8"
+    )
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        result = await Importer(config, conn).run(source)
+        assert (result.accepted, result.rejected) == (5, 1)
+        out = io.StringIO()
+        assert await export(config, conn, "88.123", out) >= 5
+        exported = [json.loads(line) for line in out.getvalue().splitlines()]
+        mine = {e["handle"]: e for e in exported if e["handle"].startswith("88.123/J-")}
+        assert mine["88.123/J-3"]["templateVersion"] == "general-product-1.0"
+        assert [v["data"]["value"] for v in mine["88.123/J-3"]["value"]] == ["产品3", "厂"]
+        # what export writes, import reads: into a fresh prefix it would be accepted as identical
+        copy = tmp_path / "exported.jsonl"
+        copy.write_text(out.getvalue(), encoding="utf-8")
+        again = await Importer(config, conn).run(copy)
+        assert again.rejected == 0 and again.accepted == len(exported)
+    finally:
+        await conn.close()
