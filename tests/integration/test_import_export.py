@@ -57,8 +57,7 @@ async def test_good_and_bad_rows_with_a_report(client, config, tmp_path):
     result = await import_file(config, source, chunk_rows=20)
     # the repeated handle (same content as in an earlier chunk) counts as accepted, not rejected
     assert (result.rows, result.accepted, result.rejected) == (len(rows) + 1, 51, 4)
-    with open(result.report, encoding="utf-8") as report:
-        lines = list(csv.DictReader(report))
+    lines = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
     assert len(lines) == 4
     reasons = {line["handle"]: line["reason"] for line in lines}
     for row, fragment in BAD_ROWS.items():
@@ -104,8 +103,8 @@ async def test_interrupted_import_resumes_without_duplicates_or_losses(config, t
     assert result.resumed_from == 81  # two chunks of 40 rows after the header line
     assert (result.accepted, result.rejected) == (130, 1)
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 130
-    with open(result.report, encoding="utf-8") as report:
-        assert [line["handle"] for line in csv.DictReader(report)] == ["88.123/BAD-DATE"]
+    report = csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8")))
+    assert [line["handle"] for line in report] == ["88.123/BAD-DATE"]
     again = await import_file(config, source, chunk_rows=40)  # a finished import is not redone
     assert (again.accepted, again.rejected) == (130, 1)
 
