@@ -37,7 +37,9 @@ def write_csv(path: Path, rows: int) -> None:
         writer = csv.writer(out)
         writer.writerow(["handle", "productName", "manufacturer", "batchNumber", "URL"])
         for i in range(rows):
-            writer.writerow([f"88.123/BULK-{i:08d}", f"产品{i}", "测试企业", f"B{i % 100}", f"https://example.com/p/{i}"])
+            writer.writerow(
+                [f"88.123/BULK-{i:08d}", f"产品{i}", "测试企业", f"B{i % 100}", f"https://example.com/p/{i}"]
+            )
 
 
 def records(rows: int) -> list[tuple[str, str, str, str]]:
@@ -47,10 +49,18 @@ def records(rows: int) -> list[tuple[str, str, str, str]]:
     for i in range(rows):
         handle = f"88.123/RAW-{i:08d}"
         values = [reference] + [
-            {"index": index, "type": t, "data": {"format": "string", "value": v}, "ttl": DEFAULT_TTL, "timestamp": stamp}
+            {
+                "index": index,
+                "type": t,
+                "data": {"format": "string", "value": v},
+                "ttl": DEFAULT_TTL,
+                "timestamp": stamp,
+            }
             for index, t, v in (
-                (2000, "productName", f"产品{i}"), (2002, "batchNumber", f"B{i % 100}"),
-                (2004, "manufacturer", "测试企业"), (2009, "URL", f"https://example.com/p/{i}"),
+                (2000, "productName", f"产品{i}"),
+                (2002, "batchNumber", f"B{i % 100}"),
+                (2004, "manufacturer", "测试企业"),
+                (2009, "URL", f"https://example.com/p/{i}"),
             )
         ]
         out.append((handle.lower(), handle, "88.123", encode_values(values)))
@@ -67,7 +77,9 @@ async def raw_copy(dsn: str, rows: int) -> float:
         await conn.execute("create table handles_raw (like handles including all)")
         data = records(rows)
         started = time.perf_counter()
-        await conn.copy_records_to_table("handles_raw", records=data, columns=["key", "handle", "prefix", "vals"])
+        await conn.copy_records_to_table(
+            "handles_raw", records=data, columns=["key", "handle", "prefix", "vals"]
+        )
         elapsed = time.perf_counter() - started
         await conn.execute("drop table handles_raw")
         return rows / elapsed
@@ -76,7 +88,9 @@ async def raw_copy(dsn: str, rows: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=500_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="resolver-bulk-") as tmp:
@@ -90,8 +104,20 @@ def main() -> int:
             write_csv(source, args.rows)
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "resolver", "import", str(source), "--template", "general-product-1.0", "--dsn", dsn],
-                cwd=ROOT, check=True, stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "resolver",
+                    "import",
+                    str(source),
+                    "--template",
+                    "general-product-1.0",
+                    "--dsn",
+                    dsn,
+                ],
+                cwd=ROOT,
+                check=True,
+                stderr=subprocess.DEVNULL,
             )
             import_rate = args.rows / (time.perf_counter() - started)
         finally:
@@ -100,7 +126,9 @@ def main() -> int:
     print("| how | rows/s | ratio to raw COPY |")
     print("|---|---|---|")
     print(f"| raw copy_records_to_table into a table shaped like handles | {raw_rate:,.0f} | 1.00 |")
-    print(f"| resolver import (CSV, template-validated, staged, merged, indexed, audited) | {import_rate:,.0f} | {import_rate / raw_rate:.2f} |")
+    print(
+        f"| resolver import (CSV, template-validated, staged, merged, indexed, audited) | {import_rate:,.0f} | {import_rate / raw_rate:.2f} |"
+    )
     return 0
 
 
