@@ -138,7 +138,14 @@ class Batches:
     ) -> dict[str, PrefixInfo | None]:
         """Check prefix states and ownership of every valid item; failing items get their error."""
         registry = self.registry
-        candidates = {i.name.key: registry.enterprise_prefix_candidates(i.name) for i in items if i.name}
+        by_prefix: dict[str, list[str]] = {}
+        candidates: dict[str, list[str]] = {}
+        for i in items:
+            if i.name is not None:
+                found = by_prefix.get(i.name.prefix)
+                if found is None:
+                    found = by_prefix[i.name.prefix] = registry.enterprise_prefix_candidates(i.name)
+                candidates[i.name.key] = found
         wanted = sorted({p for ps in candidates.values() for p in ps})
         infos = await tx.prefix_info(wanted) if wanted else {}
         owners: dict[str, PrefixInfo | None] = {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from resolver.config import CacheSettings, Config, Limits, default_data_dir
+from resolver.config import CacheSettings, Config, Limits, RateLimits, default_data_dir
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,12 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-_CONFIG, _LIMITS, _CACHE = Config(workers=1), Limits(), CacheSettings()
+_CONFIG, _LIMITS, _CACHE, _RATE = Config(workers=1), Limits(), CacheSettings(), RateLimits()
+
+
+def _types(text: str) -> tuple[str, ...]:
+    return tuple(t.strip().lower() for t in text.split(",") if t.strip())
+
 
 DATABASE_OPTIONS = [
     Option(
@@ -200,6 +205,86 @@ SERVE_OPTIONS = [
         _LIMITS.max_body_bytes,
     ),
     Option(
+        "--max-batch-items",
+        "RESOLVER_MAX_BATCH_ITEMS",
+        "max_batch_items",
+        int,
+        "most items in one enterprise API batch call",
+        _CONFIG.max_batch_items,
+    ),
+    Option(
+        "--max-batch-body-bytes",
+        "RESOLVER_MAX_BATCH_BODY_BYTES",
+        "limits.max_batch_body_bytes",
+        int,
+        "largest batch request body in bytes",
+        _LIMITS.max_batch_body_bytes,
+    ),
+    Option(
+        "--token-ttl",
+        "RESOLVER_TOKEN_TTL",
+        "token_ttl",
+        float,
+        "seconds an enterprise API token stays valid",
+        _CONFIG.token_ttl,
+    ),
+    Option(
+        "--search-types",
+        "RESOLVER_SEARCH_TYPES",
+        "search_types",
+        _types,
+        "value types reverse lookup can search (comma-separated)",
+        ",".join(_CONFIG.search_types),
+    ),
+    Option(
+        "--rate-per-address",
+        "RESOLVER_RATE_PER_ADDRESS",
+        "rate.per_address",
+        float,
+        "requests/s per client address (not counting resolutions; 0 = off)",
+        _RATE.per_address,
+    ),
+    Option(
+        "--rate-per-address-burst",
+        "RESOLVER_RATE_PER_ADDRESS_BURST",
+        "rate.per_address_burst",
+        int,
+        "burst of the per-address limit",
+        _RATE.per_address_burst,
+    ),
+    Option(
+        "--rate-per-credential",
+        "RESOLVER_RATE_PER_CREDENTIAL",
+        "rate.per_credential",
+        float,
+        "requests/s per credential (0 = off)",
+        _RATE.per_credential,
+    ),
+    Option(
+        "--rate-per-credential-burst",
+        "RESOLVER_RATE_PER_CREDENTIAL_BURST",
+        "rate.per_credential_burst",
+        int,
+        "burst of the per-credential limit",
+        _RATE.per_credential_burst,
+    ),
+    Option(
+        "--rate-resolve-per-address",
+        "RESOLVER_RATE_RESOLVE_PER_ADDRESS",
+        "rate.resolve_per_address",
+        float,
+        "resolutions/s per client address that reach the database (0 = off)",
+        _RATE.resolve_per_address,
+    ),
+    Option(
+        "--rate-resolve-per-address-burst",
+        "RESOLVER_RATE_RESOLVE_PER_ADDRESS_BURST",
+        "rate.resolve_per_address_burst",
+        int,
+        "burst of the resolution limit",
+        _RATE.resolve_per_address_burst,
+    ),
+    Option(
         "--max-page-size",
         "RESOLVER_MAX_PAGE_SIZE",
         "limits.max_page_size",
@@ -230,14 +315,20 @@ def build_config(args: argparse.Namespace, options: Sequence[Option]) -> Config:
     top: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     cache: dict[str, Any] = {}
+    rate: dict[str, Any] = {}
     for option in options:
         value = getattr(args, option.target.replace(".", "__"))
         if value is None:
             continue
         group, _, name = option.target.rpartition(".")
-        {"": top, "limits": limits, "cache": cache}[group][name] = value
+        {"": top, "limits": limits, "cache": cache, "rate": rate}[group][name] = value
     config = Config(**top)
-    return replace(config, limits=replace(config.limits, **limits), cache=replace(config.cache, **cache))
+    return replace(
+        config,
+        limits=replace(config.limits, **limits),
+        cache=replace(config.cache, **cache),
+        rate=replace(config.rate, **rate),
+    )
 
 
 BULK_OPTIONS = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +84,7 @@ def ttl_seconds(ttl: int | str, now: float) -> float:
 
 
 def _reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise _invalid(f"{what} must be an object with 'handle' and 'index'")
     handle = raw.get("handle")
     if not isinstance(handle, str) or not handle or len(handle) > limits.max_handle_length:
@@ -103,7 +103,7 @@ def admin_permission_bits(text: str) -> str:
 def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
     if isinstance(raw, str):
         return {"format": "string", "value": raw}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise _invalid("data must be a string or an object with 'format' and 'value'")
     fmt = raw.get("format", "string")
     if not isinstance(fmt, str) or not fmt or len(fmt) > 32 or has_control_characters(fmt):
@@ -130,7 +130,7 @@ def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
         except ValueError:
             raise _invalid("the value is not valid hex") from None
     elif fmt == "admin":
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise _invalid("an admin value must be an object with handle, index and permissions")
         ref = _reference(value, "data.value", limits)
         perms = value.get("permissions", "")
@@ -142,15 +142,15 @@ def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
             "permissions": admin_permission_bits(perms),
         }
     elif fmt == "vlist":
-        if not isinstance(value, Sequence) or isinstance(value, str):
+        if not isinstance(value, list):
             raise _invalid("a vlist value must be a list of {handle, index}")
         value = [_reference(item, "data.value[]", limits) for item in value]
     return {"format": fmt, "value": value}
 
 
-def parse_value(raw: object, limits: Limits, now: datetime) -> StoredValue:
+def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = None) -> StoredValue:
     """Validate one value sent by a client and return its stored form (rc 202 when invalid)."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise _invalid("each value must be a JSON object")
     if "index" not in raw:
         raise _invalid("a value has no index")
@@ -167,7 +167,11 @@ def parse_value(raw: object, limits: Limits, now: datetime) -> StoredValue:
     data = _data(raw["data"], value_type, limits)
     if fold(value_type) == "hs_admin" and data["format"] != "admin":
         raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
-    size = len(orjson.dumps(data["value"]))
+    raw_value = data["value"]
+    if isinstance(raw_value, str):
+        size = len(raw_value) if raw_value.isascii() else len(raw_value.encode("utf-8"))
+    else:
+        size = len(orjson.dumps(raw_value))
     if size > limits.max_value_bytes:
         raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
     is_secret = fold(value_type) in SECRET_TYPES
@@ -179,13 +183,13 @@ def parse_value(raw: object, limits: Limits, now: datetime) -> StoredValue:
         "type": value_type,
         "data": data,
         "ttl": parse_ttl(raw.get("ttl"), now),
-        "timestamp": timestamp(now),
+        "timestamp": stamp or timestamp(now),
     }
     if perms != DEFAULT_PERMISSIONS:
         stored["permissions"] = perms
     refs = raw.get("references")
     if refs:
-        if not isinstance(refs, Sequence) or isinstance(refs, str):
+        if not isinstance(refs, list):
             raise _invalid(f"value {index}: references must be a list")
         stored["references"] = [_reference(r, "references[]", limits) for r in refs]
     return stored
@@ -195,7 +199,7 @@ def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]
     """The raw value objects of a PUT body: an array, `{"values": [...]}`, or one value."""
     if isinstance(body, list):
         return body
-    if isinstance(body, Mapping):
+    if isinstance(body, dict):
         if "values" in body:
             handle = body.get("handle")
             if handle is not None and (not isinstance(handle, str) or fold(handle) != url_key):
@@ -211,7 +215,8 @@ def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]
 
 def parse_values(raw_values: Iterable[object], limits: Limits, now: datetime) -> list[StoredValue]:
     """Validate a list of values: each valid, indexes unique, not too many."""
-    values = [parse_value(raw, limits, now) for raw in raw_values]
+    stamp = timestamp(now)
+    values = [parse_value(raw, limits, now, stamp) for raw in raw_values]
     if len(values) > limits.max_values_per_handle:
         raise _invalid(f"more than {limits.max_values_per_handle} values in one handle")
     seen: set[int] = set()

@@ -202,7 +202,12 @@ class AuditEntry:
 
 
 def _json_or_none(value: object) -> str | None:
-    return None if value is None else orjson.dumps(_redacted(value)).decode()
+    if value is None:
+        return None
+    encoded = orjson.dumps(value)
+    if b"hs_seckey" in encoded.lower():  # rare: only then look for secrets value by value
+        encoded = orjson.dumps(_redacted(value))
+    return encoded.decode()
 
 
 def _redacted(value: object) -> object:
