@@ -74,6 +74,17 @@ def _content(values: Sequence[StoredValue]) -> list[tuple[Any, ...]]:
     )
 
 
+def _refuse_repeats(items: list[Item]) -> None:
+    """A handle appearing twice in one batch is an error of the later item."""
+    seen: set[str] = set()
+    for item in items:
+        if item.name is not None:
+            if item.name.key in seen:
+                item.error, item.name = "同一批次中该标识重复出现", None
+            else:
+                seen.add(item.name.key)
+
+
 class Batches:
     """Create, update and delete identifiers in batches, for the enterprise API and the importer."""
 
@@ -124,13 +135,7 @@ class Batches:
         """Parse every item; a handle appearing twice in one batch is an error of the later one."""
         now = datetime.now(UTC)
         items = [self.parse_item(raw, now) for raw in raw_items]
-        seen: set[str] = set()
-        for item in items:
-            if item.name is not None:
-                if item.name.key in seen:
-                    item.error, item.name = "同一批次中该标识重复出现", None
-                else:
-                    seen.add(item.name.key)
+        _refuse_repeats(items)
         return items
 
     async def _admitted(
@@ -290,13 +295,7 @@ class Batches:
             except HandleError as exc:
                 item.error, item.name = in_chinese(exc), None
             items.append(item)
-        seen: set[str] = set()
-        for item in items:
-            if item.name is not None:
-                if item.name.key in seen:
-                    item.error, item.name = "同一批次中该标识重复出现", None
-                else:
-                    seen.add(item.name.key)
+        _refuse_repeats(items)
         async with self.registry.store.write() as tx:
             owners = await self._admitted(tx, identity, items, Perm.DELETE_HANDLE)
             keys = [i.name.key for i in items if i.name]

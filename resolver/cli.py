@@ -56,19 +56,20 @@ DATABASE_OPTIONS = [
         default_data_dir(),
     ),
 ]
+NODE_PREFIX_OPTION = Option(
+    "--node-prefix",
+    "RESOLVER_NODE_PREFIX",
+    "node_prefix",
+    str,
+    "the prefix this node serves",
+    _CONFIG.node_prefix,
+)
 SERVE_OPTIONS = [
     Option("--host", "RESOLVER_HOST", "host", str, "address to listen on", _CONFIG.host),
     Option("--port", "RESOLVER_PORT", "port", int, "port to listen on", _CONFIG.port),
     Option("--workers", "RESOLVER_WORKERS", "workers", int, "worker processes", os.cpu_count() or 1),
     *DATABASE_OPTIONS,
-    Option(
-        "--node-prefix",
-        "RESOLVER_NODE_PREFIX",
-        "node_prefix",
-        str,
-        "the prefix this node serves",
-        _CONFIG.node_prefix,
-    ),
+    NODE_PREFIX_OPTION,
     Option(
         "--admin-secret",
         "RESOLVER_ADMIN_SECRET",
@@ -331,17 +332,7 @@ def build_config(args: argparse.Namespace, options: Sequence[Option]) -> Config:
     )
 
 
-BULK_OPTIONS = [
-    *DATABASE_OPTIONS,
-    Option(
-        "--node-prefix",
-        "RESOLVER_NODE_PREFIX",
-        "node_prefix",
-        str,
-        "the prefix this node serves",
-        _CONFIG.node_prefix,
-    ),
-]
+BULK_OPTIONS = [*DATABASE_OPTIONS, NODE_PREFIX_OPTION]
 
 
 def parser() -> argparse.ArgumentParser:
