@@ -71,6 +71,30 @@ def error_response(request: web.Request, rc: int, message: str, status: int | No
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def failure(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The API error response for an exception raised while handling `request`."""
+    if isinstance(exc, HandleError):
+        response = error_response(request, exc.rc, exc.message, exc.status)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        if exc.allow is not None:
+            response.headers["Allow"] = exc.allow
+        return response
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        if exc.status == 413:
+            limit = request.app[CONFIG].limits.max_body_bytes
+            return error_response(
+                request, RC.PROTOCOL_ERROR, f"the request body is larger than {limit} bytes", 413
+            )
+        return error_response(
+            request, RC.ERROR if exc.status >= 500 else RC.PROTOCOL_ERROR, exc.reason, exc.status
+        )
+    log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
+    return error_response(request, RC.ERROR, "internal error; the operation may not have completed")
+
+
 def mapped(handler: Handler) -> Handler:
     """Wrap a handler so that domain errors and aiohttp's HTTP errors become the API error body.
 
@@ -82,33 +106,8 @@ def mapped(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except HandleError as exc:
-            response = error_response(request, exc.rc, exc.message, exc.status)
-            if exc.retry_after is not None:
-                response.headers["Retry-After"] = str(exc.retry_after)
-            if exc.allow is not None:
-                response.headers["Allow"] = exc.allow
-            return response
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            if exc.status == 413:
-                limit = request.app[CONFIG].limits.max_body_bytes
-                return error_response(
-                    request,
-                    RC.PROTOCOL_ERROR,
-                    f"the request body is larger than {limit} bytes",
-                    413,
-                )
-            return error_response(
-                request,
-                RC.ERROR if exc.status >= 500 else RC.PROTOCOL_ERROR,
-                exc.reason,
-                exc.status,
-            )
-        except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.path)
-            return error_response(request, RC.ERROR, "internal error; the operation may not have completed")
+        except Exception as exc:
+            return failure(request, exc)
 
     return wrapper
 

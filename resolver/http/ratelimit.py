@@ -57,6 +57,8 @@ class RateLimiter:
 
     def check(self, request: web.Request, *, resolution: bool = False) -> None:
         """Raise 429 when the caller's address or credential has no token left."""
+        if resolution and self._resolve is None:
+            return  # the default: resolutions pay nothing
         now = time.monotonic()
         address = request.remote or ""
         if resolution:

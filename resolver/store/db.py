@@ -158,7 +158,7 @@ class Readers:
             if conn is None or conn.is_closed():
                 self._statements.pop(conn, None)  # type: ignore[arg-type]
                 conn = await connect(self._dsn, self._timeout)
-                self._statements[conn] = await conn.prepare(Q["fetch_many"])
+                self._statements[conn] = await conn.prepare(Q["lookup_many"])
             rows = await self._statements[conn].fetch(keys, timeout=self._timeout)
         except BaseException:
             if conn is not None:
@@ -167,7 +167,7 @@ class Readers:
             self._give(None)
             raise
         self._give(conn)
-        return {row[0]: Record(row[1], orjson.loads(row[2])) for row in rows}
+        return {fold(row[0]): Record(row[0], orjson.loads(row[1])) for row in rows}
 
     async def close(self) -> None:
         """Close every idle connection."""

@@ -3,6 +3,10 @@
 -- name: fetch_many
 select key, handle, vals::text from handles where key = any($1::text[]);
 
+-- name: lookup_many
+-- the resolution lookup: the key is the handle case-folded, so it need not travel back
+select handle, vals::text from handles where key = any($1::text[]);
+
 -- name: fetch_for_update
 select key, handle, vals::text from handles where key = $1 for update;
 
