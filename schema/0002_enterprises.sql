@@ -88,7 +88,8 @@ create table audit (
 );
 create index audit_handle on audit (handle, id) where handle is not null;
 create index audit_enterprise on audit (enterprise_id, id) where enterprise_id is not null;
-create index audit_at on audit (at);
+-- time-ordered appends: a BRIN index is tiny and nearly free to maintain
+create index audit_at on audit using brin (at);
 
 create function audit_is_append_only() returns trigger language plpgsql as $$
 begin

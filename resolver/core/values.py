@@ -47,6 +47,8 @@ def timestamp(now: datetime) -> str:
 
 def parse_int(raw: object, what: str, low: int, high: int) -> int:
     """An integer that may arrive as a JSON number or as a string of digits."""
+    if type(raw) is int and low <= raw <= high:
+        return raw
     if isinstance(raw, bool):
         raise _invalid(f"{what} must be an integer")
     if isinstance(raw, int):
@@ -64,6 +66,8 @@ def parse_ttl(raw: object, now: datetime) -> int | str:
     """A relative TTL in seconds, or an absolute expiry as an ISO-8601 string (kept as UTC `Z`)."""
     if raw is None:
         return DEFAULT_TTL
+    if type(raw) is int and 0 <= raw <= MAX_RELATIVE_TTL:
+        return raw
     if isinstance(raw, str) and not re.fullmatch(r"\s*\d+\s*", raw):
         try:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -164,8 +168,18 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
         raise _invalid(f"value {index}: type contains control characters")
     if "data" not in raw:
         raise _invalid(f"value {index}: data is missing")
-    data = _data(raw["data"], value_type, limits)
-    if fold(value_type) == "hs_admin" and data["format"] != "admin":
+    raw_data = raw["data"]
+    if (
+        type(raw_data) is dict
+        and raw_data.get("format") == "string"
+        and type(raw_data.get("value")) is str
+        and len(raw_data) == 2
+    ):
+        data = {"format": "string", "value": raw_data["value"]}  # the common case, checked at once
+    else:
+        data = _data(raw_data, value_type, limits)
+    folded_type = fold(value_type)
+    if folded_type == "hs_admin" and data["format"] != "admin":
         raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
     raw_value = data["value"]
     if isinstance(raw_value, str):
@@ -174,9 +188,10 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
         size = len(orjson.dumps(raw_value))
     if size > limits.max_value_bytes:
         raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
-    is_secret = fold(value_type) in SECRET_TYPES
-    perms = raw.get("permissions", SECRET_PERMISSIONS if is_secret else DEFAULT_PERMISSIONS)
-    if not isinstance(perms, str) or not _PERMISSIONS_RE.fullmatch(perms):
+    perms = raw.get("permissions")
+    if perms is None:
+        perms = SECRET_PERMISSIONS if folded_type in SECRET_TYPES else DEFAULT_PERMISSIONS
+    elif not isinstance(perms, str) or not _PERMISSIONS_RE.fullmatch(perms):
         raise _invalid(f"value {index}: permissions must be four characters of 0 and 1")
     stored: StoredValue = {
         "index": index,
