@@ -58,16 +58,21 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     node = Node(process, f"http://127.0.0.1:{port}", log)
+    workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     deadline = time.monotonic() + ready_timeout
+    seen: set[int] = set()
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"resolver exited with {process.returncode}:\n{log.read_text()}")
         try:
+            # a new connection each time: ready when every worker has answered at least once
             if requests.get(f"{node.url}/readyz", timeout=1).status_code == 200:
-                return node
+                seen.add(requests.get(f"{node.url}/healthz", timeout=1).json()["pid"])
+                if len(seen) >= workers:
+                    return node
         except requests.RequestException:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     node.stop()
     raise RuntimeError(f"resolver did not become ready:\n{log.read_text()}")
 

@@ -44,9 +44,10 @@ class Conn:
         return response.status, (json.loads(data) if data else None)
 
 
-def one_connection_per_worker(url: str, workers: int = 2, attempts: int = 200) -> list[Conn]:
+def one_connection_per_worker(url: str, workers: int = 2, within: float = 10.0) -> list[Conn]:
     found: dict[int, Conn] = {}
-    for _ in range(attempts):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         conn = Conn(url)
         if conn.pid in found:
             conn.http.close()
