@@ -281,6 +281,9 @@ class Tx:
         """Insert new handles in one statement; returns the keys that were inserted."""
         if not rows:
             return set()
+        # In key order, like every multi-row write, so concurrent batches lock rows in the same
+        # order and cannot deadlock.
+        rows = sorted(rows, key=lambda r: r[0])
         keys, handles, prefixes, values = zip(*rows, strict=True)
         inserted = await self._conn.fetch(
             Q["insert_many"],
@@ -307,6 +310,7 @@ class Tx:
         """Replace the values of several existing (locked) handles in one statement."""
         if not rows:
             return
+        rows = sorted(rows, key=lambda r: r[0])
         await self._conn.execute(
             Q["update_many"], [k for k, _ in rows], [encode_values(v) for _, v in rows], timeout=self._timeout
         )

@@ -54,7 +54,9 @@ from unnest($1::text[], $2::json[]) as u (key, vals)
 where h.key = u.key;
 
 -- name: delete_many
-delete from handles where key = any($1::text[]) returning key, handle, vals::text;
+-- rows are locked in key order first, so concurrent batches cannot deadlock
+with doomed as (select key from handles where key = any($1::text[]) order by key for update)
+delete from handles h using doomed where h.key = doomed.key returning h.key, h.handle, h.vals::text;
 
 -- name: audit_many
 insert into audit (actor, enterprise_id, operation, handle, before, after, detail)
@@ -177,7 +179,7 @@ create temporary table if not exists import_staging (
 
 -- name: import_merge
 insert into handles (key, handle, prefix, vals)
-select key, handle, prefix, vals from import_staging
+select key, handle, prefix, vals from import_staging order by key
 on conflict (key) do nothing;
 
 -- name: import_conflicts

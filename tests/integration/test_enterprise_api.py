@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -236,3 +238,32 @@ async def test_audit_trail_records_every_operation_and_cannot_be_changed(client,
         assert secrets_in_audit == 0
     finally:
         await conn.close()
+
+
+async def test_concurrent_overlapping_batches_neither_deadlock_nor_fail(client, acme):
+    _, token = acme
+    forward = [product(f"88.123.45/C-{i:04d}") for i in range(2000)]
+    backward = list(reversed(forward))
+    answers = await asyncio.gather(
+        *(
+            client.post("/identityv2/data/batchCreate", json=items, headers=bearer(token))
+            for items in (forward, backward) * 2
+        )
+    )
+    for resp in answers:
+        body = await resp.json()
+        assert resp.status == 200 and body["status"] == 1, body
+        assert all(r["code"] == 1 for r in body["data"])  # created, or identical and accepted
+    deletes = await asyncio.gather(
+        *(
+            client.request(
+                "DELETE",
+                "/identityv2/data/batchDelete",
+                json=[i["handle"] for i in items],
+                headers=bearer(token),
+            )
+            for items in (forward, backward)
+        )
+    )
+    results = [r for resp in deletes for r in (await resp.json())["data"]]
+    assert sum(1 for r in results if r["code"] == 1) == 2000  # each handle deleted exactly once
