@@ -7,6 +7,7 @@ transaction, and leaves an audit entry. Messages are in Chinese, as operators an
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets as random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from resolver.store.db import AuditEntry, HandleStore, Tx
 
 # The enterprise administrator on its prefix handle: everything but creating or deleting prefixes.
 ENTERPRISE_ADMIN_PERMISSIONS = "111111110011"
+# User names never contain ':' or '/', so they cannot be mistaken for Handle identities.
+_USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 MAX_TEXT = 200
 
 
@@ -284,6 +287,8 @@ class Operators:
     async def create_user(self, enterprise_id: int, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
         """An enterprise API account (the password is stored as a salted scrypt hash)."""
         username = _text(body, "username", "用户名")
+        if not _USERNAME.fullmatch(username):
+            raise _bad("用户名只能由字母、数字和 . _ @ - 组成，1 到 64 个字符")
         password = body.get("password")
         if not isinstance(password, str) or len(password) < 8:
             raise _bad("密码 password 至少 8 个字符")
