@@ -436,12 +436,15 @@ class RowReader:
         try:
             self.skip = skip
             rows = self.rows(path, fmt, template_version)
+            # A small first chunk gets Postgres to work sooner; the rest are full size.
+            size = min(chunk_rows, 10_000)
             while True:
-                chunk, position, done = self._fill(rows, skip, chunk_rows)
+                chunk, position, done = self._fill(rows, skip, size)
                 if chunk.rows or chunk.rejected:
                     pipe.send(self.encode(chunk, position))
                 if done:
                     break
+                size = chunk_rows
             pipe.send(None)
         except (ValueError, OSError) as exc:
             pipe.send(exc)
@@ -602,7 +605,10 @@ class Importer:
         skip = totals.rows
         size = path.stat().st_size
         new_report = not report.exists() or skip == 0
-        context = multiprocessing.get_context("spawn")
+        # fork starts the reader at once; the child only reads the file and writes to the pipe, and
+        # multiprocessing ends it with os._exit, so it never touches the parent's connection.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context: Any = multiprocessing.get_context(method)
         receiving, sending = context.Pipe(duplex=False)
         process = context.Process(
             target=_read_in_process,

@@ -102,16 +102,16 @@ create trigger audit_no_truncate before truncate on audit
     for each statement execute function audit_is_append_only();
 
 -- Reverse lookup: one row per searchable value (types the operator allows, e.g. URL), so that a
--- search is an index scan; `term` is '<type folded>=<value>', prefix matches use the pattern index.
+-- search is an index scan; `term` is '<type folded>=<value>'. One index serves both the searches
+-- (exact and `value*`, through text_pattern_ops) and the removal of a handle's old terms, which the
+-- node always knows (it has the old record in hand when it changes or deletes one): a second index
+-- on the key would cost every bulk import a third of its time for nothing.
 create table search_terms (
-    key    text not null,
     term   text not null,
-    prefix text not null,
-    -- (key, term): dropping a handle's terms finds them by key
-    primary key (key, term)
+    key    text not null,
+    prefix text not null
 );
--- exact and prefix (`value*`) searches
-create index search_terms_pattern on search_terms (term text_pattern_ops);
+create index search_terms_term on search_terms (term text_pattern_ops);
 
 -- Bulk imports: how far each file has been committed, so an interrupted import resumes.
 create table imports (

@@ -236,8 +236,9 @@ class Tx:
         self.changed: list[str] = []
         self._audit: list[AuditEntry] = []
         self._terms: dict[str, tuple[str, list[str]]] = {}
-        # Keys whose old terms must go (updated or deleted); new handles have none yet.
-        self._stale_terms: set[str] = set()
+        # Records read under lock: their terms are what an update or delete must remove.
+        self._locked: dict[str, Record] = {}
+        self._stale_terms: set[tuple[str, str]] = set()
 
     @property
     def connection(self) -> Connection:
@@ -248,19 +249,28 @@ class Tx:
         self._audit.append(entry)
 
     def _index(self, key: str, prefix: str, values: list[StoredValue] | None, *, new: bool = False) -> None:
-        self._terms[key] = (prefix, [] if values is None else search_terms(values, self._search_types))
+        terms = [] if values is None else sorted(set(search_terms(values, self._search_types)))
+        self._terms[key] = (prefix, terms)
         if not new:
-            self._stale_terms.add(key)
+            old = self._locked.get(key)
+            if old is None:
+                raise AssertionError(f"{key} changed without being read under lock first")
+            self._stale_terms.update((term, key) for term in search_terms(old.values, self._search_types))
 
     async def lock(self, key: str) -> Record | None:
         """Read one handle and lock its row until the transaction ends."""
         row = await self._conn.fetchrow(Q["fetch_for_update"], key, timeout=self._timeout)
-        return None if row is None else _record(row)
+        if row is None:
+            return None
+        record = self._locked[key] = _record(row)
+        return record
 
     async def lock_many(self, keys: list[str]) -> dict[str, Record]:
         """Read several handles and lock their rows (in key order, so batches cannot deadlock)."""
         rows = await self._conn.fetch(Q["lock_many"], keys, timeout=self._timeout)
-        return {row[0]: _record(row) for row in rows}
+        locked = {row[0]: _record(row) for row in rows}
+        self._locked.update(locked)
+        return locked
 
     async def fetch_many(self, keys: Iterable[str]) -> dict[str, Record]:
         """Read several handles inside the transaction."""
@@ -330,6 +340,7 @@ class Tx:
         """Delete several handles in one statement; returns what each deleted one held."""
         rows = await self._conn.fetch(Q["delete_many"], keys, timeout=self._timeout)
         deleted = {row[0]: _record(row) for row in rows}
+        self._locked.update(deleted)
         for key in deleted:
             self.changed.append(key)
             self._index(key, "", None)
@@ -363,7 +374,10 @@ class Tx:
         """Write the gathered audit entries and reverse-lookup terms, then notify the caches."""
         if self._terms:
             if self._stale_terms:
-                await self._conn.execute(Q["terms_delete"], list(self._stale_terms), timeout=self._timeout)
+                stale = sorted(self._stale_terms)
+                await self._conn.execute(
+                    Q["terms_delete"], [t for t, _ in stale], [k for _, k in stale], timeout=self._timeout
+                )
                 self._stale_terms.clear()
             terms = [(t, k, p) for k, (p, ts) in self._terms.items() for t in ts]
             if terms:

@@ -63,12 +63,12 @@ insert into audit (actor, enterprise_id, operation, handle, before, after, detai
 select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::json[], $6::json[], $7::json[]);
 
 -- name: terms_delete
-delete from search_terms where key = any($1::text[]);
+delete from search_terms s using unnest($1::text[], $2::text[]) as d (term, key)
+where s.term = d.term and s.key = d.key;
 
 -- name: terms_insert
 insert into search_terms (term, key, prefix)
-select * from unnest($1::text[], $2::text[], $3::text[])
-on conflict do nothing;
+select * from unnest($1::text[], $2::text[], $3::text[]);
 
 -- name: prefix_info
 select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
