@@ -63,6 +63,9 @@ class ResolutionCache:
         # False while the change feed is down: entries may be stale and are served only as a
         # last resort when the database is unreachable.
         self.trusted = False
+        # Running totals, for the metrics.
+        self.evictions = 0
+        self.invalidations = 0
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._negative)
@@ -111,6 +114,7 @@ class ResolutionCache:
             self._negative[key] = entry
             while len(self._negative) > self.settings.negative_entries:
                 self._negative.popitem(last=False)
+                self.evictions += 1
         else:
             self._entries[key] = entry
             self._bytes += entry.size
@@ -119,6 +123,7 @@ class ResolutionCache:
             ):
                 _, old = self._entries.popitem(last=False)
                 self._bytes -= old.size
+                self.evictions += 1
         return entry
 
     def _remove(self, key: str) -> None:
@@ -130,6 +135,7 @@ class ResolutionCache:
     def invalidate(self, keys: list[str]) -> None:
         """Forget these handles; lookups already running for them will not be cached."""
         self._epoch += 1
+        self.invalidations += len(keys)
         for key in keys:
             self._remove(key)
             self._invalidated[key] = self._epoch

@@ -14,9 +14,11 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from aiohttp import web
 
@@ -24,6 +26,7 @@ from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app, wait_for_database
+from resolver.metrics import prepare_multiprocess_dir, worker_died
 from resolver.store.db import HandleStore, Readers
 from resolver.store.migrations import migrate
 
@@ -119,6 +122,9 @@ class Supervisor:
         self.quick_deaths = 0
 
     def _spawn(self, slot: int) -> None:
+        old = self.workers.get(slot)
+        if old is not None and old[0].pid is not None:
+            worker_died(old[0].pid)
         process = self.context.Process(
             target=worker_main, args=(self.config,), name=f"resolver-worker-{slot}"
         )
@@ -187,6 +193,8 @@ def serve(config: Config) -> int:
         config = replace(config, dsn=embedded.start())
     try:
         asyncio.run(prepare_database(config))
+        # Every worker writes its metrics here; any of them answers /metrics for all.
+        prepare_multiprocess_dir(Path(tempfile.gettempdir()) / f"resolver-metrics-{config.port}")
         # The administrator exists now; workers never need its secret.
         return Supervisor(replace(config, admin_secret=None)).run()
     finally:

@@ -24,6 +24,7 @@ from resolver.http.keys import (
     BATCHES,
     CONFIG,
     LOOKUP,
+    METRICS,
     OPERATORS,
     RATE_LIMITER,
     REGISTRY,
@@ -32,6 +33,7 @@ from resolver.http.keys import (
     TEMPLATES,
 )
 from resolver.http.ratelimit import RateLimiter
+from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
 from resolver.registry import Registry
 from resolver.store.db import HandleStore, Readers, connect, is_unavailable
@@ -108,14 +110,48 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
+    """Move the workers' local tallies into the exported metrics once a second."""
+    metrics = app[METRICS]
+
+    def flush() -> None:
+        lookup = app[LOOKUP]
+        cache = lookup.cache
+        metrics.flush(
+            cache_entries=len(cache),
+            cache_bytes=cache.bytes,
+            evictions=cache.evictions,
+            invalidations=cache.invalidations,
+            listen_up=cache.trusted,
+            lookups=lookup.batches,
+            keys_fetched=lookup.keys_fetched,
+        )
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            flush()
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        flush()
+
+
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
     app = web.Application(client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes))
     app[CONFIG] = config
     app[RATE_LIMITER] = RateLimiter(config)
+    app[METRICS] = NodeMetrics()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)
+    app.cleanup_ctx.append(metrics_flush)
     health.add_routes(app)
     handles.add_routes(app)
     search.add_routes(app)

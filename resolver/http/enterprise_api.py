@@ -13,7 +13,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import parse_handle
 from resolver.core.templates import TEMPLATE_INDEX, template_version_of
 from resolver.http.envelope import FAILED, batch_limit, caller, envelope, enveloped, json_body, ok
-from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, REGISTRY, TEMPLATES
+from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, METRICS, REGISTRY, TEMPLATES
 
 
 def _small_limit(request: web.Request) -> int:
@@ -48,6 +48,7 @@ async def create_one(request: web.Request) -> web.Response:
     body = await json_body(request, _small_limit(request))
     batches = request.app[BATCHES]
     (result,) = await batches.create(identity, batches.parse_items([body]))
+    request.app[METRICS].registered("enterprise", "single", [result.code == ITEM_OK])
     return _single(result)
 
 
@@ -114,7 +115,9 @@ async def batch_create(request: web.Request) -> web.Response:
     """POST /identityv2/data/batchCreate: up to 2000 identifiers, a result each."""
     identity = await caller(request)
     batches = request.app[BATCHES]
-    return _batch_answer(await batches.create(identity, batches.parse_items(await _batch_items(request))))
+    results = await batches.create(identity, batches.parse_items(await _batch_items(request)))
+    request.app[METRICS].registered("enterprise", "batch", [r.code == ITEM_OK for r in results])
+    return _batch_answer(results)
 
 
 async def batch_update(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from resolver.batch import in_chinese
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
+from resolver.http.errors import observe
 from resolver.http.handles import identity_of
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY
 
@@ -43,6 +45,12 @@ def enveloped(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await _answer(request)
+        observe(request, response.status, started)
+        return response
+
+    async def _answer(request: web.Request) -> web.StreamResponse:
         try:
             request.app[RATE_LIMITER].check(request)
             return await handler(request)

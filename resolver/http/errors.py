@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
@@ -15,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from resolver.core.errors import RC, HandleError, MethodNotAllowed
-from resolver.http.keys import CONFIG
+from resolver.http.keys import CONFIG, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,22 @@ def mapped(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         try:
-            return await handler(request)
+            response = await handler(request)
         except Exception as exc:
-            return failure(request, exc)
+            response = failure(request, exc)
+        observe(request, response.status, started)
+        return response
 
     return wrapper
+
+
+def observe(request: web.Request, status: int, started: float) -> None:
+    """Count an answered request under its route template (never the raw path)."""
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    request.app[METRICS].request(template, request.method, status, time.perf_counter() - started)
 
 
 def method_not_allowed(allowed: str) -> Handler:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import unquote
 
 import orjson
@@ -13,8 +14,9 @@ from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, failure, mapped, method_not_allowed
-from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, RATE_LIMITER, REGISTRY
+from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, METRICS, RATE_LIMITER, REGISTRY
 
+RESOLVE_ROUTE = "/api/handles/{handle}"
 _HIT_HEAD = b'{"responseCode":1,"handle":'
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -73,8 +75,10 @@ def json_response(body: dict[str, object], status: int = 200) -> web.Response:
 async def resolve(request: web.Request) -> web.StreamResponse:
     """GET (and POST) /api/handles/{handle}: the values of a handle.
 
-    The hot path of the node: it maps its own errors (no wrapper coroutine per request).
+    The hot path of the node: it maps its own errors and counts itself (no wrapper coroutine).
     """
+    started = time.perf_counter()
+    metrics = request.app[METRICS]
     try:
         sent = sent_handle_text(request)
         plain = not request.rel_url.raw_query_string and "Authorization" not in request.headers
@@ -84,12 +88,18 @@ async def resolve(request: web.Request) -> web.StreamResponse:
             if lookup.cache.trusted:
                 entry = lookup.cache.get(fold(strip_scheme(sent)))
                 if entry is not None and entry.record is not None:
+                    metrics.outcomes["hit"] += 1
+                    metrics.request(RESOLVE_ROUTE, request.method, 200, time.perf_counter() - started)
                     return web.Response(
                         body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
                     )
-        return await _resolve(request, sent, plain)
+        response: web.StreamResponse = await _resolve(request, sent, plain)
     except Exception as exc:
-        return failure(request, exc)
+        response = failure(request, exc)
+    status = response.status
+    metrics.outcomes["miss" if status == 200 else "not_found" if status == 404 else "refused"] += 1
+    metrics.request(RESOLVE_ROUTE, request.method, status, time.perf_counter() - started)
+    return response
 
 
 async def _resolve(request: web.Request, sent: str, plain: bool) -> web.Response:
@@ -151,7 +161,13 @@ async def put(request: web.Request) -> web.Response:
         indexes = None if various else indexes_of(query, config.limits.max_index)
         await registry.put_values(name, raw_values, indexes, identity, overwrite=overwrite)
         return json_response({"responseCode": 1, "handle": sent}, status=200 if overwrite else 201)
-    created = await registry.create_or_replace(name, raw_values, identity, overwrite=overwrite)
+    try:
+        created = await registry.create_or_replace(name, raw_values, identity, overwrite=overwrite)
+    except HandleError:
+        request.app[METRICS].registered("handle", "single", [False])
+        raise
+    if created:
+        request.app[METRICS].registered("handle", "single", [True])
     return json_response(
         {"responseCode": 1, "handle": sent}, status=201 if created and not overwrite else 200
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import orjson
 from aiohttp import web
 
 from resolver.core.errors import Unavailable
-from resolver.http.keys import LOOKUP, SCHEMA_VERSION, STORE
+from resolver.http.keys import LOOKUP, METRICS, SCHEMA_VERSION, STORE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -50,3 +51,10 @@ async def readyz(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format, every worker's metrics together."""
+    body = await asyncio.to_thread(request.app[METRICS].exposition)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

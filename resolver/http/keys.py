@@ -10,6 +10,7 @@ from resolver.batch import Batches
 from resolver.cache import Lookup
 from resolver.config import Config
 from resolver.http.ratelimit import RateLimiter
+from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
 from resolver.registry import Registry
 from resolver.store.db import HandleStore
@@ -26,3 +27,4 @@ BATCHES = web.AppKey("batches", Batches)
 OPERATORS = web.AppKey("operators", Operators)
 TEMPLATES = web.AppKey("templates", TemplateRegistry)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+METRICS = web.AppKey("metrics", NodeMetrics)

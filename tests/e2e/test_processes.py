@@ -193,3 +193,29 @@ def test_sigterm_lets_an_in_flight_request_finish(node, fresh_database):
             await conn.close()
 
     assert "https://v2" in asyncio.run(stored())
+
+
+def test_metrics_cover_every_worker(node):
+    import requests
+
+    for i in range(40):  # new connections: both workers get traffic
+        requests.get(f"{node.url}/api/handles/88.123/METRIC-{i}", timeout=10)
+        requests.get(f"{node.url}/api/handles/0.NA/88.123", timeout=10)
+    time.sleep(1.5)  # workers flush their tallies once a second
+    text = requests.get(f"{node.url}/metrics", timeout=10).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    assert samples['resolver_resolutions_total{outcome="not_found"}'] == 40
+    hits_and_misses = samples.get('resolver_resolutions_total{outcome="hit"}', 0) + samples.get(
+        'resolver_resolutions_total{outcome="miss"}', 0
+    )
+    assert hits_and_misses == 40
+    assert (
+        samples['resolver_http_requests_total{method="GET",route="/api/handles/{handle}",status="4xx"}'] == 40
+    )
+    assert samples['resolver_http_request_duration_seconds_count{route="/api/handles/{handle}"}'] == 80
+    assert samples["resolver_change_feed_up"] == 1
+    assert all("METRIC-" not in line for line in text.splitlines())  # no raw handles in labels

@@ -1,0 +1,213 @@
+"""Prometheus metrics, cheap on the hot path.
+
+Requests count into plain integers and a local latency histogram (a bisect into fixed bounds); a
+background task moves the deltas into prometheus-client metrics once a second. A counter increment
+plus a histogram observation per request through prometheus-client would cost the hot path ~10%
+(`perf-baselines.md`); an integer addition costs nothing measurable.
+
+Under `resolver serve` the metrics live in prometheus-client's multiprocess mode: the parent gives
+every worker the same directory (cleaned at start) and any worker answers `/metrics` for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from bisect import bisect_left
+from collections.abc import Iterable
+from pathlib import Path
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Seconds; sub-millisecond resolution where cached answers land.
+LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+OUTCOMES = ("hit", "miss", "not_found", "refused")
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Empty the shared metrics directory and point every process started from now on at it."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(path)
+
+
+def worker_died(pid: int) -> None:
+    """Drop the live gauges of a worker that is gone."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class RouteStats:
+    """Counts and latency of one route, kept as plain numbers until the next flush."""
+
+    __slots__ = ("buckets", "by_status", "total_seconds")
+
+    def __init__(self) -> None:
+        self.by_status: dict[tuple[str, str], int] = {}
+        self.buckets = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.total_seconds = 0.0
+
+    def add(self, method: str, status: int, seconds: float) -> None:
+        key = (method, f"{status // 100}xx")
+        self.by_status[key] = self.by_status.get(key, 0) + 1
+        self.buckets[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.total_seconds += seconds
+
+
+class NodeMetrics:
+    """The node's metrics for one worker: local tallies, flushed into prometheus-client."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # In multiprocess mode values go to the shared files whatever the registry; a registry of
+        # our own keeps tests (several apps in one process) from colliding in the global one.
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.multiprocess = multiprocess
+        self.requests = Counter(
+            "resolver_http_requests_total",
+            "HTTP requests by route template, method and status class",
+            ["route", "method", "status"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "resolver_http_request_duration_seconds",
+            "Time from handler start to response, by route",
+            ["route"],
+            buckets=LATENCY_BOUNDS,
+            registry=reg,
+        )
+        self.resolutions = Counter(
+            "resolver_resolutions_total", "Resolutions by outcome", ["outcome"], registry=reg
+        )
+        self.cache_entries = Gauge(
+            "resolver_cache_entries",
+            "Handles in the resolution caches",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.cache_bytes = Gauge(
+            "resolver_cache_bytes",
+            "Estimated bytes of the resolution caches",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.cache_evictions = Counter(
+            "resolver_cache_evictions_total", "Entries evicted by the bounds", registry=reg
+        )
+        self.cache_invalidations = Counter(
+            "resolver_cache_invalidations_total", "Entries invalidated by changes", registry=reg
+        )
+        self.listen_up = Gauge(
+            "resolver_change_feed_up",
+            "1 while a worker's LISTEN connection is up (minimum over workers)",
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
+        self.db_lookups = Counter(
+            "resolver_db_lookups_total",
+            "Coalesced lookup queries and the handles they fetched",
+            ["what"],
+            registry=reg,
+        )
+        self.registrations = Counter(
+            "resolver_registrations_total",
+            "Identifier writes by API, mode and outcome",
+            ["api", "mode", "outcome"],
+            registry=reg,
+        )
+        self.start_time = Gauge(
+            "resolver_start_time_seconds",
+            "When the oldest live worker started",
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
+        self.start_time.set(time.time())
+        self.build = Gauge(
+            "resolver_build_info", "Version of the node", ["version"], registry=reg, multiprocess_mode="max"
+        )
+        from resolver import __version__
+
+        self.build.labels(__version__).set(1)
+        # Local tallies, moved into the metrics above by flush().
+        self.routes: dict[str, RouteStats] = {}
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.pending_registrations: dict[tuple[str, str, str], int] = {}
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (called once per request: keep it cheap)."""
+        stats = self.routes.get(route)
+        if stats is None:
+            stats = self.routes[route] = RouteStats()
+        stats.add(method, status, seconds)
+
+    def resolved(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+
+    def registered(self, api: str, mode: str, outcomes: Iterable[bool]) -> None:
+        """Count identifier writes: one per item, by whether it succeeded."""
+        for ok in outcomes:
+            key = (api, mode, "ok" if ok else "failed")
+            self.pending_registrations[key] = self.pending_registrations.get(key, 0) + 1
+
+    def flush(
+        self,
+        *,
+        cache_entries: int,
+        cache_bytes: int,
+        evictions: int,
+        invalidations: int,
+        listen_up: bool,
+        lookups: int,
+        keys_fetched: int,
+    ) -> None:
+        """Move the local tallies into the exported metrics."""
+        routes, self.routes = self.routes, {}
+        for route, stats in routes.items():
+            for (method, status), count in stats.by_status.items():
+                self.requests.labels(route, method, status).inc(count)
+            child = self.latency.labels(route)
+            # prometheus-client keeps one (non-cumulative) counter per bucket; add our counts to them
+            for index, count in enumerate(stats.buckets):
+                if count:
+                    child._buckets[index].inc(count)
+            child._sum.inc(stats.total_seconds)
+        outcomes, self.outcomes = self.outcomes, dict.fromkeys(OUTCOMES, 0)
+        for outcome, count in outcomes.items():
+            if count:
+                self.resolutions.labels(outcome).inc(count)
+        registrations, self.pending_registrations = self.pending_registrations, {}
+        for labels, count in registrations.items():
+            self.registrations.labels(*labels).inc(count)
+        self.cache_entries.set(cache_entries)
+        self.cache_bytes.set(cache_bytes)
+        self.listen_up.set(1 if listen_up else 0)
+        self._advance(self.cache_evictions, evictions, "evictions")
+        self._advance(self.cache_invalidations, invalidations, "invalidations")
+        self._advance(self.db_lookups.labels("queries"), lookups, "lookups")
+        self._advance(self.db_lookups.labels("handles"), keys_fetched, "keys")
+
+    def _advance(self, counter: object, total: int, name: str) -> None:
+        # The cache keeps running totals; export the growth since the last flush.
+        seen = self.__dict__.setdefault("_seen", {})
+        delta = total - seen.get(name, 0)
+        if delta > 0:
+            counter.inc(delta)  # type: ignore[attr-defined]
+        seen[name] = total
+
+    def exposition(self) -> bytes:
+        """The text format of every worker's metrics (reads the shared files in multiprocess mode)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))
