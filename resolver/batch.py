@@ -23,6 +23,7 @@ from resolver.store.db import AuditEntry, PrefixInfo, Tx
 
 OK = 1
 FAILED = -2
+CREATED = "登记成功"
 
 # What a Handle response code means, for the Chinese messages of the enterprise API.
 _ZH = {
@@ -61,6 +62,7 @@ class ItemResult:
     handle: str
     code: int
     msg: str
+    created: bool = False  # a new identifier (not an identical one that was already there)
 
     def to_json(self) -> dict[str, Any]:
         return {"handle": self.handle, "code": self.code, "msg": self.msg}
@@ -227,7 +229,7 @@ class Batches:
                             item.values,
                         )
                     )
-                    outcome[id(item)] = "登记成功"
+                    outcome[id(item)] = CREATED
                 else:
                     record = existing.get(item.name.key)
                     if record is not None and _content(record.values) == _content(item.values):
@@ -236,7 +238,9 @@ class Batches:
                         item.error = "标识已存在且内容不同；如需修改请调用更新接口"
         self.registry.lookup.invalidate(tx.changed)
         return [
-            ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, outcome[id(i)])
+            ItemResult(i.sent, FAILED, i.error)
+            if i.error
+            else ItemResult(i.sent, OK, outcome[id(i)], created=outcome[id(i)] == CREATED)
             for i in items
         ]
 

@@ -368,6 +368,19 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
     load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
     _add(load, BULK_OPTIONS)
+    report = commands.add_parser(
+        "stats",
+        help="how the node stands against the policy thresholds",
+        description="Yesterday's and the 30-day average resolutions against 10 million a day, this year's "
+        "and the projected registrations against 30 million a year, per node and per prefix.",
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument(
+        "--reconcile",
+        metavar="DAY",
+        help="compare a day's counted registrations (YYYY-MM-DD) with the identifiers table",
+    )
+    _add(report, DATABASE_OPTIONS)
     dump = commands.add_parser(
         "export",
         help="export the identifiers under a prefix",
@@ -402,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     if args.command in ("import", "export"):
         return _bulk(args, build_config(args, BULK_OPTIONS))
+    if args.command == "stats":
+        return _stats(args, build_config(args, DATABASE_OPTIONS))
     config = build_config(args, DATABASE_OPTIONS)
     return _migrate(config)
 
@@ -462,6 +477,50 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
         return 0
     finally:
         await conn.close()
+
+
+def _stats(args: argparse.Namespace, config: Config) -> int:
+    from datetime import date
+
+    import orjson
+
+    from resolver.embedded import EmbeddedPostgres
+    from resolver.stats import reconcile, render, standing
+    from resolver.store.db import HandleStore, Readers
+
+    embedded = None
+    if config.dsn is None:
+        embedded = EmbeddedPostgres(config.data_dir)
+        config = replace(config, dsn=embedded.start())
+
+    async def run() -> int:
+        import asyncpg
+
+        assert config.dsn is not None
+        pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
+        store = HandleStore(pool, Readers(config.dsn, 1, config.db_timeout), config.db_timeout)
+        try:
+            if args.reconcile:
+                rows = await reconcile(store, date.fromisoformat(args.reconcile))
+                print(f"{'prefix':<18} {'counted':>10} {'still stored':>13}")
+                for prefix, counted, present in rows:
+                    print(f"{prefix:<18} {counted:>10,} {present:>13,}")
+                return 0
+            report = await standing(store)
+            print(
+                orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode()
+                if args.json
+                else render(report)
+            )
+            return 0
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 def _migrate(config: Config) -> int:

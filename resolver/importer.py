@@ -45,6 +45,7 @@ from resolver.core.templates import (
     template_version_of,
 )
 from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timestamp
+from resolver.stats import today
 from resolver.store.db import CHANNEL, encode_values, notification_payloads, search_terms
 from resolver.store.queries import Q
 
@@ -559,6 +560,19 @@ class Importer:
             )
             if added:
                 await conn.execute(Q["notify_many"], CHANNEL, notification_payloads([r[1] for r in added]))
+                per_prefix: dict[str, int] = {}
+                for r in added:
+                    per_prefix[r[3]] = per_prefix.get(r[3], 0) + 1
+                prefixes = sorted(per_prefix)
+                zeros = [0] * len(prefixes)
+                await conn.execute(
+                    Q["daily_add"],
+                    [today()] * len(prefixes),
+                    prefixes,
+                    [per_prefix[p] for p in prefixes],
+                    zeros,
+                    zeros,
+                )
             lap("record")
         lap("commit")
         log.debug(

@@ -134,10 +134,31 @@ class NodeMetrics:
         from resolver import __version__
 
         self.build.labels(__version__).set(1)
+        self.standing = Gauge(
+            "resolver_threshold",
+            "The node against the policy thresholds (from daily_counts)",
+            ["figure"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
         # Local tallies, moved into the metrics above by flush().
         self.routes: dict[str, RouteStats] = {}
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.pending_registrations: dict[tuple[str, str, str], int] = {}
+
+    def set_standing(self, figures: dict[str, object]) -> None:
+        """Gauges of the threshold figures: yesterday, 30-day average, this year, projected."""
+        for name in (
+            "resolutionsYesterday",
+            "resolutions30dAverage",
+            "resolutionsRatio",
+            "registrationsThisYear",
+            "registrationsProjectedYear",
+            "registrationsRatio",
+        ):
+            value = figures.get(name)
+            if isinstance(value, int | float):
+                self.standing.labels(name).set(value)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request (called once per request: keep it cheap)."""

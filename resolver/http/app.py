@@ -23,6 +23,7 @@ from resolver.http.keys import (
     AUTHENTICATOR,
     BATCHES,
     CONFIG,
+    DAILY,
     LOOKUP,
     METRICS,
     OPERATORS,
@@ -36,6 +37,7 @@ from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
 from resolver.registry import Registry
+from resolver.stats import DailyCounter, keep_flushing
 from resolver.store.db import HandleStore, Readers, connect, is_unavailable
 from resolver.store.migrations import migrate
 from resolver.template_registry import TemplateRegistry
@@ -142,6 +144,20 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
         flush()
 
 
+async def daily_counts(app: web.Application) -> AsyncIterator[None]:
+    """Add this worker's daily counts to Postgres every few seconds, and once more on the way out."""
+    counter, store = app[DAILY], app[STORE]
+    task = asyncio.create_task(keep_flushing(counter, store, app[METRICS]))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await counter.flush(store)
+
+
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
@@ -149,9 +165,11 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[RATE_LIMITER] = RateLimiter(config)
     app[METRICS] = NodeMetrics()
+    app[DAILY] = DailyCounter()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)
     app.cleanup_ctx.append(metrics_flush)
+    app.cleanup_ctx.append(daily_counts)
     health.add_routes(app)
     handles.add_routes(app)
     search.add_routes(app)

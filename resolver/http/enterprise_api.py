@@ -10,10 +10,10 @@ from aiohttp import web
 from resolver.batch import OK as ITEM_OK
 from resolver.batch import ItemResult
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import parse_handle
+from resolver.core.handles import fold, parse_handle
 from resolver.core.templates import TEMPLATE_INDEX, template_version_of
 from resolver.http.envelope import FAILED, batch_limit, caller, envelope, enveloped, json_body, ok
-from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, METRICS, REGISTRY, TEMPLATES
+from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, REGISTRY, TEMPLATES
 
 
 def _small_limit(request: web.Request) -> int:
@@ -36,6 +36,13 @@ async def token(request: web.Request) -> web.Response:
     )
 
 
+def _count_new(request: web.Request, results: list[ItemResult]) -> None:
+    daily = request.app[DAILY]
+    for result in results:
+        if result.created:
+            daily.registered(fold(result.handle).partition("/")[0])
+
+
 def _single(result: ItemResult) -> web.Response:
     if result.code == ITEM_OK:
         return ok({"handle": result.handle}, result.msg)
@@ -49,6 +56,7 @@ async def create_one(request: web.Request) -> web.Response:
     batches = request.app[BATCHES]
     (result,) = await batches.create(identity, batches.parse_items([body]))
     request.app[METRICS].registered("enterprise", "single", [result.code == ITEM_OK])
+    _count_new(request, [result])
     return _single(result)
 
 
@@ -117,6 +125,7 @@ async def batch_create(request: web.Request) -> web.Response:
     batches = request.app[BATCHES]
     results = await batches.create(identity, batches.parse_items(await _batch_items(request)))
     request.app[METRICS].registered("enterprise", "batch", [r.code == ITEM_OK for r in results])
+    _count_new(request, results)
     return _batch_answer(results)
 
 

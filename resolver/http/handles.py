@@ -14,7 +14,8 @@ from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, failure, mapped, method_not_allowed
-from resolver.http.keys import AUTHENTICATOR, CONFIG, LOOKUP, METRICS, RATE_LIMITER, REGISTRY
+from resolver.http.keys import AUTHENTICATOR, CONFIG, DAILY, LOOKUP, METRICS, RATE_LIMITER, REGISTRY
+from resolver.stats import standing
 
 RESOLVE_ROUTE = "/api/handles/{handle}"
 _HIT_HEAD = b'{"responseCode":1,"handle":'
@@ -86,9 +87,11 @@ async def resolve(request: web.Request) -> web.StreamResponse:
         if plain:
             lookup = request.app[LOOKUP]
             if lookup.cache.trusted:
-                entry = lookup.cache.get(fold(strip_scheme(sent)))
+                key = fold(strip_scheme(sent))
+                entry = lookup.cache.get(key)
                 if entry is not None and entry.record is not None:
                     metrics.outcomes["hit"] += 1
+                    request.app[DAILY].resolved(key.partition("/")[0])
                     metrics.request(RESOLVE_ROUTE, request.method, 200, time.perf_counter() - started)
                     return web.Response(
                         body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
@@ -98,6 +101,12 @@ async def resolve(request: web.Request) -> web.StreamResponse:
         response = failure(request, exc)
     status = response.status
     metrics.outcomes["miss" if status == 200 else "not_found" if status == 404 else "refused"] += 1
+    if status in (200, 404):
+        prefix = fold(strip_scheme(sent)).partition("/")[0]
+        if status == 200:
+            request.app[DAILY].resolved(prefix)
+        else:
+            request.app[DAILY].not_found(prefix)
     metrics.request(RESOLVE_ROUTE, request.method, status, time.perf_counter() - started)
     return response
 
@@ -168,6 +177,7 @@ async def put(request: web.Request) -> web.Response:
         raise
     if created:
         request.app[METRICS].registered("handle", "single", [True])
+        request.app[DAILY].registered(name.prefix)
     return json_response(
         {"responseCode": 1, "handle": sent}, status=201 if created and not overwrite else 200
     )
@@ -214,6 +224,15 @@ async def list_handles(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def stats(request: web.Request) -> web.Response:
+    """GET /api/stats (node administrator): the node and each prefix against the thresholds."""
+    identity = await identity_of(request, required=True)
+    if not request.app[REGISTRY].is_node_admin(identity):
+        raise HandleError(RC.INSUFFICIENT_PERMISSIONS, "the statistics are for the node administrator")
+    report = await standing(request.app[REGISTRY].store)
+    return json_response({"responseCode": 1, **report.to_json()})
+
+
 async def prefixes(request: web.Request) -> web.Response:
     """GET /api/prefixes: the prefixes homed on this node."""
     return json_response({"responseCode": 1, "prefixes": await request.app[REGISTRY].prefixes()})
@@ -221,7 +240,7 @@ async def prefixes(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the Handle API routes."""
-    for path, handler in (("/api/handles", list_handles), ("/api/prefixes", prefixes)):
+    for path, handler in (("/api/handles", list_handles), ("/api/prefixes", prefixes), ("/api/stats", stats)):
         resource = app.router.add_resource(path)
         resource.add_route("GET", mapped(handler))
         resource.add_route("POST", mapped(handler))

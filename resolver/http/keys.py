@@ -13,6 +13,7 @@ from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
 from resolver.registry import Registry
+from resolver.stats import DailyCounter
 from resolver.store.db import HandleStore
 from resolver.template_registry import TemplateRegistry
 
@@ -28,3 +29,4 @@ OPERATORS = web.AppKey("operators", Operators)
 TEMPLATES = web.AppKey("templates", TemplateRegistry)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", NodeMetrics)
+DAILY = web.AppKey("daily", DailyCounter)

@@ -18,7 +18,7 @@ from resolver.core.handles import parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import method_not_allowed
 from resolver.http.handles import flag, indexes_of
-from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY
+from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
 
 # Schemes a redirect must never lead a browser to.
 _UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
@@ -93,7 +93,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     try:
         request.app[RATE_LIMITER].check(request, resolution=True)
         name = parse_handle(sent, config.limits)
-        record = await registry.read(name, fresh=flag(query, "auth", False))
+        try:
+            record = await registry.read(name, fresh=flag(query, "auth", False))
+        except HandleError as exc:
+            if exc.rc == RC.HANDLE_NOT_FOUND:
+                request.app[DAILY].not_found(name.prefix)
+            raise
+        request.app[DAILY].resolved(name.prefix)
         values = [v for v in record.values if is_public(v)]
         values = select(values, indexes_of(query, config.limits.max_index), query.getall("type", []))
         noredirect = flag(query, "noredirect", False)

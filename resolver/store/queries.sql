@@ -204,3 +204,23 @@ select prefix, state, enterprise_id from enterprise_prefixes;
 
 -- name: templates_all
 select prefix, version, industry_codes, items::text from templates;
+
+-- name: daily_add
+insert into daily_counts (day, prefix, registrations, resolutions, not_found)
+select * from unnest($1::date[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+on conflict (day, prefix) do update set
+    registrations = daily_counts.registrations + excluded.registrations,
+    resolutions = daily_counts.resolutions + excluded.resolutions,
+    not_found = daily_counts.not_found + excluded.not_found;
+
+-- name: daily_range
+select prefix, sum(registrations), sum(resolutions), sum(not_found) from daily_counts
+where day >= $1 and day <= $2 group by prefix order by prefix;
+
+-- name: created_per_day
+select prefix, count(*) from handles
+where (created_at at time zone 'UTC')::date = $1 and prefix <> '0.na'
+group by prefix order by prefix;
+
+-- name: registered_per_day
+select prefix, registrations from daily_counts where day = $1 order by prefix;

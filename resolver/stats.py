@@ -1,0 +1,193 @@
+"""Threshold evidence: daily counts per prefix, and how the node stands against the policy.
+
+Each worker counts resolutions, not-found answers and registrations per prefix in memory (a dict
+addition per request) and adds them to `daily_counts` every few seconds, off the hot path; a crash
+loses at most those seconds. Registrations reconcile with the identifiers table by creation day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from resolver.metrics import NodeMetrics
+from resolver.store.db import HandleStore
+
+log = logging.getLogger(__name__)
+
+# Local policy: 30 million new registrations a year, 10 million resolutions a day on average.
+REGISTRATIONS_PER_YEAR = 30_000_000
+RESOLUTIONS_PER_DAY = 10_000_000
+FLUSH_SECONDS = 5.0
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+class DailyCounter:
+    """One worker's counts since its last flush, per prefix."""
+
+    def __init__(self) -> None:
+        # prefix -> [registrations, resolutions, not found]
+        self.counts: dict[str, list[int]] = {}
+
+    def _row(self, prefix: str) -> list[int]:
+        row = self.counts.get(prefix)
+        if row is None:
+            row = self.counts[prefix] = [0, 0, 0]
+        return row
+
+    def resolved(self, prefix: str) -> None:
+        self._row(prefix)[1] += 1
+
+    def not_found(self, prefix: str) -> None:
+        self._row(prefix)[2] += 1
+
+    def registered(self, prefix: str, count: int = 1) -> None:
+        self._row(prefix)[0] += count
+
+    async def flush(self, store: HandleStore, day: date | None = None) -> None:
+        """Add the counts to `daily_counts`; on failure they are kept for the next try."""
+        if not self.counts:
+            return
+        counts, self.counts = self.counts, {}
+        when = day or today()
+        prefixes = sorted(counts)
+        try:
+            await store.fetch_named(
+                "daily_add",
+                [when] * len(prefixes),
+                prefixes,
+                [counts[p][0] for p in prefixes],
+                [counts[p][1] for p in prefixes],
+                [counts[p][2] for p in prefixes],
+            )
+        except Exception:
+            for prefix, row in counts.items():
+                mine = self._row(prefix)
+                for i in range(3):
+                    mine[i] += row[i]
+            raise
+
+
+GAUGE_EVERY = 6  # flushes between refreshes of the threshold gauges (30 s)
+
+
+async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: NodeMetrics) -> None:
+    """Run until cancelled: flush every few seconds (a failed flush keeps its counts), and keep
+    the threshold gauges of /metrics current."""
+    rounds = 0
+    while True:
+        try:
+            if rounds % GAUGE_EVERY == 0:
+                metrics.set_standing((await standing(store)).node.to_json())
+            await asyncio.sleep(FLUSH_SECONDS)
+            rounds += 1
+            await counter.flush(store)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be away; counts wait for the next round
+            log.warning("could not write daily counts yet: %s", exc)
+            await asyncio.sleep(FLUSH_SECONDS)
+
+
+@dataclass
+class Standing:
+    """How the node (or one prefix) stands against the thresholds."""
+
+    resolutions_yesterday: int = 0
+    resolutions_30d_average: float = 0.0
+    registrations_year: int = 0
+    registrations_projected: float = 0.0
+    not_found_yesterday: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resolutionsYesterday": self.resolutions_yesterday,
+            "resolutions30dAverage": round(self.resolutions_30d_average, 1),
+            "resolutionsThresholdPerDay": RESOLUTIONS_PER_DAY,
+            "resolutionsRatio": round(self.resolutions_30d_average / RESOLUTIONS_PER_DAY, 6),
+            "registrationsThisYear": self.registrations_year,
+            "registrationsProjectedYear": round(self.registrations_projected),
+            "registrationsThresholdPerYear": REGISTRATIONS_PER_YEAR,
+            "registrationsRatio": round(self.registrations_projected / REGISTRATIONS_PER_YEAR, 6),
+            "notFoundYesterday": self.not_found_yesterday,
+        }
+
+
+@dataclass
+class Report:
+    day: date
+    node: Standing
+    prefixes: dict[str, Standing] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "node": self.node.to_json(),
+            "prefixes": {p: s.to_json() for p, s in sorted(self.prefixes.items())},
+        }
+
+
+async def standing(store: HandleStore, on: date | None = None) -> Report:
+    """Yesterday's and the 30-day average resolutions, this year's and the projected registrations."""
+    day = on or today()
+    yesterday = day - timedelta(days=1)
+    year_start = date(day.year, 1, 1)
+    days_in_year = (date(day.year + 1, 1, 1) - year_start).days
+    elapsed_days = (day - year_start).days + 1
+    report = Report(day, Standing())
+
+    def of(prefix: str) -> Standing:
+        return report.prefixes.setdefault(prefix, Standing())
+
+    for prefix, _reg, resolved, missing in await store.fetch_named("daily_range", yesterday, yesterday):
+        of(prefix).resolutions_yesterday = int(resolved)
+        of(prefix).not_found_yesterday = int(missing)
+    for prefix, _reg, resolved, _missing in await store.fetch_named(
+        "daily_range", day - timedelta(days=30), yesterday
+    ):
+        of(prefix).resolutions_30d_average = int(resolved) / 30
+    for prefix, registered, _res, _missing in await store.fetch_named("daily_range", year_start, day):
+        of(prefix).registrations_year = int(registered)
+        of(prefix).registrations_projected = int(registered) * days_in_year / elapsed_days
+    node = report.node
+    for s in report.prefixes.values():
+        node.resolutions_yesterday += s.resolutions_yesterday
+        node.not_found_yesterday += s.not_found_yesterday
+        node.resolutions_30d_average += s.resolutions_30d_average
+        node.registrations_year += s.registrations_year
+        node.registrations_projected += s.registrations_projected
+    return report
+
+
+async def reconcile(store: HandleStore, day: date) -> list[tuple[str, int, int]]:
+    """(prefix, registrations counted, identifiers created that day and still there) for a day.
+
+    Counted registrations can exceed what is still there (deletions), never fall short of it by
+    more than the last seconds before a crash.
+    """
+    counted = {p: int(n) for p, n in await store.fetch_named("registered_per_day", day)}
+    present = {p: int(n) for p, n in await store.fetch_named("created_per_day", day)}
+    return [(p, counted.get(p, 0), present.get(p, 0)) for p in sorted(counted.keys() | present.keys())]
+
+
+def render(report: Report) -> str:
+    """The report as a terminal table."""
+    rows = [("node", report.node), *sorted(report.prefixes.items())]
+    lines = [
+        f"standing on {report.day.isoformat()} (UTC) against 10,000,000 resolutions/day and 30,000,000 registrations/year",
+        f"{'prefix':<18} {'resolved yesterday':>19} {'30-day avg/day':>15} {'of 10M':>8} "
+        f"{'registered ' + str(report.day.year):>17} {'projected':>13} {'of 30M':>8}",
+    ]
+    for name, s in rows:
+        lines.append(
+            f"{name:<18} {s.resolutions_yesterday:>19,} {s.resolutions_30d_average:>15,.0f} "
+            f"{s.resolutions_30d_average / RESOLUTIONS_PER_DAY:>8.2%} {s.registrations_year:>17,} "
+            f"{s.registrations_projected:>13,.0f} {s.registrations_projected / REGISTRATIONS_PER_YEAR:>8.2%}"
+        )
+    return "\n".join(lines)
