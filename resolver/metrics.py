@@ -134,6 +134,13 @@ class NodeMetrics:
         from resolver import __version__
 
         self.build.labels(__version__).set(1)
+        self.database_up = Gauge(
+            "resolver_database_up",
+            "1 while the worker's last write of its counts reached Postgres (minimum over workers)",
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
+        self.database_up.set(1)
         self.standing = Gauge(
             "resolver_threshold",
             "The node against the policy thresholds (from daily_counts)",

@@ -88,9 +88,12 @@ async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: Node
             await asyncio.sleep(FLUSH_SECONDS)
             rounds += 1
             await counter.flush(store)
+            await store.ping()
+            metrics.database_up.set(1)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database may be away; counts wait for the next round
+            metrics.database_up.set(0)
             log.warning("could not write daily counts yet: %s", exc)
             await asyncio.sleep(FLUSH_SECONDS)
 
