@@ -1,0 +1,275 @@
+"""`python -m benchmarks run`: seed, start the node, run the Locust scenarios, write reports.
+
+Everything runs on 127.0.0.1 and every scenario is bounded by --duration. Reports go to
+`benchmarks/results/<date>-<scenario>.md` with PNG plots beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SECRET = "bench-admin-secret"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.batch_create import free_port, setup
+from benchmarks.locustfile import RESOLUTIONS_PER_SECOND, day_profile_users
+from resolver.embedded import EmbeddedPostgres
+
+
+def seed_file(path: Path, count: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["handle", "productName", "manufacturer", "URL"])
+        for i in range(count):
+            writer.writerow([f"88.123/S{i}", f"产品{i}", "基准企业", f"https://example.com/p/{i}"])
+
+
+async def wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            try:
+                async with session.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the node did not become ready")
+
+
+async def prepare_enterprise(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        await setup(session, url)
+
+
+def run_locust(
+    url: str, scenario: str, duration: int, users: int, identifiers: int, multiple: float, out: Path
+) -> Path:
+    prefix = out / scenario
+    env = {
+        **os.environ,
+        "SCENARIO": scenario,
+        "BENCH_IDENTIFIERS": str(identifiers),
+        "BENCH_MULTIPLE": str(multiple),
+        "BENCH_ADMIN_SECRET": SECRET,
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "benchmarks" / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(max(1, users // 2)),
+            "-t",
+            f"{duration}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--csv-full-history",
+            "--only-summary",
+            "--stop-timeout",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=duration + 120,
+    )
+    return prefix
+
+
+def totals(prefix: Path) -> list[dict[str, str]]:
+    with open(f"{prefix}_stats.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def history(prefix: Path) -> list[dict[str, str]]:
+    with open(f"{prefix}_stats_history.csv", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:  # Locust writes N/A before the first answers
+        return float("nan")
+
+
+def plot(rows: list[dict[str, str]], target: Path, scenario: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return []
+    start = int(rows[0]["Timestamp"])
+    t = [int(r["Timestamp"]) - start for r in rows]
+    files = []
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(t, [_number(r["Requests/s"]) for r in rows], label="requests/s")
+    if scenario in ("resolution", "day"):
+        ax.axhline(RESOLUTIONS_PER_SECOND, color="green", linestyle="--", label="116/s (10M a day)")
+        ax.axhline(RESOLUTIONS_PER_SECOND * 10, color="orange", linestyle="--", label="1,160/s (10x peak)")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("requests/s")
+    ax.legend(loc="lower right")
+    ax.set_title(f"{scenario}: throughput")
+    name = f"{target.stem}-throughput.png"
+    fig.tight_layout()
+    fig.savefig(target.parent / name, dpi=90)
+    plt.close(fig)
+    files.append(name)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for column in ("50%", "95%", "99%"):
+        ax.plot(t, [_number(r[column]) for r in rows], label=f"p{column.rstrip('%')}")
+    ax.axhline(10, color="red", linestyle="--", label="10 ms")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("ms")
+    ax.legend(loc="upper right")
+    ax.set_title(f"{scenario}: latency (Locust rounds to whole ms)")
+    name = f"{target.stem}-latency.png"
+    fig.tight_layout()
+    fig.savefig(target.parent / name, dpi=90)
+    plt.close(fig)
+    files.append(name)
+    return files
+
+
+def report(scenario: str, prefix: Path, args: argparse.Namespace, users: int, seconds: float) -> Path:
+    from importlib.metadata import version
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
+    target = RESULTS / f"{stamp}-{scenario}.md"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = totals(prefix)
+    plots = plot(history(prefix), target, scenario)
+    lines = [
+        f"# {scenario} scenario, {stamp} UTC",
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"aiohttp {version('aiohttp')}, asyncpg {version('asyncpg')}, locust {version('locust')}.",
+        f"Parameters: {args.identifiers:,} seeded identifiers (bulk import), {users} Locust users, "
+        f"{args.duration} s, multiple of the threshold rates {args.multiple}, node with 2 workers, "
+        "Locust on the same machine (closed loop: a slow node lowers the offered load).",
+        f"Seeding by `resolver import`: {seconds:.1f} s.",
+        "",
+        "| request | count | failures | req/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['Name']} | {r['Request Count']} | {r['Failure Count']} | {float(r['Requests/s']):,.1f} | "
+            f"{r['50%']} | {r['95%']} | {r['99%']} |"
+        )
+    lines += ["", *[f"![{p}]({p})" for p in plots], ""]
+    target.write_text("\n".join(lines), encoding="utf-8")
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="seed, start the node, run the scenarios, write the reports")
+    run.add_argument("--identifiers", type=int, default=1_000_000, help="identifiers to seed [1,000,000]")
+    run.add_argument("--duration", type=int, default=60, help="seconds per scenario (bounded) [60]")
+    run.add_argument(
+        "--multiple", type=float, default=10.0, help="day profile: multiple of the threshold rates [10]"
+    )
+    run.add_argument(
+        "--users", type=int, default=32, help="users for the resolution and registration scenarios [32]"
+    )
+    run.add_argument("--scenarios", default="resolution,registration,day")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        pg = EmbeddedPostgres(work / "pgdata")
+        dsn = pg.start()
+        node = None
+        try:
+            source = work / "seed.csv"
+            seed_file(source, args.identifiers)
+            started = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "resolver",
+                    "import",
+                    str(source),
+                    "--template",
+                    "general-product-1.0",
+                    "--dsn",
+                    dsn,
+                ],
+                cwd=ROOT,
+                check=True,
+                stderr=subprocess.DEVNULL,
+            )
+            seeded = time.perf_counter() - started
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with open(work / "node.log", "wb") as log:
+                node = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "resolver",
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "2",
+                        "--dsn",
+                        dsn,
+                        "--admin-secret",
+                        SECRET,
+                        "--rate-per-address",
+                        "0",
+                        "--rate-per-credential",
+                        "0",
+                    ],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            asyncio.run(wait_ready(url))
+            asyncio.run(prepare_enterprise(url))
+            for scenario in args.scenarios.split(","):
+                users = sum(day_profile_users(args.multiple)) if scenario == "day" else args.users
+                prefix = run_locust(
+                    url, scenario, args.duration, users, args.identifiers, args.multiple, work
+                )
+                print(f"{scenario}: {report(scenario, prefix, args, users, seeded)}")
+        finally:
+            if node is not None:
+                node.send_signal(signal.SIGTERM)
+                node.wait(60)
+            pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
