@@ -27,7 +27,7 @@ SECRET = "bench-admin-secret"
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.batch_create import free_port, setup
-from benchmarks.locustfile import RESOLUTIONS_PER_SECOND, day_profile_users
+from benchmarks.profile import RESOLUTIONS_PER_SECOND, day_profile_users
 from resolver.embedded import EmbeddedPostgres
 
 
@@ -157,7 +157,40 @@ def plot(rows: list[dict[str, str]], target: Path, scenario: str) -> list[str]:
     return files
 
 
-def report(scenario: str, prefix: Path, args: argparse.Namespace, users: int, seconds: float) -> Path:
+def server_side_latency(url: str) -> dict[str, tuple[float, float, int]]:
+    """From the node's own histograms: (p50, p99) upper bucket bounds in ms and count, per route."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=30).read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        if line.startswith("resolver_http_request_duration_seconds_bucket{"):
+            labels, _, value = line.rpartition(" ")
+            le = labels.split('le="')[1].split('"')[0]
+            route = labels.split('route="')[1].split('"')[0]
+            buckets.setdefault(route, []).append((float("inf") if le == "+Inf" else float(le), float(value)))
+    result = {}
+    for route, points in buckets.items():
+        points.sort()
+        total = points[-1][1]
+        if not total:
+            continue
+
+        def quantile(q: float, points: list[tuple[float, float]] = points, total: float = total) -> float:
+            return next(bound for bound, count in points if count >= q * total) * 1000
+
+        result[route] = (quantile(0.5), quantile(0.99), int(total))
+    return result
+
+
+def report(
+    scenario: str,
+    prefix: Path,
+    args: argparse.Namespace,
+    users: int,
+    seconds: float,
+    server: dict[str, tuple[float, float, int]] | None = None,
+) -> Path:
     from importlib.metadata import version
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
@@ -183,6 +216,19 @@ def report(scenario: str, prefix: Path, args: argparse.Namespace, users: int, se
             f"| {r['Name']} | {r['Request Count']} | {r['Failure Count']} | {float(r['Requests/s']):,.1f} | "
             f"{r['50%']} | {r['95%']} | {r['99%']} |"
         )
+    if server:
+        lines += [
+            "",
+            "The node's own view (its latency histograms, handler start to response, cumulative since start;",
+            "a percentile is the upper bound of its bucket):",
+            "",
+            "| route | requests | p50 ≤ ms | p99 ≤ ms |",
+            "|---|---|---|---|",
+            *[
+                f"| {route} | {count:,} | {p50:g} | {p99:g} |"
+                for route, (p50, p99, count) in sorted(server.items())
+            ],
+        ]
     lines += ["", *[f"![{p}]({p})" for p in plots], ""]
     target.write_text("\n".join(lines), encoding="utf-8")
     return target
@@ -262,7 +308,9 @@ def main() -> int:
                 prefix = run_locust(
                     url, scenario, args.duration, users, args.identifiers, args.multiple, work
                 )
-                print(f"{scenario}: {report(scenario, prefix, args, users, seeded)}")
+                time.sleep(1.5)  # workers flush their tallies once a second
+                server = server_side_latency(url)
+                print(f"{scenario}: {report(scenario, prefix, args, users, seeded, server)}")
         finally:
             if node is not None:
                 node.send_signal(signal.SIGTERM)

@@ -20,6 +20,8 @@ import uuid
 
 from locust import FastHttpUser, between, constant_throughput, task
 
+from benchmarks.profile import day_profile_users
+
 SCENARIO = os.environ.get("SCENARIO", "day")
 IDENTIFIERS = int(os.environ.get("BENCH_IDENTIFIERS", "1000"))
 MULTIPLE = float(os.environ.get("BENCH_MULTIPLE", "10"))
@@ -33,8 +35,6 @@ ADMIN = (
 USER = os.environ.get("BENCH_USER", "bench")
 PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-password")
 ENTERPRISE_PREFIX = os.environ.get("BENCH_PREFIX", "88.123.45")
-RESOLUTIONS_PER_SECOND = 10_000_000 / 86_400  # the policy's daily average, per second
-REGISTRATIONS_PER_SECOND = 30_000_000 / (365 * 86_400)
 _serial = itertools.count()
 
 
@@ -150,13 +150,6 @@ class Registrar(FastHttpUser):
                 r.success()
             else:
                 r.failure(f"status {r.status_code}: {r.text[:200]}")
-
-
-def day_profile_users(multiple: float = MULTIPLE) -> tuple[int, int]:
-    """Users that hold `multiple` times the average rates (10 req/s per resolver, 1 task/s per registrar)."""
-    resolvers = max(1, round(RESOLUTIONS_PER_SECOND * multiple / 10))
-    registrars = max(1, round(REGISTRATIONS_PER_SECOND * multiple))
-    return resolvers, registrars
 
 
 if SCENARIO == "day":

@@ -172,6 +172,10 @@ class Lookup:
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.keys_fetched = 0
+        # Since the last metrics flush: seconds each coalesced query took, and how long change
+        # notifications took to arrive.
+        self.query_seconds: list[float] = []
+        self.invalidation_delays: list[float] = []
 
     async def get(self, key: str) -> Entry:
         """The entry for a handle: from the cache when it can be trusted, else from the database.
@@ -232,6 +236,7 @@ class Lookup:
     async def _run(self, batch: list[tuple[str, list[asyncio.Future[Entry]]]]) -> None:
         started = self.cache.epoch
         keys = [key for key, _ in batch]
+        clock = time.perf_counter()
         try:
             records = await self._fetch_many(keys)
         except BaseException as exc:
@@ -245,6 +250,8 @@ class Lookup:
         else:
             self.batches += 1
             self.keys_fetched += len(keys)
+            if len(self.query_seconds) < 100_000:
+                self.query_seconds.append(time.perf_counter() - clock)
             for key, waiters in batch:
                 entry = self.cache.put(key, records.get(key), started)
                 self._release(key, waiters)

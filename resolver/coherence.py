@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
 
 from resolver.cache import Lookup
-from resolver.store.db import CHANNEL, connect
+from resolver.store.db import CHANNEL, connect, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,10 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
     backoff = 0.1
 
     def on_change(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        lookup.invalidate(str(payload).split("\n"))
+        sent_at, keys = parse_payload(str(payload))
+        lookup.invalidate(keys)
+        if sent_at is not None and len(lookup.invalidation_delays) < 100_000:
+            lookup.invalidation_delays.append(max(0.0, time.time() - sent_at))
 
     while True:
         conn: asyncpg.Connection | None = None

@@ -653,6 +653,8 @@ class Importer:
                 await self.conn.execute(
                     Q["import_progress"], digest, totals.rows, totals.accepted, totals.rejected, True
                 )
+                # Fresh statistics for the planner and for the identifiers gauge (pg_class.reltuples).
+                await self.conn.execute(Q["analyze_handles"])
         finally:
             receiving.close()
             process.join(5)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; sub-millisecond resolution where cached answers land.
+DELAY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BOUNDS = (1, 10, 100, 500, 1000, 2000, 5000)
 LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OUTCOMES = ("hit", "miss", "not_found", "refused")
 
@@ -121,6 +123,38 @@ class NodeMetrics:
             ["api", "mode", "outcome"],
             registry=reg,
         )
+        self.lookup_seconds = Histogram(
+            "resolver_db_lookup_duration_seconds",
+            "Time of one coalesced lookup query",
+            buckets=LATENCY_BOUNDS,
+            registry=reg,
+        )
+        self.invalidation_delay = Histogram(
+            "resolver_invalidation_delay_seconds",
+            "From a change's notification to its arrival at a worker",
+            buckets=DELAY_BOUNDS,
+            registry=reg,
+        )
+        self.batch_size = Histogram(
+            "resolver_batch_items",
+            "Items per enterprise API batch call",
+            ["operation"],
+            buckets=BATCH_BOUNDS,
+            registry=reg,
+        )
+        self.pool = Gauge(
+            "resolver_db_connections",
+            "Database connections of the workers by state",
+            ["state"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.identifiers = Gauge(
+            "resolver_identifiers",
+            "Identifiers stored (Postgres' estimate, refreshed every 30 s)",
+            registry=reg,
+            multiprocess_mode="max",
+        )
         self.start_time = Gauge(
             "resolver_start_time_seconds",
             "When the oldest live worker started",
@@ -152,6 +186,7 @@ class NodeMetrics:
         self.routes: dict[str, RouteStats] = {}
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.pending_registrations: dict[tuple[str, str, str], int] = {}
+        self.batch_sizes: list[tuple[str, int]] = []
 
     def set_standing(self, figures: dict[str, object]) -> None:
         """Gauges of the threshold figures: yesterday, 30-day average, this year, projected."""
@@ -193,6 +228,9 @@ class NodeMetrics:
         listen_up: bool,
         lookups: int,
         keys_fetched: int,
+        lookup_seconds: Iterable[float] = (),
+        invalidation_delays: Iterable[float] = (),
+        connections: dict[str, int] | None = None,
     ) -> None:
         """Move the local tallies into the exported metrics."""
         routes, self.routes = self.routes, {}
@@ -209,6 +247,15 @@ class NodeMetrics:
         for outcome, count in outcomes.items():
             if count:
                 self.resolutions.labels(outcome).inc(count)
+        for seconds in lookup_seconds:
+            self.lookup_seconds.observe(seconds)
+        for seconds in invalidation_delays:
+            self.invalidation_delay.observe(seconds)
+        sizes, self.batch_sizes = self.batch_sizes, []
+        for operation, size in sizes:
+            self.batch_size.labels(operation).observe(size)
+        for state, count in (connections or {}).items():
+            self.pool.labels(state).set(count)
         registrations, self.pending_registrations = self.pending_registrations, {}
         for labels, count in registrations.items():
             self.registrations.labels(*labels).inc(count)

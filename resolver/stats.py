@@ -85,6 +85,7 @@ async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: Node
         try:
             if rounds % GAUGE_EVERY == 0:
                 metrics.set_standing((await standing(store)).node.to_json())
+                metrics.identifiers.set(int(await store.fetchval_named("identifiers_estimate") or 0))
             await asyncio.sleep(FLUSH_SECONDS)
             rounds += 1
             await counter.flush(store)

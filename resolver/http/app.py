@@ -119,6 +119,9 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
     def flush() -> None:
         lookup = app[LOOKUP]
         cache = lookup.cache
+        store = app[STORE]
+        lookup_seconds, lookup.query_seconds = lookup.query_seconds, []
+        delays, lookup.invalidation_delays = lookup.invalidation_delays, []
         metrics.flush(
             cache_entries=len(cache),
             cache_bytes=cache.bytes,
@@ -127,6 +130,9 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
             listen_up=cache.trusted,
             lookups=lookup.batches,
             keys_fetched=lookup.keys_fetched,
+            lookup_seconds=lookup_seconds,
+            invalidation_delays=delays,
+            connections=store.connection_counts(),
         )
 
     async def loop() -> None:

@@ -111,6 +111,7 @@ async def _batch_items(request: web.Request) -> list[Any]:
         body = body.get("data", body.get("items"))
     if not isinstance(body, list):
         raise HandleError(RC.PROTOCOL_ERROR, "批量请求体应为数组")
+    request.app[METRICS].batch_sizes.append((request.path.rsplit("/", 1)[-1], len(body)))
     limit = request.app[CONFIG].max_batch_items
     if len(body) > limit:
         raise HandleError(RC.PROTOCOL_ERROR, f"一次最多 {limit} 条，本次 {len(body)} 条；请分批提交")

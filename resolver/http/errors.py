@@ -116,6 +116,19 @@ def mapped(handler: Handler) -> Handler:
     return wrapper
 
 
+def timed(handler: Handler) -> Handler:
+    """Count a handler's requests and latency (for handlers that render their own errors)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        observe(request, response.status, started)
+        return response
+
+    return wrapper
+
+
 def observe(request: web.Request, status: int, started: float) -> None:
     """Count an answered request under its route template (never the raw path)."""
     route = request.match_info.route.resource

@@ -16,7 +16,7 @@ from aiohttp import web
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
-from resolver.http.errors import method_not_allowed
+from resolver.http.errors import method_not_allowed, timed
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
 
@@ -152,6 +152,6 @@ def add_routes(app: web.Application) -> None:
     """Register the web proxy routes (after every other route)."""
     app.router.add_get("/", home)
     resource = app.router.add_resource("/{handle:.+}")
-    resource.add_route("GET", proxy)
-    resource.add_route("HEAD", proxy)
+    resource.add_route("GET", timed(proxy))
+    resource.add_route("HEAD", timed(proxy))
     resource.add_route("*", method_not_allowed("GET, HEAD"))

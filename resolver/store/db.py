@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -57,21 +58,37 @@ class Record:
 MAX_PAYLOAD_BYTES = 7900
 
 
-def notification_payloads(keys: list[str]) -> list[str]:
-    """The changed keys, newline-separated, split into payloads Postgres accepts."""
+def notification_payloads(keys: list[str], sent_at: float | None = None) -> list[str]:
+    """The changed keys, newline-separated, split into payloads Postgres accepts.
+
+    Each payload starts with `@<unix time>` (keys never start with '@'), so that listeners can
+    measure how long an invalidation took to reach them.
+    """
+    stamp = f"@{time.time() if sent_at is None else sent_at:.4f}"
     payloads: list[str] = []
-    current: list[str] = []
-    size = 0
+    current: list[str] = [stamp]
+    size = len(stamp) + 1
     for key in keys:
         length = len(key.encode("utf-8")) + 1
-        if current and size + length > MAX_PAYLOAD_BYTES:
+        if len(current) > 1 and size + length > MAX_PAYLOAD_BYTES:
             payloads.append("\n".join(current))
-            current, size = [], 0
+            current, size = [stamp], len(stamp) + 1
         current.append(key)
         size += length
-    if current:
+    if len(current) > 1:
         payloads.append("\n".join(current))
     return payloads
+
+
+def parse_payload(payload: str) -> tuple[float | None, list[str]]:
+    """(when it was sent, the keys) of a change notification."""
+    lines = payload.split("\n")
+    if lines and lines[0].startswith("@"):
+        try:
+            return float(lines[0][1:]), lines[1:]
+        except ValueError:
+            return None, lines[1:]
+    return None, lines
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -435,6 +452,15 @@ class HandleStore:
         self.readers = readers
         self._timeout = timeout
         self.search_types = search_types
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open and busy write connections, and lookups waiting for a reader connection."""
+        size = self._pool.get_size()
+        return {
+            "open": size,
+            "in_use": size - self._pool.get_idle_size(),
+            "lookups_waiting": len(self.readers._waiters),
+        }
 
     async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
         """Current records of these handles (missing handles are absent from the result)."""

@@ -224,3 +224,9 @@ group by prefix order by prefix;
 
 -- name: registered_per_day
 select prefix, registrations from daily_counts where day = $1 order by prefix;
+
+-- name: identifiers_estimate
+select greatest(reltuples, 0)::bigint from pg_class where relname = 'handles';
+
+-- name: analyze_handles
+analyze handles;

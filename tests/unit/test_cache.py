@@ -200,11 +200,13 @@ TestCacheAgreesWithStore.settings = settings(max_examples=60, stateful_step_coun
 
 
 def test_notification_payloads_stay_under_the_postgres_limit():
-    from resolver.store.db import MAX_PAYLOAD_BYTES, notification_payloads
+    from resolver.store.db import MAX_PAYLOAD_BYTES, notification_payloads, parse_payload
 
     keys = [f"88.123/{'x' * 200}-{i}" for i in range(500)]
-    payloads = notification_payloads(keys)
+    payloads = notification_payloads(keys, sent_at=1234.5)
     assert len(payloads) > 1
     assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
-    assert [k for p in payloads for k in p.split("\n")] == keys
+    parsed = [parse_payload(p) for p in payloads]
+    assert all(sent == 1234.5 for sent, _ in parsed)
+    assert [k for _, ks in parsed for k in ks] == keys
     assert notification_payloads([]) == []

@@ -14,7 +14,7 @@ def samples(metrics: NodeMetrics) -> dict[str, float]:
     return found
 
 
-def flush(metrics: NodeMetrics, **overrides: int) -> None:
+def flush(metrics: NodeMetrics, **overrides: object) -> None:
     values = dict(
         cache_entries=3,
         cache_bytes=300,
@@ -35,8 +35,21 @@ def test_requests_latency_and_outcomes():
     metrics.outcomes["hit"] += 1
     metrics.outcomes["not_found"] += 1
     metrics.registered("enterprise", "batch", [True, True, False])
-    flush(metrics, evictions=5, lookups=2, keys_fetched=7)
+    metrics.batch_sizes.append(("batchCreate", 2000))
+    flush(
+        metrics,
+        evictions=5,
+        lookups=2,
+        keys_fetched=7,
+        lookup_seconds=[0.0004],
+        invalidation_delays=[0.003],
+        connections={"open": 4, "in_use": 1, "lookups_waiting": 0},
+    )
     found = samples(metrics)
+    assert found["resolver_db_lookup_duration_seconds_count"] == 1
+    assert found['resolver_invalidation_delay_seconds_bucket{le="0.005"}'] == 1
+    assert found['resolver_batch_items_bucket{le="2000.0",operation="batchCreate"}'] == 1
+    assert found['resolver_db_connections{state="in_use"}'] == 1
     assert found['resolver_http_requests_total{method="GET",route="/api/handles/{handle}",status="2xx"}'] == 1
     assert found['resolver_http_requests_total{method="GET",route="/api/handles/{handle}",status="4xx"}'] == 1
     assert (
