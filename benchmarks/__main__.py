@@ -11,7 +11,6 @@ import asyncio
 import csv
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECRET = "bench-admin-secret"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.batch_create import free_port, setup
+from benchmarks.batch_create import setup
+from benchmarks.harness import SECRET, run_import, start_node, stop
 from benchmarks.profile import RESOLUTIONS_PER_SECOND, day_profile_users
 from resolver.embedded import EmbeddedPostgres
 
@@ -37,19 +36,6 @@ def seed_file(path: Path, count: int) -> None:
         writer.writerow(["handle", "productName", "manufacturer", "URL"])
         for i in range(count):
             writer.writerow([f"88.123/S{i}", f"产品{i}", "基准企业", f"https://example.com/p/{i}"])
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(600):
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the node did not become ready")
 
 
 async def prepare_enterprise(url: str) -> None:
@@ -258,50 +244,11 @@ def main() -> int:
             source = work / "seed.csv"
             seed_file(source, args.identifiers)
             started = time.perf_counter()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "resolver",
-                    "import",
-                    str(source),
-                    "--template",
-                    "general-product-1.0",
-                    "--dsn",
-                    dsn,
-                ],
-                cwd=ROOT,
-                check=True,
-                stderr=subprocess.DEVNULL,
-            )
+            run_import(source, dsn, "--template", "general-product-1.0")
             seeded = time.perf_counter() - started
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            with open(work / "node.log", "wb") as log:
-                node = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "resolver",
-                        "serve",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        "2",
-                        "--dsn",
-                        dsn,
-                        "--admin-secret",
-                        SECRET,
-                        "--rate-per-address",
-                        "0",
-                        "--rate-per-credential",
-                        "0",
-                    ],
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            asyncio.run(wait_ready(url))
+            node, url = start_node(
+                work, "--dsn", dsn, "--rate-per-address", "0", "--rate-per-credential", "0"
+            )
             asyncio.run(prepare_enterprise(url))
             for scenario in args.scenarios.split(","):
                 users = sum(day_profile_users(args.multiple)) if scenario == "day" else args.users
@@ -313,8 +260,7 @@ def main() -> int:
                 print(f"{scenario}: {report(scenario, prefix, args, users, seeded, server)}")
         finally:
             if node is not None:
-                node.send_signal(signal.SIGTERM)
-                node.wait(60)
+                stop(node)
             pg.stop()
     return 0
 

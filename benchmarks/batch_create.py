@@ -13,10 +13,7 @@ import argparse
 import asyncio
 import base64
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,15 +25,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import SECRET, start_node, stop
 from resolver.core.enterprises import credit_code_check_character
-
-SECRET = "bench-admin-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def admin_headers() -> dict[str, str]:
@@ -150,33 +140,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="resolver-batch-") as tmp:
         os.chmod(tmp, 0o755)
-        port = free_port()
-        with open(Path(tmp) / "node.log", "wb") as log:
-            node = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "resolver",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "2",
-                    "--data-dir",
-                    str(Path(tmp) / "pgdata"),
-                    "--admin-secret",
-                    SECRET,
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "RESOLVER_DSN": "", "RESOLVER_RATE_PER_ADDRESS": "0"},
-            )
+        node, url = start_node(Path(tmp), "--data-dir", str(Path(tmp) / "pgdata"), "--rate-per-address", "0")
         try:
-            asyncio.run(run(f"http://127.0.0.1:{port}", args.clients, args.batch, args.duration))
+            asyncio.run(run(url, args.clients, args.batch, args.duration))
         finally:
-            node.send_signal(signal.SIGTERM)
-            node.wait(60)
+            stop(node)
     return 0
 
 

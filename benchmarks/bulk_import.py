@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import csv
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import run_import
 from resolver.core.templates import reference_value
 from resolver.core.values import DEFAULT_TTL, timestamp
 from resolver.embedded import EmbeddedPostgres
@@ -103,22 +103,7 @@ def main() -> int:
             source = workdir / "products.csv"
             write_csv(source, args.rows)
             started = time.perf_counter()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "resolver",
-                    "import",
-                    str(source),
-                    "--template",
-                    "general-product-1.0",
-                    "--dsn",
-                    dsn,
-                ],
-                cwd=ROOT,
-                check=True,
-                stderr=subprocess.DEVNULL,
-            )
+            run_import(source, dsn, "--template", "general-product-1.0")
             import_rate = args.rows / (time.perf_counter() - started)
         finally:
             pg.stop()

@@ -18,13 +18,10 @@ import asyncio
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,32 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import free_port, start_node, stop, wait_http
 from resolver.core.values import parse_values
 from resolver.embedded import EmbeddedPostgres
 from resolver.store.db import encode_values
 from resolver.store.migrations import migrate
 
-SECRET = "bench-secret"
 HOT = "88.123/HOT-0001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 async def seed(dsn: str, count: int) -> None:
@@ -137,38 +115,8 @@ http {{
 
 
 def start_resolver(dsn: str, workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    with open(workdir / f"resolver-{port}.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "resolver",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--dsn",
-                dsn,
-                "--admin-secret",
-                SECRET,
-                *extra,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    wait_http(f"http://127.0.0.1:{port}/readyz")
-    return process, port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    process, url = start_node(workdir, "--dsn", dsn, *extra)
+    return process, int(url.rsplit(":", 1)[1])
 
 
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
