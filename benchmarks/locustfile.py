@@ -24,7 +24,6 @@ from benchmarks.profile import day_profile_users
 
 SCENARIO = os.environ.get("SCENARIO", "day")
 IDENTIFIERS = int(os.environ.get("BENCH_IDENTIFIERS", "1000"))
-MULTIPLE = float(os.environ.get("BENCH_MULTIPLE", "10"))
 UNKNOWN_SHARE = float(os.environ.get("BENCH_UNKNOWN_SHARE", "0.05"))
 ADMIN = (
     "Basic "
