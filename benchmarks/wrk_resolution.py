@@ -29,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import uvloop
+
+from benchmarks import open_loop
 from benchmarks.harness import free_port, start_node, stop, wait_http
 from resolver.core.values import parse_values
 from resolver.embedded import EmbeddedPostgres
@@ -132,6 +135,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs per case; the median is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--report", type=Path, help="also write the markdown table here")
+    parser.add_argument(
+        "--open-loop-rates",
+        type=float,
+        nargs="*",
+        default=[1160.0, 4000.0],
+        help="offered loads for the open-loop latency runs [1160 4000]",
+    )
+    parser.add_argument("--open-loop-duration", type=float, default=10.0, help="seconds per open-loop run")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -159,9 +170,11 @@ def main() -> int:
                 f"math.randomseed(os.time())\nrequest = function()\n"
                 f'  return wrk.format("GET", "/api/handles/88.123/B" .. math.random(0, {args.handles - 1}))\nend\n'
             )
+            redirect_url = f"http://127.0.0.1:{cached_port}/{HOT}"
             cases = [
                 ("nginx static file (ceiling)", f"http://127.0.0.1:{nginx_port}/hot.json", None),
                 ("resolver cached, /api/handles, 2 workers", hot_url, None),
+                ("resolver cached, redirect face /{handle} (302), 2 workers", redirect_url, None),
                 (
                     f"resolver cache misses, {args.handles} handles random, 2 workers",
                     f"http://127.0.0.1:{miss_port}/",
@@ -172,6 +185,14 @@ def main() -> int:
             for _ in range(args.runs):
                 for name, url, lua in cases:
                     results[name].append(wrk(url, args.duration, args.connections, lua))
+            open_loop_results = [
+                uvloop.run(
+                    open_loop.run(
+                        f"http://127.0.0.1:{cached_port}", rate, args.open_loop_duration, args.handles
+                    )
+                )
+                for rate in args.open_loop_rates
+            ]
         finally:
             for process in processes:
                 stop(process)
@@ -190,6 +211,20 @@ def main() -> int:
         lines.append(
             f"| {name} | {m['rps']:,.0f} | {m['rps'] / ceiling:.2f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']:.0f} |"
         )
+    lines += [
+        "",
+        f"Open loop (fixed offered load, latency from the scheduled send time, {args.open_loop_duration:g} s, "
+        f"random handles of {args.handles:,}, cached node):",
+        "",
+        "| offered req/s | sent | errors | generator late | p50 ms | p99 ms | max ms | valid |",
+        "|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['rate']:,.0f} | {r['sent']:,.0f} | {r['errors']:.0f} | {r['late']:.0f} | "
+            f"{r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | "
+            f"{'yes' if r['late'] <= 0.01 * r['sent'] else 'no: the generator could not hold the rate'} |"
+            for r in open_loop_results
+        ],
+    ]
     report = "\n".join(lines)
     print(report)
     if args.report:
