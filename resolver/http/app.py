@@ -45,6 +45,13 @@ from resolver.template_registry import TemplateRegistry
 log = logging.getLogger(__name__)
 
 
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has finished."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def wait_for_database(dsn: str, attempts: int = 60) -> asyncpg.Connection:
     """Connect, retrying while the database is starting or briefly away."""
     delay = 0.1
@@ -107,9 +114,7 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
 
 
 async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
@@ -144,9 +149,7 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         flush()
 
 
@@ -157,9 +160,7 @@ async def daily_counts(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         with contextlib.suppress(Exception):
             await counter.flush(store)
 

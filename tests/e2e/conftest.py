@@ -86,3 +86,34 @@ def node(fresh_database: str, tmp_path: Path) -> Iterator[Node]:
     finally:
         code = running.stop()
         assert code == 0, running.log.read_text()
+
+
+def admit_over_http(url: str, prefix: str, seed: int, username: str, password: str) -> str:
+    """Through the operator API: an enterprise with `prefix` enabled and one user; returns the
+    secret of the prefix administrator `300:0.NA/<prefix>`."""
+    from tests.enterprise_helpers import credit_code
+    from tests.helpers import basic
+
+    admin = basic()
+    created = requests.post(
+        f"{url}/admin/enterprises",
+        json={"name": f"企业{seed}", "creditCode": credit_code(seed)},
+        headers=admin,
+        timeout=30,
+    ).json()
+    eid = created["data"]["id"]
+    requests.post(
+        f"{url}/admin/enterprises/{eid}/prefixes", json={"prefix": prefix}, headers=admin, timeout=30
+    )
+    requests.put(f"{url}/admin/prefixes/{prefix}/state", json={"state": 5}, headers=admin, timeout=30)
+    enabled = requests.put(
+        f"{url}/admin/prefixes/{prefix}/state", json={"state": 1}, headers=admin, timeout=30
+    ).json()
+    user = requests.post(
+        f"{url}/admin/enterprises/{eid}/users",
+        json={"username": username, "password": password},
+        headers=admin,
+        timeout=30,
+    ).json()
+    assert user["status"] == 1, user
+    return str(enabled["data"]["admin"]["secret"])

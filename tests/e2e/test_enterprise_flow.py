@@ -8,7 +8,8 @@ import requests
 from pyhandle.handleclient import PyHandleClient
 from pyhandle.handleexceptions import GenericHandleError
 
-from tests.enterprise_helpers import credit_code, product
+from tests.e2e.conftest import admit_over_http
+from tests.enterprise_helpers import product
 from tests.helpers import basic
 
 pytestmark = pytest.mark.e2e
@@ -17,26 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_enterprise_lifecycle_over_http(node):
     url = node.url
     admin = basic()
-    eid = requests.post(
-        f"{url}/admin/enterprises",
-        json={"name": "端到端企业", "creditCode": credit_code(77)},
-        headers=admin,
-        timeout=10,
-    ).json()["data"]["id"]
-    requests.post(
-        f"{url}/admin/enterprises/{eid}/prefixes", json={"prefix": "88.123.77"}, headers=admin, timeout=10
-    )
-    requests.put(f"{url}/admin/prefixes/88.123.77/state", json={"state": 5}, headers=admin, timeout=10)
-    enabled = requests.put(
-        f"{url}/admin/prefixes/88.123.77/state", json={"state": 1}, headers=admin, timeout=30
-    ).json()
-    secret = enabled["data"]["admin"]["secret"]
-    requests.post(
-        f"{url}/admin/enterprises/{eid}/users",
-        json={"username": "e2e", "password": "password-e2e"},
-        headers=admin,
-        timeout=30,
-    )
+    secret = admit_over_http(url, "88.123.77", 77, "e2e", "password-e2e")
     token = requests.post(
         f"{url}/identity/token", json={"username": "e2e", "password": "password-e2e"}, timeout=30
     ).json()["data"]["token"]

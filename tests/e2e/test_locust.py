@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import ADMIN_SECRET
-from tests.enterprise_helpers import credit_code
+from tests.e2e.conftest import admit_over_http
 from tests.helpers import basic
 
 pytestmark = pytest.mark.e2e
@@ -21,25 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def prepare(url: str) -> None:
     admin = basic()
-    eid = requests.post(
-        f"{url}/admin/enterprises",
-        json={"name": "基准", "creditCode": credit_code(91)},
-        headers=admin,
-        timeout=30,
-    ).json()["data"]["id"]
-    requests.post(
-        f"{url}/admin/enterprises/{eid}/prefixes", json={"prefix": "88.123.45"}, headers=admin, timeout=30
-    )
-    for state in (5, 1):
-        requests.put(
-            f"{url}/admin/prefixes/88.123.45/state", json={"state": state}, headers=admin, timeout=30
-        )
-    requests.post(
-        f"{url}/admin/enterprises/{eid}/users",
-        json={"username": "bench", "password": "bench-password"},
-        headers=admin,
-        timeout=30,
-    )
+    admit_over_http(url, "88.123.45", 91, "bench", "bench-password")
     for i in range(20):
         requests.put(
             f"{url}/api/handles/88.123/S{i}",
