@@ -112,35 +112,49 @@ def plot(rows: list[dict[str, str]], target: Path, scenario: str) -> list[str]:
         return []
     start = int(rows[0]["Timestamp"])
     t = [int(r["Timestamp"]) - start for r in rows]
-    files = []
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(t, [_number(r["Requests/s"]) for r in rows], label="requests/s")
-    if scenario in ("resolution", "day"):
-        ax.axhline(RESOLUTIONS_PER_SECOND, color="green", linestyle="--", label="116/s (10M a day)")
-        ax.axhline(RESOLUTIONS_PER_SECOND * 10, color="orange", linestyle="--", label="1,160/s (10x peak)")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("requests/s")
-    ax.legend(loc="lower right")
-    ax.set_title(f"{scenario}: throughput")
-    name = f"{target.stem}-throughput.png"
-    fig.tight_layout()
-    fig.savefig(target.parent / name, dpi=90)
-    plt.close(fig)
-    files.append(name)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for column in ("50%", "95%", "99%"):
-        ax.plot(t, [_number(r[column]) for r in rows], label=f"p{column.rstrip('%')}")
-    ax.axhline(10, color="red", linestyle="--", label="10 ms")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("ms")
-    ax.legend(loc="upper right")
-    ax.set_title(f"{scenario}: latency (Locust rounds to whole ms)")
-    name = f"{target.stem}-latency.png"
-    fig.tight_layout()
-    fig.savefig(target.parent / name, dpi=90)
-    plt.close(fig)
-    files.append(name)
-    return files
+
+    def chart(
+        kind: str, series: dict[str, list[float]], lines: list[tuple[float, str, str]], unit: str, corner: str
+    ) -> str:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for label, values in series.items():
+            ax.plot(t, values, label=label)
+        for level, color, label in lines:
+            ax.axhline(level, color=color, linestyle="--", label=label)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel(unit)
+        ax.legend(loc=corner)
+        ax.set_title(f"{scenario}: {kind}")
+        name = f"{target.stem}-{kind.split()[0]}.png"
+        fig.tight_layout()
+        fig.savefig(target.parent / name, dpi=90)
+        plt.close(fig)
+        return name
+
+    thresholds = (
+        [
+            (RESOLUTIONS_PER_SECOND, "green", "116/s (10M a day)"),
+            (RESOLUTIONS_PER_SECOND * 10, "orange", "1,160/s (10x peak)"),
+        ]
+        if scenario in ("resolution", "day")
+        else []
+    )
+    return [
+        chart(
+            "throughput",
+            {"requests/s": [_number(r["Requests/s"]) for r in rows]},
+            thresholds,
+            "requests/s",
+            "lower right",
+        ),
+        chart(
+            "latency (Locust rounds to whole ms)",
+            {f"p{c.rstrip('%')}": [_number(r[c]) for r in rows] for c in ("50%", "95%", "99%")},
+            [(10, "red", "10 ms")],
+            "ms",
+            "upper right",
+        ),
+    ]
 
 
 def server_side_latency(url: str) -> dict[str, tuple[float, float, int]]:

@@ -123,11 +123,18 @@ def config(fresh_database: str) -> Config:
     )
 
 
+@contextlib.asynccontextmanager
+async def serving(config: Config) -> AsyncIterator[TestClient[object, object]]:
+    """The node's app for `config` on a real socket, its change feed up, with an HTTP client."""
+    async with TestClient(TestServer(create_app(config))) as test_client:
+        await wait_until_trusted(test_client)
+        yield test_client
+
+
 @pytest.fixture
 async def client(config: Config) -> AsyncIterator[TestClient[object, object]]:
     """The node's app on a real socket, with an HTTP client for it."""
-    async with TestClient(TestServer(create_app(config))) as test_client:
-        await wait_until_trusted(test_client)
+    async with serving(config) as test_client:
         yield test_client
 
 

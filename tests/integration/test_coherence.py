@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from resolver.http.app import create_app
-from tests.conftest import wait_until_trusted
+from tests.conftest import serving
 from tests.helpers import admin_json, basic, url_value
 
 PATH = "/api/handles/88.123/CO-1"
@@ -16,12 +14,7 @@ PATH = "/api/handles/88.123/CO-1"
 
 @pytest.fixture
 async def pair(config):
-    async with (
-        TestClient(TestServer(create_app(config))) as one,
-        TestClient(TestServer(create_app(config))) as two,
-    ):
-        await wait_until_trusted(one)
-        await wait_until_trusted(two)
+    async with serving(config) as one, serving(config) as two:
         yield one, two
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from resolver.config import Limits
-from resolver.http.app import create_app
-from tests.conftest import wait_until_trusted
+from tests.conftest import serving
 from tests.helpers import admin_json
 
 
@@ -23,8 +21,7 @@ async def small(config):
         max_type_length=10,
         max_body_bytes=2000,
     )
-    async with TestClient(TestServer(create_app(replace(config, limits=limits)))) as test_client:
-        await wait_until_trusted(test_client)
+    async with serving(replace(config, limits=limits)) as test_client:
         yield test_client
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from resolver.config import RateLimits
-from resolver.http.app import create_app
-from tests.conftest import wait_until_trusted
+from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, product, user_token
 from tests.helpers import admin_json, basic, url_value
 
@@ -89,8 +87,7 @@ async def limited(config):
         resolve_per_address=1.0,
         resolve_per_address_burst=2,
     )
-    async with TestClient(TestServer(create_app(replace(config, rate=rate)))) as test_client:
-        await wait_until_trusted(test_client)
+    async with serving(replace(config, rate=rate)) as test_client:
         yield test_client
 
 

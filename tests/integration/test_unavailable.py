@@ -7,11 +7,9 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from resolver.http.app import create_app
 from resolver.http.keys import LOOKUP
-from tests.conftest import wait_until_trusted
+from tests.conftest import serving
 from tests.faults import CuttableProxy
 from tests.helpers import admin_json, url_value
 
@@ -20,9 +18,7 @@ from tests.helpers import admin_json, url_value
 async def proxied(config):
     proxy = CuttableProxy(config.dsn)
     await proxy.start()
-    app = create_app(replace(config, dsn=proxy.dsn, db_timeout=1.0))
-    async with TestClient(TestServer(app)) as client:
-        await wait_until_trusted(client)
+    async with serving(replace(config, dsn=proxy.dsn, db_timeout=1.0)) as client:
         yield client, proxy
     await proxy.cut()
 
