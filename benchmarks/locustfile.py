@@ -7,7 +7,7 @@ SCENARIO (environment) picks what runs:
 - registration: enterprises registering one at a time and in batches of 2000, through the enterprise
   API and the Handle API;
 - day: both, each held at BENCH_MULTIPLE times the policy's average rate (116 resolutions/s,
-  0.95 registrations/s) by constant-throughput users.
+  0.95 registrations/s) by constant-throughput users (see benchmarks/profile.py for how many).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import uuid
 
 from locust import FastHttpUser, between, constant_throughput, task
 
-from benchmarks.profile import day_profile_users
+from benchmarks.profile import day_profile_rates, day_profile_users
 
 SCENARIO = os.environ.get("SCENARIO", "day")
 IDENTIFIERS = int(os.environ.get("BENCH_IDENTIFIERS", "1000"))
@@ -35,6 +35,7 @@ USER = os.environ.get("BENCH_USER", "bench")
 PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-password")
 ENTERPRISE_PREFIX = os.environ.get("BENCH_PREFIX", "88.123.45")
 _serial = itertools.count()
+RESOLVER_RATE, REGISTRAR_RATE = day_profile_rates()
 
 
 def popular_handle() -> str:
@@ -58,7 +59,7 @@ class Resolver(FastHttpUser):
     """Resolutions: Handle API and the redirect face, popular handles and a few unknown ones."""
 
     abstract = SCENARIO not in ("resolution", "day")
-    wait_time = constant_throughput(10) if SCENARIO == "day" else between(0, 0)
+    wait_time = constant_throughput(RESOLVER_RATE) if SCENARIO == "day" else between(0, 0)
 
     @task(6)
     def handle_api(self) -> None:
@@ -94,7 +95,7 @@ class Registrar(FastHttpUser):
     """Registrations: single and batches of 2000 through the enterprise API, single through Handle."""
 
     abstract = SCENARIO not in ("registration", "day")
-    wait_time = constant_throughput(1) if SCENARIO == "day" else between(0, 0)
+    wait_time = constant_throughput(REGISTRAR_RATE) if SCENARIO == "day" else between(0, 0)
 
     def on_start(self) -> None:
         answer = self.client.post("/identity/token", json={"username": USER, "password": PASSWORD}).json()
