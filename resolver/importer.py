@@ -126,7 +126,8 @@ class EncodedChunk:
     first_line: int
     last_line: int
     position: int
-    records: list[tuple[int, str, str, str, str]]  # line, key, handle, prefix, values JSON
+    lines: list[int]  # the file line of each record
+    records: list[tuple[str, str, str, str]]  # key, handle, prefix, values JSON: the columns of handles
     terms: list[tuple[str, str, str]]  # key, term, prefix
     rejected: list[tuple[int, str, str]]  # line, handle, reason
 
@@ -417,9 +418,9 @@ class RowReader:
 
     def encode(self, chunk: _Chunk, position: int) -> EncodedChunk:
         """The chunk as flat tuples: JSON-encoded values and the reverse-lookup terms."""
+        lines = [row[0] for row in chunk.rows]
         records = [
-            (line, key, handle, prefix, encode_values(values))
-            for line, key, handle, prefix, values in chunk.rows
+            (key, handle, prefix, encode_values(values)) for _, key, handle, prefix, values in chunk.rows
         ]
         terms = list(
             {
@@ -428,7 +429,9 @@ class RowReader:
                 for term in search_terms(values, self.search_types)
             }
         )
-        return EncodedChunk(chunk.first_line, chunk.last_line, position, records, terms, chunk.rejected)
+        return EncodedChunk(
+            chunk.first_line, chunk.last_line, position, lines, records, terms, chunk.rejected
+        )
 
     def stream(
         self, path: Path, fmt: str, template_version: str | None, skip: int, chunk_rows: int, pipe: Any
@@ -476,6 +479,7 @@ class Importer:
         self.conn = conn
         self.actor = actor
         self.reader: RowReader | None = None
+        self.direct = True  # COPY chunks straight into handles until a row turns out to exist
 
     async def load_context(self) -> RowReader:
         """Enterprise prefixes and templates, read once per import."""
@@ -506,22 +510,37 @@ class Importer:
             clock = now
 
         async with conn.transaction():
-            await conn.execute(Q["import_staging_create"])
             conflicting: set[str] = set()
-            if records:
+            if records and self.direct:
+                # The common case, a file of new identifiers: COPY straight into handles. A row
+                # that already exists fails the whole COPY; then this chunk and the rest of the
+                # file go through the staging table, which sorts out existing rows one by one.
+                try:
+                    async with conn.transaction():
+                        await conn.copy_records_to_table(
+                            "handles", records=records, columns=["key", "handle", "prefix", "vals"]
+                        )
+                    lap("copy")
+                except asyncpg.UniqueViolationError:
+                    self.direct = False
+                    lap("copy refused")
+            if records and not self.direct:
+                await conn.execute(Q["import_staging_create"])
                 await conn.copy_records_to_table(
-                    "import_staging", records=records, columns=["line", "key", "handle", "prefix", "vals"]
+                    "import_staging", records=records, columns=["key", "handle", "prefix", "vals"]
                 )
-                lap("copy")
-                status = await conn.execute(Q["import_merge"])
+                lap("staging copy")
+                inserted = {row[0] for row in await conn.fetch(Q["import_merge"])}
                 lap("merge")
-                if int(status.rsplit(" ", 1)[1]) < len(records):
-                    staged = {r[1]: r for r in records}
-                    for line, key, existing in await conn.fetch(Q["import_conflicts"]):
+                if len(inserted) < len(records):
+                    staged = {r[0]: (line, r) for line, r in zip(chunk.lines, records, strict=True)}
+                    existed = [key for key in staged if key not in inserted]
+                    for key, existing in await conn.fetch(Q["import_conflicts"], existed):
                         conflicting.add(key)
-                        if not _same(orjson.loads(existing), orjson.loads(staged[key][4])):
-                            rejected.append((line, staged[key][2], "标识已存在且内容不同"))
-            added = [r for r in records if r[1] not in conflicting]
+                        line, record = staged[key]
+                        if not _same(orjson.loads(existing), orjson.loads(record[3])):
+                            rejected.append((line, record[1], "标识已存在且内容不同"))
+            added = [r for r in records if r[0] not in conflicting] if conflicting else records
             terms = [t for t in chunk.terms if t[0] not in conflicting] if conflicting else chunk.terms
             if terms:
                 await conn.copy_records_to_table(
@@ -530,8 +549,8 @@ class Importer:
                 lap("terms")
             fingerprint = hashlib.sha256()
             for r in added:
-                fingerprint.update(r[1].encode())
-                fingerprint.update(r[4].encode())
+                fingerprint.update(r[0].encode())
+                fingerprint.update(r[3].encode())
             accepted = len(records) - (len(rejected) - len(chunk.rejected))
             totals.accepted += accepted
             totals.rejected += len(rejected)
@@ -559,10 +578,10 @@ class Importer:
                 Q["import_progress"], digest, chunk.last_line, totals.accepted, totals.rejected, False
             )
             if added:
-                await conn.execute(Q["notify_many"], CHANNEL, notification_payloads([r[1] for r in added]))
+                await conn.execute(Q["notify_many"], CHANNEL, notification_payloads([r[0] for r in added]))
                 per_prefix: dict[str, int] = {}
                 for r in added:
-                    per_prefix[r[3]] = per_prefix.get(r[3], 0) + 1
+                    per_prefix[r[2]] = per_prefix.get(r[2], 0) + 1
                 prefixes = sorted(per_prefix)
                 zeros = [0] * len(prefixes)
                 await conn.execute(

@@ -174,18 +174,18 @@ select prefix, state, enterprise_id from enterprise_prefixes where prefix = any(
 
 -- name: import_staging_create
 create temporary table if not exists import_staging (
-    line bigint not null, key text not null, handle text not null, prefix text not null, vals json not null
+    key text not null, handle text not null, prefix text not null, vals json not null
 ) on commit delete rows;
 
 -- name: import_merge
 insert into handles (key, handle, prefix, vals)
 select key, handle, prefix, vals from import_staging order by key
-on conflict (key) do nothing;
+on conflict (key) do nothing
+returning key;
 
 -- name: import_conflicts
--- staged rows that this transaction did not insert: the handle existed before
-select s.line, s.key, h.vals::text from import_staging s join handles h on h.key = s.key
-where h.xmin <> pg_current_xact_id()::xid;
+-- the stored values of staged rows that existed before
+select key, vals::text from handles where key = any($1::text[]);
 
 -- name: import_get
 select digest, rows_done, accepted, rejected, finished from imports where digest = $1;

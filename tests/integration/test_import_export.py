@@ -155,3 +155,28 @@ async def test_json_lines_and_export_round_trip(config, tmp_path):
         assert again.rejected == 0 and again.accepted == len(exported)
     finally:
         await conn.close()
+
+
+async def test_existing_identifiers_are_kept_identical_ones_accepted_different_ones_reported(
+    config, tmp_path
+):
+    first = tmp_path / "first.csv"
+    write_csv(first, [good(i, "88.123") for i in range(10)])
+    assert (await import_file(config, first)).accepted == 10
+    changed = good(4)
+    changed[1] = "改过的名称"
+    second = tmp_path / "second.csv"
+    # new rows first, so that the chunk's fast COPY is attempted and refused mid-way
+    write_csv(second, [good(i) for i in range(10, 15)] + [good(2), changed])
+    result = await import_file(config, second)
+    assert (result.accepted, result.rejected) == (6, 1)
+    report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+    assert [(r["handle"], r["reason"]) for r in report] == [("88.123/IMP-00004", "标识已存在且内容不同")]
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 15
+    name = await count(config, "select vals::text from handles where key = '88.123/imp-00004'")
+    assert "产品4" in name and "改过的名称" not in name
+    # the new rows of the refused chunk were written once, with their reverse-lookup terms
+    terms = await count(
+        config, "select string_agg(term, ' ' order by term) from search_terms where key like '88.123/imp-%'"
+    )
+    assert terms == " ".join(sorted(f"url=https://example.com/p/{i}" for i in range(15))), terms
