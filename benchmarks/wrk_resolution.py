@@ -143,6 +143,13 @@ def main() -> int:
         help="offered loads for the open-loop latency runs [1160 4000]",
     )
     parser.add_argument("--open-loop-duration", type=float, default=10.0, help="seconds per open-loop run")
+    parser.add_argument(
+        "--hey-rates",
+        type=float,
+        nargs="*",
+        default=[1160.0, 10000.0],
+        help="offered loads held by hey (when installed), one cached handle [1160 10000]",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -193,6 +200,13 @@ def main() -> int:
                 )
                 for rate in args.open_loop_rates
             ]
+            held = [
+                open_loop.held_by_hey(
+                    f"http://127.0.0.1:{cached_port}", rate, args.open_loop_duration, "/api/handles/88.123/B1"
+                )
+                for rate in args.hey_rates
+            ]
+            hey_results = [r for r in held if r is not None]
         finally:
             for process in processes:
                 stop(process)
@@ -225,6 +239,21 @@ def main() -> int:
             for r in open_loop_results
         ],
     ]
+    if hey_results:
+        lines += [
+            "",
+            f"Held rate by `hey` (rate/100 workers at 100 requests/s each, {args.open_loop_duration:g} s, one "
+            "cached handle; a worker whose answer takes over 10 ms misses a tick, counted as not sent):",
+            "",
+            "| offered req/s | sent | errors | not sent | p50 ms | p99 ms | max ms | valid |",
+            "|---|---|---|---|---|---|---|---|",
+            *[
+                f"| {r['rate']:,.0f} | {r['sent']:,.0f} | {r['errors']:.0f} | {r['late']:.0f} | "
+                f"{r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | "
+                f"{'yes' if r['late'] <= 0.02 * r['rate'] * args.open_loop_duration else 'no: the rate was not held'} |"
+                for r in hey_results
+            ],
+        ]
     report = "\n".join(lines)
     print(report)
     if args.report:
