@@ -64,7 +64,59 @@ NODE_PREFIX_OPTION = Option(
     "the prefix this node serves",
     _CONFIG.node_prefix,
 )
+UPSTREAM_OPTIONS = [
+    Option(
+        "--upstream-url",
+        "RESOLVER_UPSTREAM_URL",
+        "upstream_url",
+        str,
+        "the top-level node (or its simulator) that receives prefix records and statistics",
+    ),
+    Option(
+        "--upstream-user", "RESOLVER_UPSTREAM_USER", "upstream_user", str, "account at the top-level node"
+    ),
+    Option("--upstream-secret", "RESOLVER_UPSTREAM_SECRET", "upstream_secret", str, "its secret"),
+    Option(
+        "--public-url",
+        "RESOLVER_PUBLIC_URL",
+        "public_url",
+        str,
+        "this node's resolution address as others reach it (HS_SITE); default http://HOST:PORT",
+    ),
+]
 SERVE_OPTIONS = [
+    *UPSTREAM_OPTIONS,
+    Option(
+        "--recursive",
+        "RESOLVER_RECURSIVE",
+        "recursive",
+        _bool,
+        "resolve other nodes' handles through the top-level node",
+        False,
+    ),
+    Option(
+        "--recursive-timeout",
+        "RESOLVER_RECURSIVE_TIMEOUT",
+        "recursive_timeout",
+        float,
+        "seconds each hop of a recursive resolution may take",
+        _CONFIG.recursive_timeout,
+    ),
+    Option(
+        "--recursive-concurrency",
+        "RESOLVER_RECURSIVE_CONCURRENCY",
+        "recursive_concurrency",
+        int,
+        "most upstream requests of recursive resolution at once, per worker",
+        _CONFIG.recursive_concurrency,
+    ),
+    Option(
+        "--read-dsn",
+        "RESOLVER_READ_DSN",
+        "read_dsn",
+        str,
+        "a Postgres replica for cache misses (writes and auth=true reads use --dsn)",
+    ),
     Option("--host", "RESOLVER_HOST", "host", str, "address to listen on", _CONFIG.host),
     Option("--port", "RESOLVER_PORT", "port", int, "port to listen on", _CONFIG.port),
     Option("--workers", "RESOLVER_WORKERS", "workers", int, "worker processes", os.cpu_count() or 1),
@@ -301,8 +353,10 @@ def _add(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
         env_value = os.environ.get(option.env)
         default = option.kind(env_value) if env_value not in (None, "") else option.default
         shown = "(secret)" if "secret" in option.flag else default
+        flag_like: dict[str, Any] = {"nargs": "?", "const": True} if option.kind is _bool else {}
         parser.add_argument(
             option.flag,
+            **flag_like,
             type=option.kind,
             default=default,
             dest=option.target.replace(".", "__"),
@@ -381,6 +435,15 @@ def parser() -> argparse.ArgumentParser:
         help="compare a day's counted registrations (YYYY-MM-DD) with the identifiers table",
     )
     _add(report, DATABASE_OPTIONS)
+    upstream = commands.add_parser(
+        "upstream",
+        help="the messages for the top-level node",
+        description="status: what the outbox holds and has delivered; resync: queue every enabled "
+        "prefix record and the last 30 days of statistics again.",
+    )
+    upstream.add_argument("action", choices=["status", "resync"])
+    upstream.add_argument("--json", action="store_true", help="print JSON (status)")
+    _add(upstream, [*BULK_OPTIONS, *UPSTREAM_OPTIONS])
     dump = commands.add_parser(
         "export",
         help="export the identifiers under a prefix",
@@ -417,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bulk(args, build_config(args, BULK_OPTIONS))
     if args.command == "stats":
         return _stats(args, build_config(args, DATABASE_OPTIONS))
+    if args.command == "upstream":
+        return _upstream(args, build_config(args, [*BULK_OPTIONS, *UPSTREAM_OPTIONS]))
     config = build_config(args, DATABASE_OPTIONS)
     return _migrate(config)
 
@@ -515,6 +580,52 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
             return 0
         finally:
             await pool.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _upstream(args: argparse.Namespace, config: Config) -> int:
+    import orjson
+
+    from resolver.embedded import EmbeddedPostgres
+    from resolver.http.app import wait_for_database
+    from resolver.store.migrations import migrate
+    from resolver.upstream import resync, status
+
+    embedded = None
+    if config.dsn is None:
+        embedded = EmbeddedPostgres(config.data_dir)
+        config = replace(config, dsn=embedded.start())
+
+    async def run() -> int:
+        assert config.dsn is not None
+        conn = await wait_for_database(config.dsn, attempts=10)
+        try:
+            await migrate(conn)
+            if args.action == "resync":
+                prefixes, days = await resync(conn, config)
+                print(f"resolver upstream: queued {prefixes} prefix records and {days} days of statistics")
+                return 0
+            state = await status(conn)
+            if args.json:
+                print(orjson.dumps(state.to_json(), option=orjson.OPT_INDENT_2).decode())
+                return 0
+            print(f"upstream: {config.upstream_url or '(none configured: messages wait in the outbox)'}")
+            print(
+                f"pending {state.pending}, oldest {state.oldest_seconds:.0f} s; delivered {state.delivered}"
+            )
+            print(f"last delivery: {state.last_delivery.isoformat() if state.last_delivery else 'never'}")
+            for m in state.messages:
+                print(
+                    f"  #{m['id']} {m['kind']:<10} {m['lane']:<24} attempts {m['attempts']} {m['lastError'] or ''}"
+                )
+            return 0
+        finally:
+            await conn.close()
 
     try:
         return asyncio.run(run())

@@ -88,3 +88,17 @@ class Config:
     # Lifetime of an enterprise API bearer token, in seconds.
     token_ttl: float = 86400.0
     rate: RateLimits = field(default_factory=lambda: RateLimits())
+    # The national top-level node (or its simulator): where prefix records and statistics go.
+    upstream_url: str | None = None
+    upstream_user: str | None = None
+    upstream_secret: str | None = None
+    # This node's resolution address as others reach it (for its HS_SITE); default http://host:port.
+    public_url: str | None = None
+    # Resolve handles of other nodes by asking the top-level node where their prefix lives.
+    recursive: bool = False
+    recursive_timeout: float = 3.0
+    recursive_concurrency: int = 64
+    # A Postgres replica for cache misses; writes and auth=true reads always use `dsn`.
+    read_dsn: str | None = None
+    # After a handle changes, this worker reads it from the primary for this long (replica lag).
+    read_your_writes_seconds: float = 5.0

@@ -182,11 +182,35 @@ class NodeMetrics:
             registry=reg,
             multiprocess_mode="max",
         )
+        self.outbox = Gauge(
+            "resolver_upstream_outbox",
+            "Messages for the top-level node: pending (undelivered) and delivered, as the deliverer last saw",
+            ["state"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.outbox_age = Gauge(
+            "resolver_upstream_outbox_oldest_seconds",
+            "Age of the oldest undelivered message for the top-level node",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.recursive = Counter(
+            "resolver_recursive_resolutions",
+            "Recursive resolutions of other nodes' handles by outcome (ok, not_found, failed hop)",
+            ["outcome"],
+            registry=reg,
+        )
         # Local tallies, moved into the metrics above by flush().
         self.routes: dict[str, RouteStats] = {}
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.pending_registrations: dict[tuple[str, str, str], int] = {}
         self.batch_sizes: list[tuple[str, int]] = []
+
+    def set_outbox(self, pending: int, delivered: int, oldest_seconds: float) -> None:
+        self.outbox.labels("pending").set(pending)
+        self.outbox.labels("delivered").set(delivered)
+        self.outbox_age.set(oldest_seconds)
 
     def set_standing(self, figures: dict[str, object]) -> None:
         """Gauges of the threshold figures: yesterday, 30-day average, this year, projected."""

@@ -24,6 +24,7 @@ from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
 from resolver.registry import NODE_ADMIN_INDEX, Registry
 from resolver.store.db import AuditEntry, HandleStore, Tx
+from resolver.upstream import enqueue_prefix
 
 # The enterprise administrator on its prefix handle: everything but creating or deleting prefixes.
 ENTERPRISE_ADMIN_PERMISSIONS = "111111110011"
@@ -238,6 +239,9 @@ class Operators:
                 values = enterprise_prefix_handle_values(display, hashed)
                 await tx.insert(key, f"0.NA/{display}", PREFIX_NA, values)
                 tx.audit(AuditEntry(actor.name, "handle.create", key, enterprise_id, None, values))
+            if PrefixState.ENABLED in (current, wanted) and current != wanted:
+                # the top-level node learns of it through the outbox, in this same transaction
+                await enqueue_prefix(tx.connection, self.config, display, wanted == PrefixState.ENABLED)
             tx.audit(
                 AuditEntry(
                     actor.name,

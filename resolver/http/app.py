@@ -28,19 +28,23 @@ from resolver.http.keys import (
     METRICS,
     OPERATORS,
     RATE_LIMITER,
+    RECURSIVE,
     REGISTRY,
     SCHEMA_VERSION,
     STORE,
     TEMPLATES,
+    UPSTREAM,
 )
 from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
+from resolver.recursive import RecursiveResolver
 from resolver.registry import Registry
 from resolver.stats import DailyCounter, keep_flushing
 from resolver.store.db import HandleStore, Readers, connect, is_unavailable
 from resolver.store.migrations import migrate
 from resolver.template_registry import TemplateRegistry
+from resolver.upstream import OutboxStatus, make_upstream, run_deliverer
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,32 @@ async def daily_counts(app: web.Application) -> AsyncIterator[None]:
             await counter.flush(store)
 
 
+async def upstream_link(app: web.Application) -> AsyncIterator[None]:
+    """The top-level node: the outbox deliverer (one per database holds the lock) and, with
+    --recursive, resolution of other nodes' handles."""
+    config, metrics = app[CONFIG], app[METRICS]
+    upstream = make_upstream(config)
+    app[UPSTREAM] = upstream
+    app[RECURSIVE] = RecursiveResolver(config, upstream) if config.recursive and upstream else None
+    task = None
+    if upstream is not None:
+
+        def seen(state: OutboxStatus) -> None:
+            metrics.set_outbox(state.pending, state.delivered, state.oldest_seconds)
+
+        task = asyncio.create_task(run_deliverer(config, upstream, seen))
+    try:
+        yield
+    finally:
+        if task is not None:
+            await stop_task(task)
+        recursive = app[RECURSIVE]
+        if recursive is not None:
+            await recursive.close()
+        if upstream is not None:
+            await upstream.close()
+
+
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
@@ -177,6 +207,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(change_feed)
     app.cleanup_ctx.append(metrics_flush)
     app.cleanup_ctx.append(daily_counts)
+    app.cleanup_ctx.append(upstream_link)
     health.add_routes(app)
     handles.add_routes(app)
     search.add_routes(app)

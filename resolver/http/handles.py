@@ -14,7 +14,17 @@ from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, failure, mapped, method_not_allowed
-from resolver.http.keys import AUTHENTICATOR, CONFIG, DAILY, LOOKUP, METRICS, RATE_LIMITER, REGISTRY
+from resolver.http.keys import (
+    AUTHENTICATOR,
+    CONFIG,
+    DAILY,
+    LOOKUP,
+    METRICS,
+    RATE_LIMITER,
+    RECURSIVE,
+    REGISTRY,
+)
+from resolver.recursive import HOP_HEADER
 from resolver.stats import standing
 
 RESOLVE_ROUTE = "/api/handles/{handle}"
@@ -97,6 +107,11 @@ async def resolve(request: web.Request) -> web.StreamResponse:
                         body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
                     )
         response: web.StreamResponse = await _resolve(request, sent, plain)
+    except HandleError as exc:
+        if exc.rc == RC.SERVER_NOT_RESPONSIBLE and request.app[RECURSIVE] is not None:
+            response = await _recursive(request, sent)
+        else:
+            response = failure(request, exc)
     except Exception as exc:
         response = failure(request, exc)
     status = response.status
@@ -109,6 +124,27 @@ async def resolve(request: web.Request) -> web.StreamResponse:
             request.app[DAILY].not_found(prefix)
     metrics.request(RESOLVE_ROUTE, request.method, status, time.perf_counter() - started)
     return response
+
+
+async def _recursive(request: web.Request, sent: str) -> web.StreamResponse:
+    """A handle of another node, resolved through the top-level node (only with --recursive)."""
+    recursive = request.app[RECURSIVE]
+    assert recursive is not None
+    metrics = request.app[METRICS]
+    try:
+        if HOP_HEADER in request.headers:
+            raise HandleError(
+                RC.SERVER_NOT_RESPONSIBLE, "this request already came through recursion; not recursing again"
+            )
+        if "Authorization" in request.headers:
+            raise HandleError(RC.SERVER_NOT_RESPONSIBLE, "credentials are not passed on to other nodes")
+        name = parse_handle(sent, request.app[CONFIG].limits)
+        answer = await recursive.resolve(name.text, name.prefix, request.rel_url.raw_query_string)
+    except HandleError as exc:
+        metrics.recursive.labels("failed" if exc.status in (502, 504) else "not_found").inc()
+        return failure(request, exc)
+    metrics.recursive.labels("ok" if answer.status == 200 else "not_found").inc()
+    return web.Response(status=answer.status, body=answer.body, headers=_JSON_HEADERS)
 
 
 async def _resolve(request: web.Request, sent: str, plain: bool) -> web.Response:

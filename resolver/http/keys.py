@@ -12,10 +12,12 @@ from resolver.config import Config
 from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
 from resolver.operators import Operators
+from resolver.recursive import RecursiveResolver
 from resolver.registry import Registry
 from resolver.stats import DailyCounter
 from resolver.store.db import HandleStore
 from resolver.template_registry import TemplateRegistry
+from resolver.upstream import Upstream
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", HandleStore)
@@ -30,3 +32,5 @@ TEMPLATES = web.AppKey("templates", TemplateRegistry)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", NodeMetrics)
 DAILY = web.AppKey("daily", DailyCounter)
+UPSTREAM: web.AppKey[Upstream | None] = web.AppKey("upstream")
+RECURSIVE: web.AppKey[RecursiveResolver | None] = web.AppKey("recursive")

@@ -1,0 +1,333 @@
+"""Docking with the national top-level node: prefix records and daily statistics through an outbox.
+
+Every message is written to the `outbox` table in the transaction of the change that causes it, so
+a change and its message commit or vanish together. One deliverer per database (whichever worker
+of whichever instance holds an advisory lock) sends them: the oldest undelivered message of each
+lane first (a lane is one prefix, or the statistics), retried with exponential backoff, each with
+a message id that the receiving side uses to ignore repeats.
+
+The national node's real interfaces are not public. `Upstream` is the interface the node needs;
+`HttpUpstream` speaks the JSON protocol that `deploy/toplevel_simulator.py` (a simulator, clearly
+named as one) implements. A real connector replaces `HttpUpstream` behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import orjson
+
+from resolver.config import Config
+from resolver.core.handles import PREFIX_NA
+from resolver.stats import today
+from resolver.store.db import Connection
+from resolver.store.queries import Q
+
+log = logging.getLogger(__name__)
+
+PREFIX_KIND = "prefix"
+STATISTICS_KIND = "statistics"
+STATISTICS_LANE = "statistics"
+# Statistics of a day are queued this long after it closed, when every worker has flushed its counts.
+DAY_CLOSE_GRACE = timedelta(seconds=30)
+MAX_BACKOFF = 300.0
+
+
+class UpstreamError(Exception):
+    """A message was not accepted; it stays in the outbox and is retried."""
+
+
+class Upstream(Protocol):
+    """What the node needs from the top-level node."""
+
+    async def deliver(self, kind: str, message: dict[str, Any]) -> None:
+        """Hand one message over; raises UpstreamError when it was not accepted."""
+
+    async def prefix_record(self, prefix: str) -> dict[str, Any] | None:
+        """The Handle record `0.NA/<prefix>` the top-level node holds, or None when it has none."""
+
+    async def close(self) -> None: ...
+
+
+class HttpUpstream:
+    """The top-level node over HTTP: messages as JSON, prefix records through its Handle API."""
+
+    def __init__(self, url: str, user: str | None, secret: str | None, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if user:
+            token = base64.b64encode(f"{user}:{secret or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        self._headers = headers
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
+
+    async def deliver(self, kind: str, message: dict[str, Any]) -> None:
+        try:
+            async with self._client().post(f"{self.url}/upstream/v1/messages", json=message) as resp:
+                text = await resp.text()
+                if resp.status // 100 != 2:
+                    raise UpstreamError(f"HTTP {resp.status}: {text[:200]}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
+
+    async def prefix_record(self, prefix: str) -> dict[str, Any] | None:
+        async with self._client().get(f"{self.url}/api/handles/{PREFIX_NA.upper()}/{prefix}") as resp:
+            if resp.status == 404:
+                return None
+            if resp.status != 200:
+                raise UpstreamError(f"HTTP {resp.status}")
+            body: dict[str, Any] = await resp.json(loads=orjson.loads)
+            return body
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def make_upstream(config: Config) -> Upstream | None:
+    if not config.upstream_url:
+        return None
+    return HttpUpstream(config.upstream_url, config.upstream_user, config.upstream_secret)
+
+
+# -- what the messages say ---------------------------------------------------------------------
+
+
+def site_value(config: Config) -> dict[str, Any]:
+    """This node's HS_SITE value (Handle JSON form): where its identifiers are resolved."""
+    public = urlsplit(config.public_url or f"http://{config.host}:{config.port}")
+    port = public.port or (443 if public.scheme == "https" else 80)
+    interfaces = [{"query": True, "admin": True, "protocol": public.scheme.upper(), "port": port}]
+    return {
+        "index": 1,
+        "type": "HS_SITE",
+        "data": {
+            "format": "site",
+            "value": {
+                "version": 1,
+                "protocolVersion": "2.10",
+                "serialNumber": 1,
+                "primaryMask": {"multiPrimary": False, "primary": True},
+                "hashOption": 0,
+                "attributes": [
+                    {"name": "desc", "value": f"secondary node {config.node_prefix}"},
+                    {"name": "node", "value": config.node_prefix},
+                ],
+                "servers": [
+                    {
+                        "serverId": 1,
+                        "address": public.hostname or "127.0.0.1",
+                        "publicKey": {"format": "key", "value": None},
+                        "interfaces": interfaces,
+                    }
+                ],
+            },
+        },
+        "ttl": 86400,
+    }
+
+
+def prefix_message(config: Config, prefix: str, enabled: bool) -> dict[str, Any]:
+    """The prefix record for `0.NA/<prefix>` (or its withdrawal) as the top-level node receives it."""
+    message: dict[str, Any] = {
+        "type": PREFIX_KIND,
+        "node": config.node_prefix,
+        "prefix": prefix,
+        "op": "upsert" if enabled else "delete",
+    }
+    if enabled:
+        message["record"] = {"handle": f"0.NA/{prefix}", "values": [site_value(config)]}
+    return message
+
+
+def statistics_message(config: Config, day: date, rows: Sequence[Any]) -> dict[str, Any]:
+    """A closed day's registrations and resolutions, per prefix and for the node."""
+    prefixes = [
+        {"prefix": p, "registrations": int(r), "resolutions": int(s), "notFound": int(n)}
+        for p, r, s, n in rows
+    ]
+    return {
+        "type": STATISTICS_KIND,
+        "node": config.node_prefix,
+        "day": day.isoformat(),
+        "prefixes": prefixes,
+        "total": {
+            "registrations": sum(p["registrations"] for p in prefixes),
+            "resolutions": sum(p["resolutions"] for p in prefixes),
+            "notFound": sum(p["notFound"] for p in prefixes),
+        },
+    }
+
+
+async def enqueue(
+    conn: Connection, lane: str, kind: str, body: dict[str, Any], ref: str | None = None
+) -> str:
+    """Queue a message in the caller's transaction; returns its id."""
+    message_id = str(uuid.uuid4())
+    body = {"messageId": message_id, **body}
+    await conn.execute(Q["outbox_add"], message_id, lane, kind, ref, orjson.dumps(body).decode())
+    return message_id
+
+
+async def enqueue_prefix(conn: Connection, config: Config, prefix: str, enabled: bool) -> str:
+    return await enqueue(conn, f"prefix:{prefix}", PREFIX_KIND, prefix_message(config, prefix, enabled))
+
+
+async def queue_closed_days(conn: asyncpg.Connection, config: Config, now: datetime | None = None) -> int:
+    """Queue the statistics of every day that closed (within the last week) and is not queued yet."""
+    now = now or datetime.now(UTC)
+    current = (now - DAY_CLOSE_GRACE).date()
+    queued = 0
+    async with conn.transaction():
+        for (day,) in await conn.fetch(Q["days_to_report"], current):
+            rows = await conn.fetch(Q["day_counts"], day)
+            body = statistics_message(config, day, rows)
+            await enqueue(conn, STATISTICS_LANE, STATISTICS_KIND, body, ref=day.isoformat())
+            queued += 1
+    return queued
+
+
+async def resync(conn: asyncpg.Connection, config: Config, days: int = 30) -> tuple[int, int]:
+    """Queue everything again: the node's own prefix record, every enabled prefix, and the daily
+    statistics of the last `days` days (the receiving side replaces what it had)."""
+    async with conn.transaction():
+        prefixes = [config.node_prefix] + [row[1] for row in await conn.fetch(Q["enabled_prefixes"])]
+        for prefix in prefixes:
+            await enqueue_prefix(conn, config, prefix, True)
+        reported = 0
+        for (day,) in await conn.fetch(Q["counted_days"], today() - timedelta(days=days)):
+            if day >= today():
+                continue
+            rows = await conn.fetch(Q["day_counts"], day)
+            await enqueue(conn, STATISTICS_LANE, STATISTICS_KIND, statistics_message(config, day, rows))
+            reported += 1
+    return len(prefixes), reported
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxStatus:
+    pending: int
+    oldest_seconds: float
+    delivered: int
+    last_delivery: datetime | None
+    messages: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "oldestPendingSeconds": round(self.oldest_seconds, 1),
+            "delivered": self.delivered,
+            "lastDelivery": self.last_delivery.isoformat() if self.last_delivery else None,
+            "pendingMessages": self.messages,
+        }
+
+
+async def status(conn: asyncpg.Connection, limit: int = 20) -> OutboxStatus:
+    row = await conn.fetchrow(Q["outbox_status"])
+    assert row is not None
+    pending, oldest, delivered, last = row
+    messages = [
+        {
+            "id": row[0],
+            "messageId": row[1],
+            "lane": row[2],
+            "kind": row[3],
+            "attempts": row[4],
+            "lastError": row[5],
+            "queuedAt": row[6].isoformat(),
+            "nextAttempt": row[7].isoformat(),
+        }
+        for row in await conn.fetch(Q["outbox_pending_list"], limit)
+    ]
+    return OutboxStatus(int(pending), float(oldest), int(delivered), last, messages)
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones: 1, 2, 4 ... up to 5 minutes."""
+    return float(min(MAX_BACKOFF, 2 ** max(0, attempts - 1)))
+
+
+async def deliver_due(conn: asyncpg.Connection, upstream: Upstream, batch: int = 100) -> tuple[int, int]:
+    """Send the messages whose time has come, oldest first within each lane; (delivered, failed).
+
+    A failing message holds back the later messages of its lane, and only those.
+    """
+    delivered = failed = 0
+    for id_, _message_id, _lane, kind, body, attempts in await conn.fetch(Q["outbox_next"], batch):
+        try:
+            await upstream.deliver(kind, orjson.loads(body))
+        except UpstreamError as exc:
+            failed += 1
+            await conn.execute(Q["outbox_failed"], id_, str(exc)[:500], backoff(attempts + 1))
+            log.warning("upstream: message %s not delivered (attempt %d): %s", id_, attempts + 1, exc)
+        else:
+            delivered += 1
+            await conn.execute(Q["outbox_delivered"], id_)
+    return delivered, failed
+
+
+async def run_deliverer(
+    config: Config, upstream: Upstream, on_status: Any = None, interval: float = 1.0
+) -> None:
+    """Deliver the outbox for as long as this process lives, if it holds the delivery lock.
+
+    Every worker of every instance runs this; the one whose connection holds the advisory lock
+    delivers, so messages leave in order. When that process dies its lock goes with its
+    connection and another worker takes over within `interval` seconds.
+    """
+    assert config.dsn is not None
+    conn: asyncpg.Connection | None = None
+    holding = False
+    while True:
+        try:
+            if conn is None or conn.is_closed():
+                conn, holding = (
+                    await asyncpg.connect(config.dsn, server_settings={"application_name": "upstream"}),
+                    False,
+                )
+            if not holding:
+                holding = bool(await conn.fetchval(Q["upstream_try_lock"]))
+            if holding:
+                await queue_closed_days(conn, config)
+                while True:
+                    delivered, failed = await deliver_due(conn, upstream)
+                    if not delivered or failed:
+                        break
+                if on_status is not None:
+                    on_status(await status(conn, limit=0))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database or the network: try again next round
+            log.warning("upstream deliverer: %s", exc)
+            if conn is not None and not conn.is_closed():
+                conn.terminate()
+            conn, holding = None, False
+        try:
+            await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.terminate()
+            raise
