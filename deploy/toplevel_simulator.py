@@ -110,7 +110,9 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "simulator": True})
 
 
-def create_app(user: str | None = None, secret: str | None = None, path: Path | None = None) -> web.Application:
+def create_app(
+    user: str | None = None, secret: str | None = None, path: Path | None = None
+) -> web.Application:
     app = web.Application()
     app[STATE] = _load(path)
     app[SETTINGS] = {"user": user, "secret": secret, "path": path}
@@ -123,7 +125,9 @@ def create_app(user: str | None = None, secret: str | None = None, path: Path | 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--user")
     parser.add_argument("--secret")

@@ -53,6 +53,7 @@ class ResolutionCache:
 
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
+        self.on_clear: Callable[[], None] | None = None
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._negative: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
@@ -142,6 +143,8 @@ class ResolutionCache:
 
     def clear(self) -> None:
         """Forget everything; lookups already running will not be cached."""
+        if self.on_clear is not None:
+            self.on_clear()
         self._epoch += 1
         self._cleared_at = self._epoch
         self._entries.clear()
@@ -176,6 +179,9 @@ class Lookup:
         # notifications took to arrive.
         self.query_seconds: list[float] = []
         self.invalidation_delays: list[float] = []
+        # Told of every change (None: possibly everything), e.g. to read changed handles from the
+        # primary while a replica may lag.
+        self.on_change: Callable[[list[str] | None], None] | None = None
 
     async def get(self, key: str) -> Entry:
         """The entry for a handle: from the cache when it can be trusted, else from the database.
@@ -215,6 +221,8 @@ class Lookup:
 
     def invalidate(self, keys: list[str]) -> None:
         """Forget these handles; later lookups of them go to the database afresh."""
+        if self.on_change is not None:
+            self.on_change(keys)
         self.cache.invalidate(keys)
         for key in keys:
             self._inflight.pop(key, None)

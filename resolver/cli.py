@@ -466,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.workers < 1:
             print("resolver: --workers must be at least 1", file=sys.stderr)
             return 2
+        if config.recursive and not config.upstream_url:
+            print("resolver: --recursive needs --upstream-url (the top-level node)", file=sys.stderr)
+            return 2
         try:
             return serve(config)
         except Exception as exc:  # a clear line instead of a traceback for configuration errors

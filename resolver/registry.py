@@ -147,6 +147,11 @@ class Registry:
     async def read(self, name: HandleName, *, fresh: bool) -> Record:
         """The record of a handle, from the cache unless `fresh`; rc 100 when it does not exist."""
         self.check_responsible(name)
+        if fresh and self.store.primary is not None:  # with a replica: fresh means the primary's
+            found = (await self.store.fetch_primary([name.key])).get(name.key)
+            if found is None:
+                raise _not_found()
+            return found
         entry = await (self.lookup.fetch(name.key) if fresh else self.lookup.get(name.key))
         if entry.record is None:
             raise _not_found()

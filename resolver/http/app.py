@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiohttp import web
@@ -71,6 +71,20 @@ async def wait_for_database(dsn: str, attempts: int = 60) -> asyncpg.Connection:
     raise AssertionError("unreachable")
 
 
+def _after_the_first(action: Callable[[], None]) -> Callable[[], None]:
+    """`action` on every call but the first (the change feed's first connect clears an empty
+    cache; only a reconnect means changes may have been missed)."""
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            action()
+
+    return call
+
+
 async def database(app: web.Application) -> AsyncIterator[None]:
     """Migrate, bootstrap the node administrator, open the pool and the readers."""
     config = app[CONFIG]
@@ -87,10 +101,16 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         timeout=config.db_timeout,
         server_settings={"application_name": "resolver"},
     )
-    readers = Readers(config.dsn, config.reader_connections, config.db_timeout)
+    readers = Readers(config.read_dsn or config.dsn, config.reader_connections, config.db_timeout)
     store = HandleStore(pool, readers, config.db_timeout, frozenset(config.search_types))
+    primary_readers = None
+    if config.read_dsn:
+        primary_readers = Readers(config.dsn, 1, config.db_timeout)
+        store.use_replica(readers, primary_readers, config.read_your_writes_seconds)
     cache = ResolutionCache(config.cache)
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
+    lookup.on_change = store.changed
+    cache.on_clear = _after_the_first(lambda: store.changed(None))
     try:
         await ensure_node_admin(config, store)
         token_key = await ensure_node_key(store, TOKEN_KEY)
@@ -107,6 +127,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     finally:
         await lookup.close()
         await readers.close()
+        if primary_readers is not None:
+            await primary_readers.close()
         await pool.close()
 
 

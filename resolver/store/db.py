@@ -452,6 +452,31 @@ class HandleStore:
         self.readers = readers
         self._timeout = timeout
         self.search_types = search_types
+        # With a replica: lookups go to `readers` (the replica) except for handles that changed
+        # within `recent_window` seconds, which `primary` reads, so nobody caches what a lagging
+        # replica still holds and a writer reads its own write.
+        self.primary: Readers | None = None
+        self.recent_window = 5.0
+        self._recent: dict[str, float] = {}
+        self._all_recent_until = 0.0
+
+    def use_replica(self, replica: Readers, primary: Readers, window: float) -> None:
+        self.readers, self.primary, self.recent_window = replica, primary, window
+
+    def changed(self, keys: list[str] | None) -> None:
+        """These handles changed (None: any may have); read them from the primary for a while."""
+        if self.primary is None:
+            return
+        until = time.monotonic() + self.recent_window
+        if keys is None:
+            self._all_recent_until = until
+            return
+        recent = self._recent
+        if len(recent) > 100_000:
+            now = time.monotonic()
+            self._recent = recent = {k: t for k, t in recent.items() if t > now}
+        for key in keys:
+            recent[key] = until
 
     def connection_counts(self) -> dict[str, int]:
         """Open and busy write connections, and lookups waiting for a reader connection."""
@@ -465,7 +490,26 @@ class HandleStore:
     async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
         """Current records of these handles (missing handles are absent from the result)."""
         async with translated_errors():
-            return await self.readers.fetch_many(keys)
+            primary = self.primary
+            if primary is None:
+                return await self.readers.fetch_many(keys)
+            now = time.monotonic()
+            if self._all_recent_until > now:
+                return await primary.fetch_many(keys)
+            recent = self._recent
+            fresh = [k for k in keys if recent.get(k, 0.0) > now] if recent else []
+            if not fresh:
+                return await self.readers.fetch_many(keys)
+            rest = [k for k in keys if recent.get(k, 0.0) <= now]
+            found = await primary.fetch_many(fresh)
+            if rest:
+                found.update(await self.readers.fetch_many(rest))
+            return found
+
+    async def fetch_primary(self, keys: list[str]) -> dict[str, Record]:
+        """Current records read from the primary, whatever the replica says."""
+        async with translated_errors():
+            return await (self.primary or self.readers).fetch_many(keys)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:

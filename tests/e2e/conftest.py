@@ -88,13 +88,15 @@ def node(fresh_database: str, tmp_path: Path) -> Iterator[Node]:
         assert code == 0, running.log.read_text()
 
 
-def admit_over_http(url: str, prefix: str, seed: int, username: str, password: str) -> str:
+def admit_over_http(
+    url: str, prefix: str, seed: int, username: str, password: str, node_prefix: str = NODE_PREFIX
+) -> str:
     """Through the operator API: an enterprise with `prefix` enabled and one user; returns the
     secret of the prefix administrator `300:0.NA/<prefix>`."""
     from tests.enterprise_helpers import credit_code
     from tests.helpers import basic
 
-    admin = basic()
+    admin = basic(f"300:0.NA/{node_prefix}")
     created = requests.post(
         f"{url}/admin/enterprises",
         json={"name": f"企业{seed}", "creditCode": credit_code(seed)},
