@@ -38,7 +38,7 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
         conn: asyncpg.Connection | None = None
         lost = asyncio.Event()
         try:
-            conn = await connect(dsn, timeout=PING_TIMEOUT * 3)
+            conn = await connect(dsn, timeout=PING_TIMEOUT * 3, name="resolver-change-feed")
             conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             await conn.add_listener(CHANNEL, on_change)
             # Listening from here on: whatever changed before is covered by the flush.

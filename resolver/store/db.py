@@ -119,9 +119,9 @@ async def translated_errors() -> AsyncIterator[None]:
         raise Unavailable() from exc
 
 
-async def connect(dsn: str, timeout: float = 5.0) -> asyncpg.Connection:
-    """One connection with the settings every node connection uses."""
-    return await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": "resolver"})
+async def connect(dsn: str, timeout: float = 5.0, name: str = "resolver") -> asyncpg.Connection:
+    """One connection with the settings every node connection uses (`name`: its application_name)."""
+    return await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": name})
 
 
 def _record(row: Any) -> Record:
