@@ -26,11 +26,12 @@ _ENTRY_OVERHEAD = 400
 class Entry:
     """What the cache knows of one handle; `record` is None for a handle that does not exist."""
 
-    __slots__ = ("expires", "record", "size", "tail")
+    __slots__ = ("expires", "native", "record", "size", "tail")
 
     def __init__(self, record: Record | None, expires: float) -> None:
         self.record = record
         self.expires = expires
+        self.native: bytes | None = None  # the public values in the native protocol's form, once asked
         if record is None:
             self.tail = b""
             self.size = _ENTRY_OVERHEAD

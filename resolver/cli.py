@@ -111,6 +111,14 @@ SERVE_OPTIONS = [
         _CONFIG.recursive_concurrency,
     ),
     Option(
+        "--native-port",
+        "RESOLVER_NATIVE_PORT",
+        "native_port",
+        int,
+        "UDP and TCP port of the native Handle protocol (0: off)",
+        2641,
+    ),
+    Option(
         "--read-dsn",
         "RESOLVER_READ_DSN",
         "read_dsn",
@@ -435,6 +443,20 @@ def parser() -> argparse.ArgumentParser:
         help="compare a day's counted registrations (YYYY-MM-DD) with the identifiers table",
     )
     _add(report, DATABASE_OPTIONS)
+    siteinfo = commands.add_parser(
+        "siteinfo",
+        help="print this node's site record (siteinfo.json)",
+        description="Print the site record as Handle clients read it from a siteinfo.json, so that a "
+        "client can be pointed at this node without the global registry.",
+    )
+    _add(
+        siteinfo,
+        [
+            o
+            for o in SERVE_OPTIONS
+            if o.target in ("host", "port", "native_port", "public_url", "node_prefix")
+        ],
+    )
     upstream = commands.add_parser(
         "upstream",
         help="the messages for the top-level node",
@@ -483,6 +505,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bulk(args, build_config(args, BULK_OPTIONS))
     if args.command == "stats":
         return _stats(args, build_config(args, DATABASE_OPTIONS))
+    if args.command == "siteinfo":
+        import orjson
+
+        from resolver.site import site_record
+
+        config = build_config(
+            args,
+            [
+                o
+                for o in SERVE_OPTIONS
+                if o.target in ("host", "port", "native_port", "public_url", "node_prefix")
+            ],
+        )
+        print(orjson.dumps(site_record(config), option=orjson.OPT_INDENT_2).decode())
+        return 0
     if args.command == "upstream":
         return _upstream(args, build_config(args, [*BULK_OPTIONS, *UPSTREAM_OPTIONS]))
     config = build_config(args, DATABASE_OPTIONS)

@@ -98,6 +98,8 @@ class Config:
     recursive: bool = False
     recursive_timeout: float = 3.0
     recursive_concurrency: int = 64
+    # The native Handle protocol (UDP and TCP) on this port; 0 switches it off.
+    native_port: int = 0
     # A Postgres replica for cache misses; writes and auth=true reads always use `dsn`.
     read_dsn: str | None = None
     # After a handle changes, this worker reads it from the primary for this long (replica lag).

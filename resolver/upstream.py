@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -29,6 +28,7 @@ import orjson
 
 from resolver.config import Config
 from resolver.core.handles import PREFIX_NA
+from resolver.site import site_value
 from resolver.stats import today
 from resolver.store.db import Connection
 from resolver.store.queries import Q
@@ -111,40 +111,6 @@ def make_upstream(config: Config) -> Upstream | None:
 
 
 # -- what the messages say ---------------------------------------------------------------------
-
-
-def site_value(config: Config) -> dict[str, Any]:
-    """This node's HS_SITE value (Handle JSON form): where its identifiers are resolved."""
-    public = urlsplit(config.public_url or f"http://{config.host}:{config.port}")
-    port = public.port or (443 if public.scheme == "https" else 80)
-    interfaces = [{"query": True, "admin": True, "protocol": public.scheme.upper(), "port": port}]
-    return {
-        "index": 1,
-        "type": "HS_SITE",
-        "data": {
-            "format": "site",
-            "value": {
-                "version": 1,
-                "protocolVersion": "2.10",
-                "serialNumber": 1,
-                "primaryMask": {"multiPrimary": False, "primary": True},
-                "hashOption": 0,
-                "attributes": [
-                    {"name": "desc", "value": f"secondary node {config.node_prefix}"},
-                    {"name": "node", "value": config.node_prefix},
-                ],
-                "servers": [
-                    {
-                        "serverId": 1,
-                        "address": public.hostname or "127.0.0.1",
-                        "publicKey": {"format": "key", "value": None},
-                        "interfaces": interfaces,
-                    }
-                ],
-            },
-        },
-        "ttl": 86400,
-    }
 
 
 def prefix_message(config: Config, prefix: str, enabled: bool) -> dict[str, Any]:

@@ -217,6 +217,22 @@ async def upstream_link(app: web.Application) -> AsyncIterator[None]:
             await upstream.close()
 
 
+async def native_protocol(app: web.Application) -> AsyncIterator[None]:
+    """The native Handle protocol's UDP and TCP listeners, sharing this worker's cache."""
+    config = app[CONFIG]
+    listeners = None
+    if config.native_port:
+        from resolver.native.server import NativeListeners
+
+        listeners = NativeListeners(app, config.host, config.native_port)
+        await listeners.start()
+    try:
+        yield
+    finally:
+        if listeners is not None:
+            await listeners.stop()
+
+
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
@@ -230,6 +246,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(metrics_flush)
     app.cleanup_ctx.append(daily_counts)
     app.cleanup_ctx.append(upstream_link)
+    app.cleanup_ctx.append(native_protocol)
     health.add_routes(app)
     handles.add_routes(app)
     search.add_routes(app)

@@ -55,6 +55,13 @@ class RateLimiter:
     def _make(rate: float, burst: int) -> TokenBuckets | None:
         return TokenBuckets(rate, burst) if rate > 0 else None
 
+    def check_resolution(self, address: str) -> None:
+        """The resolution limit for a client address (the native protocol's requests)."""
+        if self._resolve is not None:
+            wait = self._resolve.take(address, time.monotonic())
+            if wait:
+                raise RateLimited(max(1, math.ceil(wait)))
+
     def check(self, request: web.Request, *, resolution: bool = False) -> None:
         """Raise 429 when the caller's address or credential has no token left."""
         if resolution and self._resolve is None:

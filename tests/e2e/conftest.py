@@ -51,6 +51,7 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
         NODE_PREFIX,
         "--admin-secret",
         ADMIN_SECRET,
+        *(() if "--native-port" in args else ("--native-port", "0")),
         *args,
     ]
     with open(log, "wb") as out:

@@ -23,6 +23,7 @@ def exported_names() -> set[str]:
     metrics.registered("handle", "single", [True])
     metrics.outcomes["hit"] += 1
     metrics.set_standing({"resolutionsRatio": 0.5})
+    metrics.set_outbox(1, 2, 3.0)
     metrics.flush(
         cache_entries=0,
         cache_bytes=0,
