@@ -26,12 +26,13 @@ _ENTRY_OVERHEAD = 400
 class Entry:
     """What the cache knows of one handle; `record` is None for a handle that does not exist."""
 
-    __slots__ = ("expires", "native", "record", "size", "tail")
+    __slots__ = ("expires", "native", "page", "record", "size", "tail")
 
     def __init__(self, record: Record | None, expires: float) -> None:
         self.record = record
         self.expires = expires
         self.native: bytes | None = None  # the public values in the native protocol's form, once asked
+        self.page: bytes | None = None  # the rendered scan page, once asked
         if record is None:
             self.tail = b""
             self.size = _ENTRY_OVERHEAD

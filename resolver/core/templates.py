@@ -44,6 +44,7 @@ class TemplateItem:
     value_type: str
     min_length: int | None
     max_length: int | None
+    name_en: str | None = None  # an English label for pages, when the template gives one
 
     def label(self) -> str:
         return f"“{self.name}”({self.id_type}, 索引 {self.id_index})"
@@ -54,7 +55,7 @@ class TemplateItem:
             metadata["minLength"] = self.min_length
         if self.max_length is not None:
             metadata["maxLength"] = self.max_length
-        return {
+        shown: dict[str, Any] = {
             "name": self.name,
             "idType": self.id_type,
             "idIndex": self.id_index,
@@ -62,6 +63,9 @@ class TemplateItem:
             "state": 1 if self.enabled else 0,
             "metadata": metadata,
         }
+        if self.name_en:
+            shown["nameEn"] = self.name_en
+        return shown
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,19 @@ def parse_item(raw: object, position: int) -> TemplateItem:
     required = raw.get("required", False)
     if not isinstance(required, bool):
         raise _bad(f"{where}“{name}”的 required 必须是 true 或 false")
+    name_en = raw.get("nameEn")
+    if name_en is not None and (not isinstance(name_en, str) or len(name_en) > 100):
+        raise _bad(f"{where}“{name}”的英文名称 nameEn 必须是不超过 100 个字符的字符串")
     return TemplateItem(
-        name.strip(), id_type.strip(), index, required, int(state) == 1, value_type, low, high
+        name.strip(),
+        id_type.strip(),
+        index,
+        required,
+        int(state) == 1,
+        value_type,
+        low,
+        high,
+        name_en.strip() if name_en else None,
     )
 
 

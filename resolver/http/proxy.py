@@ -13,12 +13,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import parse_handle
+from resolver.core.handles import HandleName, parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import method_not_allowed, timed
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
+from resolver.http.scan import product_page, qr_png, qr_svg, wants_qr
+from resolver.registry import Registry
+from resolver.store.db import Record
 
 # Schemes a redirect must never lead a browser to.
 _UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
@@ -80,8 +84,16 @@ def not_found_page(handle: str, message: str, status: int) -> web.Response:
     return page(handle, body, status=status)
 
 
+async def _lookup(registry: Registry, name: HandleName, fresh: bool) -> tuple[Entry | None, Record]:
+    if fresh:
+        return None, await registry.read(name, fresh=True)
+    entry = await registry.entry(name)
+    assert entry.record is not None
+    return entry, entry.record
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
-    """GET/HEAD /{handle}: redirect to the handle's first URL, or show its values."""
+    """GET/HEAD /{handle}: redirect to the handle's first URL, or show its product page, or its QR code."""
     config = request.app[CONFIG]
     registry = request.app[REGISTRY]
     raw = request.rel_url.raw_path[1:]
@@ -90,18 +102,21 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except UnicodeDecodeError:
         return not_found_page(raw, "the identifier is not valid UTF-8 / 标识不是有效的 UTF-8", 400)
     query = request.query
+    qr = wants_qr(query)
+    if qr is None and sent.endswith(".png") and "/" in sent[:-4]:
+        sent, qr = sent[:-4], "png"
     try:
         request.app[RATE_LIMITER].check(request, resolution=True)
         name = parse_handle(sent, config.limits)
         try:
-            record = await registry.read(name, fresh=flag(query, "auth", False))
+            entry, record = await _lookup(registry, name, flag(query, "auth", False))
         except HandleError as exc:
             if exc.rc == RC.HANDLE_NOT_FOUND:
                 request.app[DAILY].not_found(name.prefix)
             raise
         request.app[DAILY].resolved(name.prefix)
-        values = [v for v in record.values if is_public(v)]
-        values = select(values, indexes_of(query, config.limits.max_index), query.getall("type", []))
+        public = [v for v in record.values if is_public(v)]
+        values = select(public, indexes_of(query, config.limits.max_index), query.getall("type", []))
         noredirect = flag(query, "noredirect", False)
     except HandleError as exc:
         if exc.rc == RC.HANDLE_NOT_FOUND:
@@ -116,9 +131,28 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 {"Retry-After": retry},
             )
         return not_found_page(sent, exc.message, 400)
+    page_url = f"{(config.public_url or f'{request.scheme}://{request.host}').rstrip('/')}/{record.handle}"
+    if qr is not None:
+        return web.Response(
+            body=qr_png(page_url) if qr == "png" else qr_svg(page_url),
+            content_type="image/png" if qr == "png" else "image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
     target = None if noredirect else first_url(values)
     if target is None:
-        return values_page(record.handle, values)
+        if len(values) != len(public):  # filtered: the plain table of the chosen values
+            return values_page(record.handle, values)
+        rendered = entry.page if entry is not None else None
+        if rendered is None:
+            rendered = await product_page(registry, name, public, page_url, config.node_prefix)
+            if entry is not None:
+                entry.page = rendered
+        return web.Response(
+            body=rendered,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "public, max-age=60"},
+        )
     url, ttl = target
     url += query.get("urlappend", "")
     scheme, colon, _ = url.partition(":")

@@ -279,3 +279,6 @@ select prefix, display from enterprise_prefixes where state = 1 order by prefix;
 
 -- name: upstream_try_lock
 select pg_try_advisory_lock(726931);
+
+-- name: handle_times
+select created_at, updated_at from handles where key = $1;

@@ -1,0 +1,158 @@
+"""The page a scanned product code opens, and the QR code itself.
+
+`GET /{handle}` from a browser shows a product page when the identifier has no URL value or when
+`?noredirect` is given: the template's item names (Chinese, with English labels where the
+template has them) and values, the enterprise, the registration and update times, and the
+identifier's QR code. Everything is inline (no external assets) and escaped; the rendered page is
+kept with the worker's cache entry, so a popular product costs a dict lookup.
+`GET /{handle}.png`, `?qr=png` and `?qr=svg` answer the QR code, sized for printing on a label.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from datetime import datetime
+from typing import Any
+
+import orjson
+import segno
+
+from resolver.core.handles import HandleName
+from resolver.core.templates import SHARED, TEMPLATE_INDEX, Template, parse_template, template_version_of
+from resolver.core.values import StoredValue
+from resolver.registry import Registry
+
+QR_SCALE_PNG = 10  # 10 px a module: a version-3 code is 330 px, about 28 mm at 300 dpi
+QR_BORDER = 4
+
+_STYLE = """
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",
+sans-serif;color:#1d2330;background:#f3f5f8}main{max-width:40rem;margin:0 auto;padding:1rem}
+header{background:#fff;border-radius:12px;padding:1rem;display:flex;gap:1rem;align-items:center;
+flex-wrap:wrap}header svg{width:132px;height:132px;flex:none}h1{font-size:1.35rem;margin:0 0 .25rem}
+.id{font-family:ui-monospace,monospace;word-break:break-all;color:#46506a}section{background:#fff;
+border-radius:12px;padding:.5rem 1rem;margin-top:1rem}h2{font-size:1rem;margin:.5rem 0;color:#46506a}
+dl{margin:0}dt{font-size:.85rem;color:#6b7489;margin-top:.6rem}dt span{margin-left:.35rem}
+dd{margin:0 0 .4rem;word-break:break-word;border-bottom:1px solid #eef0f4;padding-bottom:.4rem}
+a{color:#0b5cd5}footer{font-size:.8rem;color:#6b7489;text-align:center;padding:1rem}
+"""
+
+
+def qr_code(text: str) -> segno.QRCode:
+    return segno.make(text, error="m", micro=False)
+
+
+def qr_png(text: str) -> bytes:
+    out = io.BytesIO()
+    qr_code(text).save(out, kind="png", scale=QR_SCALE_PNG, border=QR_BORDER)
+    return out.getvalue()
+
+
+def qr_svg(text: str) -> bytes:
+    out = io.BytesIO()
+    qr_code(text).save(out, kind="svg", scale=8, border=QR_BORDER, xmldecl=True, title=text)
+    return out.getvalue()
+
+
+def _link_or_text(value: str) -> str:
+    text = html.escape(value)
+    if value.startswith(("http://", "https://")):
+        return f'<a href="{html.escape(value, quote=True)}" rel="nofollow noopener">{text}</a>'
+    return text
+
+
+def _shown(value: StoredValue) -> str:
+    data = value["data"]["value"]
+    return data if isinstance(data, str) else str(data)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def _row(label: str, english: str | None, value: str) -> str:
+    tail = f'<span lang="en">{html.escape(english)}</span>' if english else ""
+    return f"<dt>{html.escape(label)}{tail}</dt><dd>{value}</dd>"
+
+
+async def product_page(
+    registry: Registry, name: HandleName, values: list[StoredValue], page_url: str, node_prefix: str
+) -> bytes:
+    """The rendered page of one identifier (its public values)."""
+    store = registry.store
+    template: Template | None = None
+    version = template_version_of(values)
+    if version is not None:
+        rows = await store.fetch_named("templates_for", [name.prefix, SHARED], [version])
+        mine = [r for r in rows if r[0] == name.prefix] or rows
+        if mine:
+            prefix, found_version, codes, items = mine[0]
+            template = parse_template(
+                {"version": found_version, "industryCodes": list(codes), "items": orjson.loads(items)}, prefix
+            )
+    owner = await registry.owner_of(name)
+    enterprise = None
+    if owner is not None:
+        found = await store.fetch_named("enterprise_get", owner.enterprise_id)
+        enterprise = found[0][1] if found else None
+    stamps = await store.fetch_named("handle_times", name.key)
+    times = stamps[0] if stamps else None
+    by_index = {v["index"]: v for v in values}
+    attributes: list[str] = []
+    used = {TEMPLATE_INDEX}
+    title = name.text
+    if template is not None:
+        for item in template.items:
+            value = by_index.get(item.id_index)
+            if value is None or not item.enabled:
+                continue
+            used.add(item.id_index)
+            attributes.append(_row(item.name, item.name_en, _link_or_text(_shown(value))))
+            if item.id_index == 2000 or item.id_type.lower() == "productname":
+                title = _shown(value)
+    others = [
+        _row(v["type"], None, _link_or_text(_shown(v)))
+        for v in values
+        if v["index"] not in used and not v["type"].upper().startswith("HS_")
+    ]
+    svg = qr_code(page_url).svg_inline(scale=4, border=2, title=name.text)
+    sections = []
+    if attributes:
+        sections.append(
+            f'<section><h2>产品信息 <span lang="en">Product information</span>'
+            f"{f' · {html.escape(template.version)}' if template else ''}</h2><dl>{''.join(attributes)}</dl></section>"
+        )
+    if others:
+        sections.append(
+            f'<section><h2>标识数据 <span lang="en">Identifier data</span></h2><dl>{"".join(others)}</dl></section>'
+        )
+    registration = [
+        _row("登记企业", "Registered by", html.escape(enterprise) if enterprise else "—"),
+        _row("登记时间", "Registered", _when(times[0] if times else None)),
+        _row("更新时间", "Updated", _when(times[1] if times else None)),
+    ]
+    sections.append(
+        f'<section><h2>登记信息 <span lang="en">Registration</span></h2><dl>{"".join(registration)}</dl></section>'
+    )
+    body = (
+        f"<main><header>{svg}<div><h1>{html.escape(title)}</h1>"
+        f'<div class="id">{html.escape(name.text)}</div>'
+        f'<div><a href="{html.escape(page_url, quote=True)}?qr=png" download>二维码 PNG</a> · '
+        f'<a href="{html.escape(page_url, quote=True)}?qr=svg">SVG</a></div></div></header>'
+        f"{''.join(sections)}"
+        f"<footer>工业互联网标识解析二级节点 {html.escape(node_prefix)} · "
+        f'<span lang="en">Industrial internet identifier resolution, secondary node</span></footer></main>'
+    )
+    document = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)} · {html.escape(name.text)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>"
+    )
+    return document.encode("utf-8")
+
+
+def wants_qr(query: Any) -> str | None:
+    kind = query.get("qr")
+    return kind if kind in ("png", "svg") else None

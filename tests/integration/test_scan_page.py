@@ -1,0 +1,140 @@
+"""The page a scanned product code opens, and its QR code."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import segno
+
+from tests.enterprise_helpers import admit, bearer, user_token
+from tests.helpers import basic
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def item(handle: str, **values: str) -> dict[str, object]:
+    indexes = {
+        "productName": 2000,
+        "productModel": 2001,
+        "productionDate": 2003,
+        "manufacturer": 2004,
+        "URL": 2009,
+    }
+    return {
+        "handle": handle,
+        "templateVersion": "general-product-1.0",
+        "value": [
+            {"index": indexes[t], "type": t, "data": {"format": "string", "value": v}}
+            for t, v in values.items()
+        ],
+    }
+
+
+async def register(client, token: str, *items: dict[str, object]) -> None:
+    body = await (
+        await client.post("/identityv2/data/batchCreate", json=list(items), headers=bearer(token))
+    ).json()
+    assert body["status"] == 1 and all(r["code"] == 1 for r in body["data"]), body
+
+
+async def test_a_templated_identifier_opens_a_bilingual_product_page(client):
+    enterprise, _ = await admit(client, "88.123.45", 61, name="华东紧固件有限公司")
+    token = await user_token(client, enterprise, "scanner")
+    await register(
+        client,
+        token,
+        item(
+            "88.123.45/M8-0001",
+            productName="螺栓 M8",
+            productModel="GB/T 5782",
+            productionDate="2026-11-01",
+            manufacturer="<b>华东</b>紧固件",
+            URL="https://example.com/m8",
+        ),
+    )
+    # a URL value in the template's 详情链接 item: a browser is redirected unless it asks for the page
+    assert (await client.get("/88.123.45/M8-0001", headers=BROWSER, allow_redirects=False)).status == 302
+    resp = await client.get("/88.123.45/M8-0001?noredirect", headers=BROWSER)
+    assert resp.status == 200 and resp.content_type == "text/html"
+    page = await resp.text()
+    for text in (
+        "产品名称",
+        "Product name",
+        "螺栓 M8",
+        "产品型号",
+        "Model",
+        "GB/T 5782",
+        "生产日期",
+        "2026-11-01",
+        "华东紧固件有限公司",
+        "登记时间",
+        "Registered",
+        "更新时间",
+        "88.123.45/M8-0001",
+        "<svg",
+    ):
+        assert text in page, text
+    assert "<title>螺栓 M8 · 88.123.45/M8-0001</title>" in page
+    assert '<a href="https://example.com/m8"' in page
+    assert "&lt;b&gt;华东&lt;/b&gt;紧固件" in page and "<b>华东" not in page  # escaped
+    assert 'name="viewport"' in page and "http" not in page.split("<body>")[0].replace("http-equiv", "")
+
+
+async def test_a_plain_identifier_without_a_url_shows_its_values(client):
+    await client.put(
+        "/api/handles/88.123/PLAIN-1",
+        json={
+            "values": [
+                {"index": 1, "type": "DESC", "data": "<script>alert(1)</script>"},
+                {"index": 2, "type": "EMAIL", "data": "qa@example.com"},
+            ]
+        },
+        headers=basic(),
+    )
+    resp = await client.get("/88.123/PLAIN-1", headers=BROWSER)
+    page = await resp.text()
+    assert resp.status == 200 and "标识数据" in page and "qa@example.com" in page and "DESC" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "登记企业" in page  # node-level identifiers have no enterprise: shown as a dash
+
+
+async def test_the_page_follows_changes(client):
+    await client.put(
+        "/api/handles/88.123/CHANGING",
+        json={"values": [{"index": 1, "type": "DESC", "data": "v1"}]},
+        headers=basic(),
+    )
+    assert "v1" in await (await client.get("/88.123/CHANGING", headers=BROWSER)).text()
+    await client.put(
+        "/api/handles/88.123/CHANGING",
+        json={"values": [{"index": 1, "type": "DESC", "data": "v2"}]},
+        headers=basic(),
+    )
+    page = await (await client.get("/88.123/CHANGING", headers=BROWSER)).text()
+    assert "v2" in page and "v1" not in page
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack("!II", data[16:24])
+
+
+async def test_the_qr_code_as_png_and_svg_encodes_the_page_address(client):
+    await client.put(
+        "/api/handles/88.123/QR-1",
+        json={"values": [{"index": 1, "type": "DESC", "data": "x"}]},
+        headers=basic(),
+    )
+    png = await client.get("/88.123/QR-1.png")
+    assert png.status == 200 and png.content_type == "image/png"
+    data = await png.read()
+    width, height = png_size(data)
+    assert width == height and width >= 290  # 10 px a module: prints sharp on a label
+    page_url = f"http://{client.server.host}:{client.server.port}/88.123/QR-1"
+    expected = io.BytesIO()
+    segno.make(page_url, error="m", micro=False).save(expected, kind="png", scale=10, border=4)
+    assert data == expected.getvalue()
+    svg = await client.get("/88.123/QR-1?qr=svg")
+    assert svg.content_type == "image/svg+xml" and (await svg.text()).lstrip().startswith("<?xml")
+    assert (await client.get("/88.123/NOPE.png")).status == 404
