@@ -56,8 +56,16 @@ def node_prefix_values(config: Config, secret_hash: str) -> list[StoredValue]:
 async def ensure_node_admin(config: Config, store: HandleStore) -> None:
     """Create `0.NA/<node prefix>` when missing; when the configured secret changed, store the new one.
 
-    Safe to run from several workers at once: the row lock serialises them.
+    Safe to run from several processes and instances at once: the row lock serialises changes, and
+    when two create the handle at the same moment, the one that lost looks again.
     """
+    for _ in range(3):
+        if await _ensure_node_admin(config, store):
+            return
+    raise BootstrapError("the node prefix handle could not be created; see the database log")
+
+
+async def _ensure_node_admin(config: Config, store: HandleStore) -> bool:
     scope = NodeScope(config.node_prefix)
     key = scope.node_prefix_handle
     secret = config.admin_secret.encode("utf-8") if config.admin_secret else None
@@ -69,11 +77,10 @@ async def ensure_node_admin(config: Config, store: HandleStore) -> None:
                     "this node has no administrator yet: give --admin-secret (or RESOLVER_ADMIN_SECRET)"
                 )
             values = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
-            if not await tx.insert(key, f"0.NA/{config.node_prefix}", "0.na", values):
-                raise BootstrapError("the node prefix handle appeared while being created; restart")
-            return
+            # False: another process created it meanwhile; the caller looks again
+            return await tx.insert(key, f"0.NA/{config.node_prefix}", "0.na", values)
         if secret is None:
-            return
+            return True
         current = [
             v
             for v in existing.values
@@ -82,10 +89,11 @@ async def ensure_node_admin(config: Config, store: HandleStore) -> None:
         if current:
             stored: str = current[0]["data"]["value"]
             if await asyncio.to_thread(secrets.verify_secret, secret, stored):
-                return
+                return True
         fresh = node_prefix_values(config, await asyncio.to_thread(secrets.hash_secret, secret))
         kept = [v for v in existing.values if v["index"] not in {f["index"] for f in fresh}]
         await tx.update(key, sorted(kept + fresh, key=lambda v: v["index"]))
+        return True
 
 
 TOKEN_KEY = "enterprise-api-tokens"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import socket
 import struct
 import time
 from collections.abc import Sequence
@@ -202,6 +203,18 @@ def _admin(value: dict[str, Any]) -> bytes:
     )
 
 
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A server address as the site record needs it: an IP (a host name is looked up once)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0])
+    except (OSError, IndexError, ValueError):
+        return ipaddress.ip_address("127.0.0.1")
+
+
 def encode_site(site: dict[str, Any]) -> bytes:
     """A site record in its binary form (RFC 3651 HS_SITE)."""
     version = str(site.get("protocolVersion", "2.11")).split(".")
@@ -224,10 +237,7 @@ def encode_site(site: dict[str, Any]) -> bytes:
     servers = site.get("servers", [])
     out.append(struct.pack(">I", len(servers)))
     for server in servers:
-        try:
-            address = ipaddress.ip_address(server.get("address", "127.0.0.1"))
-        except ValueError:
-            address = ipaddress.ip_address("127.0.0.1")
+        address = _address(str(server.get("address", "127.0.0.1")))
         packed = address.packed.rjust(16, b"\0")
         key = server.get("publicKey", {}).get("value")
         key_bytes = base64.b64decode(key) if isinstance(key, str) else b""

@@ -41,7 +41,8 @@ def test_two_nodes_resolve_each_other_through_the_top_level_node(
     sim = start_process(sim_port, tmp_path / "simulator.log", "--user", "nodes", "--secret", "sim-secret")
     upstream = f"http://127.0.0.1:{sim_port}"
     common = ("--upstream-url", upstream, "--upstream-user", "nodes", "--upstream-secret", "sim-secret")
-    a = start_node(tmp_path, "--dsn", fresh_database, "--recursive", *common)
+    # one worker: what A resolved recursively is cached per worker, and the test reads it back after B stops
+    a = start_node(tmp_path, "--workers", "1", "--dsn", fresh_database, "--recursive", *common)
     b = start_node(tmp_path, "--dsn", second_database, "--node-prefix", "88.456", "--recursive", *common)
     try:
         secret = admit_over_http(b.url, "88.456.7", 71, "b-user", "b-password-1", node_prefix="88.456")

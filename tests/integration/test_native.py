@@ -215,3 +215,18 @@ async def test_native_resolutions_count_in_the_metrics_and_daily_statistics(node
     finally:
         await conn.close()
     assert resolved >= 4
+
+
+async def test_native_resolutions_obey_the_resolution_rate_limit(config):
+    from resolver.config import RateLimits
+
+    port = free_port()
+    limited = replace(
+        config, native_port=port, rate=RateLimits(resolve_per_address=1.0, resolve_per_address_burst=1)
+    )
+    async with serving(limited) as client:
+        await register(client, "88.123/N-7", PRODUCT[:1])
+        request, _ = request_message(1, resolution_body("88.123/N-7"))
+        first = await call(over_udp, port, request)
+        second = await call(over_udp, port, request)
+        assert (first.rc, second.rc) == (1, 3)

@@ -59,3 +59,20 @@ def test_every_response_code_has_its_http_status():
     }
     assert {int(rc): status for rc, status in HTTP_STATUS.items()} == expected
     assert set(HTTP_STATUS) == set(RC)
+
+
+def test_siteinfo_prints_the_site_record_a_handle_client_reads(capsys):
+    import json
+
+    from resolver.cli import main
+
+    assert main(["siteinfo", "--public-url", "http://resolver.example.cn:8080", "--native-port", "2641"]) == 0
+    site = json.loads(capsys.readouterr().out)
+    server = site["servers"][0]
+    assert site["protocolVersion"] == "2.11" and site["primaryMask"]["primary"] is True
+    assert server["address"] == "resolver.example.cn"
+    assert {(i["protocol"], i["port"]) for i in server["interfaces"]} == {
+        ("TCP", 2641),
+        ("UDP", 2641),
+        ("HTTP", 8080),
+    }
