@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,17 @@ class EmbeddedPostgres:
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting the embedded Postgres in %s", self.data_dir)
-        self._server = get_server(self.data_dir, cleanup_mode="stop")
+        # pgserver gives `pg_ctl start` 10 s; a loaded machine (or recovery after a crash) can need
+        # more, and the server then comes up on its own: look again before giving up.
+        for attempt in range(6):
+            try:
+                self._server = get_server(self.data_dir, cleanup_mode="stop")
+                break
+            except subprocess.TimeoutExpired:
+                if attempt == 5:
+                    raise
+                log.warning("the embedded Postgres is slow to start; waiting for it")
+                time.sleep(2)
         return str(self._server.get_uri())
 
     def stop(self) -> None:

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,38 @@ from resolver.store.queries import Q
 
 CHUNK_ROWS = 50_000
 log = logging.getLogger(__name__)
+
+
+class Skip:
+    """The lines an earlier run of the same import already wrote: all up to `upto`, and the
+    ranges of chunks that committed after a gap. Asked with increasing line numbers."""
+
+    def __init__(self, upto: int = 0, ranges: Sequence[tuple[int, int]] = ()) -> None:
+        self.upto = upto
+        self._ranges = [r for r in sorted(ranges) if r[1] > upto]
+        self._at = 0
+
+    def __contains__(self, line: object) -> bool:
+        assert isinstance(line, int)
+        if line <= self.upto:
+            return True
+        ranges = self._ranges
+        while self._at < len(ranges) and ranges[self._at][1] < line:
+            self._at += 1
+        return self._at < len(ranges) and ranges[self._at][0] <= line
+
+    @classmethod
+    def from_chunks(cls, chunks: Sequence[tuple[int, int]], header_lines: int) -> Skip:
+        """From committed chunks (first, last line; a chunk starts where the one before it ended):
+        the contiguous run from the start of the file, and the chunks after a gap."""
+        upto = header_lines
+        rest = []
+        for first, last in sorted(chunks):
+            if first <= upto + 1:
+                upto = max(upto, last)
+            else:
+                rest.append((first, last))
+        return cls(upto, rest)
 
 
 @dataclass
@@ -153,7 +185,7 @@ class RowReader:
         self._prefix_checked: dict[str, str] = {}
         self.rows_prechecked = False
         # Data rows up to this line were imported by an earlier run: read past them unparsed.
-        self.skip = 0
+        self.skip = Skip()
 
     def _template(self, prefix: str, version: str) -> Template:
         template = self.templates.get((prefix, version)) or self.templates.get((SHARED, version))
@@ -199,7 +231,7 @@ class RowReader:
             if not row:
                 return
             line += 1
-            if line <= self.skip:
+            if line in self.skip:
                 continue
             if not row.strip():
                 continue
@@ -279,7 +311,7 @@ class RowReader:
                 yield line, "", f"该行无法读取：{exc}", raw.tell()
                 continue
             line += 1
-            if line <= self.skip:
+            if line in self.skip:
                 continue
             if not cells:
                 continue
@@ -339,7 +371,7 @@ class RowReader:
         line = 1
         for cells in reader:
             line += 1
-            if line <= self.skip:
+            if line in self.skip:
                 continue
             if not cells:
                 continue
@@ -387,18 +419,20 @@ class RowReader:
         return fold(handle), handle, prefix
 
     def _fill(
-        self, rows: Iterator[tuple[int, str, list[StoredValue] | str, int]], skip: int, chunk_rows: int
+        self,
+        rows: Iterator[tuple[int, str, list[StoredValue] | str, int]],
+        skip: Skip,
+        chunk_rows: int,
+        first_line: int,
     ) -> tuple[_Chunk, int, bool]:
-        """Read and validate the next chunk of rows (runs in a thread while the previous chunk is written)."""
+        """Read and validate the next chunk of rows, the lines from `first_line` on."""
         started = time.perf_counter()
-        chunk = _Chunk(first_line=0)
+        chunk = _Chunk(first_line=first_line)
         seen: set[str] = set()
         position = 0
         for line, handle, values, position in rows:
-            if line <= skip:
+            if line in skip:
                 continue
-            if not chunk.first_line:
-                chunk.first_line = line
             chunk.last_line = line
             if isinstance(values, str):
                 chunk.rejected.append((line, handle, values))
@@ -434,7 +468,7 @@ class RowReader:
         )
 
     def stream(
-        self, path: Path, fmt: str, template_version: str | None, skip: int, chunk_rows: int, pipe: Any
+        self, path: Path, fmt: str, template_version: str | None, skip: Skip, chunk_rows: int, pipe: Any
     ) -> None:
         """Send the file's chunks through `pipe`, then None (or the error that stopped the reading)."""
         try:
@@ -442,10 +476,12 @@ class RowReader:
             rows = self.rows(path, fmt, template_version)
             # A small first chunk gets Postgres to work sooner; the rest are full size.
             size = min(chunk_rows, 10_000)
+            next_line = skip.upto + 1
             while True:
-                chunk, position, done = self._fill(rows, skip, size)
+                chunk, position, done = self._fill(rows, skip, size, next_line)
                 if chunk.rows or chunk.rejected:
                     pipe.send(self.encode(chunk, position))
+                    next_line = chunk.last_line + 1
                 if done:
                     break
                 size = chunk_rows
@@ -461,7 +497,7 @@ def _read_in_process(
     path: Path,
     fmt: str,
     template_version: str | None,
-    skip: int,
+    skip: Skip,
     chunk_rows: int,
     pipe: Any,
 ) -> None:
@@ -494,10 +530,10 @@ class Importer:
         return self.reader
 
     async def write_chunk(
-        self, digest: str, chunk: EncodedChunk, totals: ImportResult, path: Path
-    ) -> list[tuple[int, str, str]]:
-        """Stage, merge and record one chunk in one transaction; returns its rejected rows."""
-        conn = self.conn
+        self, conn: asyncpg.Connection, digest: str, chunk: EncodedChunk, path: Path
+    ) -> tuple[list[tuple[int, str, str]], int]:
+        """Write and record one chunk in one transaction; returns its rejected rows and its
+        number of accepted rows."""
         records = chunk.records
         rejected = list(chunk.rejected)
         phases: dict[str, float] = {}
@@ -552,9 +588,6 @@ class Importer:
                 fingerprint.update(r[0].encode())
                 fingerprint.update(r[3].encode())
             accepted = len(records) - (len(rejected) - len(chunk.rejected))
-            totals.accepted += accepted
-            totals.rejected += len(rejected)
-            totals.rows = chunk.last_line
             detail = {
                 "file": str(path),
                 "fileDigest": digest,
@@ -575,7 +608,7 @@ class Importer:
                 [orjson.dumps(detail).decode()],
             )
             await conn.execute(
-                Q["import_progress"], digest, chunk.last_line, totals.accepted, totals.rejected, False
+                Q["import_chunk_done"], digest, chunk.first_line, chunk.last_line, accepted, len(rejected)
             )
             if added:
                 await conn.execute(Q["notify_many"], CHANNEL, notification_payloads([r[0] for r in added]))
@@ -600,7 +633,7 @@ class Importer:
             chunk.last_line,
             " ".join(f"{k} {v:.2f}s" for k, v in phases.items()),
         )
-        return rejected
+        return rejected, accepted
 
     async def run(
         self,
@@ -625,19 +658,24 @@ class Importer:
         await self.conn.execute(Q["import_start"], digest, str(path))
         state = await self.conn.fetchrow(Q["import_get"], digest)
         assert state is not None
+        chunks = [tuple(r) for r in await self.conn.fetch(Q["import_chunks_of"], digest)]
+        header_lines = 1 if fmt == "csv" else 0
+        ranges = [(int(r[0]), int(r[1])) for r in chunks]
+        if not ranges and int(state[1]):  # an import begun before chunks were recorded one by one
+            ranges = [(header_lines + 1, int(state[1]))]
+        skip = Skip.from_chunks(ranges, header_lines)
         totals = ImportResult(
-            rows=int(state[1]),
-            accepted=int(state[2]),
-            rejected=int(state[3]),
-            resumed_from=int(state[1]),
+            rows=max((last for _, last in ranges), default=0),
+            accepted=sum(int(r[2]) for r in chunks) or int(state[2]),
+            rejected=sum(int(r[3]) for r in chunks) or int(state[3]),
+            resumed_from=skip.upto if ranges else 0,
             report=report,
         )
         if state[4]:
             totals.seconds = time.monotonic() - started
             return totals
-        skip = totals.rows
         size = path.stat().st_size
-        new_report = not report.exists() or skip == 0
+        new_report = not report.exists() or not ranges
         # fork starts the reader at once; the child only reads the file and writes to the pipe, and
         # multiprocessing ends it with os._exit, so it never touches the parent's connection.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -650,11 +688,41 @@ class Importer:
         )
         process.start()
         sending.close()
+        # Two chunks are written at once, each on its own connection, so that Postgres works on both
+        # cores while the reader prepares the next chunk.
+        connections: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        connections.put_nowait(self.conn)
+        second = await asyncpg.connect(self.config.dsn) if self.config.dsn else None
+        if second is not None:
+            connections.put_nowait(second)
+        tasks: set[asyncio.Task[None]] = set()
         try:
             with open(report, "w" if new_report else "a", newline="", encoding="utf-8") as out:
                 writer = csv.writer(out)
                 if new_report:
                     writer.writerow(["line", "handle", "reason"])
+
+                async def write(chunk: EncodedChunk, conn: asyncpg.Connection) -> None:
+                    try:
+                        for attempt in range(3):
+                            try:
+                                rejected, accepted = await self.write_chunk(conn, digest, chunk, path)
+                                break
+                            except asyncpg.DeadlockDetectedError:
+                                # two chunks holding the same handles, taken in different orders
+                                if attempt == 2:
+                                    raise
+                    finally:
+                        connections.put_nowait(conn)
+                    totals.accepted += accepted
+                    totals.rejected += len(rejected)
+                    totals.rows = max(totals.rows, chunk.last_line)
+                    writer.writerows(rejected)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    if progress:
+                        progress.update(totals.accepted + totals.rejected, chunk.position, totals.rejected)
+
                 while True:
                     try:
                         chunk = await asyncio.to_thread(receiving.recv)
@@ -664,17 +732,31 @@ class Importer:
                         break
                     if isinstance(chunk, Exception):
                         raise chunk
-                    writer.writerows(await self.write_chunk(digest, chunk, totals, path))
-                    out.flush()
-                    os.fsync(out.fileno())
-                    if progress:
-                        progress.update(totals.accepted + totals.rejected, chunk.position, totals.rejected)
+                    conn = await connections.get()
+                    for task in [t for t in tasks if t.done()]:
+                        tasks.discard(task)
+                        task.result()  # a chunk that failed stops the import here
+                    task = asyncio.create_task(write(chunk, conn))
+                    tasks.add(task)
+                while tasks:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                    for task in done:
+                        tasks.discard(task)
+                        task.result()
                 await self.conn.execute(
-                    Q["import_progress"], digest, totals.rows, totals.accepted, totals.rejected, True
+                    Q["import_finish"], digest, totals.rows, totals.accepted, totals.rejected
                 )
                 # Fresh statistics for the planner and for the identifiers gauge (pg_class.reltuples).
                 await self.conn.execute(Q["analyze_handles"])
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         finally:
+            # a chunk still being written when another failed is let finish: its rows stay written
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if second is not None:
+                await second.close()
             receiving.close()
             process.join(5)
             if process.is_alive():

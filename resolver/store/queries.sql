@@ -282,3 +282,13 @@ select pg_try_advisory_lock(726931);
 
 -- name: handle_times
 select created_at, updated_at from handles where key = $1;
+
+-- name: import_chunk_done
+insert into import_chunks (digest, first_line, last_line, accepted, rejected) values ($1, $2, $3, $4, $5);
+
+-- name: import_chunks_of
+select first_line, last_line, accepted, rejected from import_chunks where digest = $1 order by first_line;
+
+-- name: import_finish
+update imports set rows_done = $2, accepted = $3, rejected = $4, finished = true, updated_at = now()
+where digest = $1;

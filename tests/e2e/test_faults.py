@@ -147,30 +147,32 @@ def test_postgres_stopped_for_30_s_under_mixed_load(tmp_path: Path):
         threads = [threading.Thread(target=f) for f in (reader, reader, reader, writer, writer)]
         for t in threads:
             t.start()
-        time.sleep(3.0)
-        pg.stop()
-        stopped = time.monotonic()
-        time.sleep(30.0)
-        with lock:
-            reads_during = dict(reads)
-            refused_during = len(refused)
-        pg = EmbeddedPostgres(data)
-        assert pg.start() == dsn
-        restarted = time.monotonic()
-        with lock:
-            acked_at_restart = len(acked)
-        deadline = restarted + 60
-        while time.monotonic() < deadline:
+        try:
+            time.sleep(3.0)
+            pg.stop()
+            stopped = time.monotonic()
+            time.sleep(30.0)
             with lock:
-                recovered = len(acked) > acked_at_restart
-            if recovered:
-                break
-            time.sleep(0.2)
-        recovery = time.monotonic() - restarted
-        time.sleep(2.0)
-        done.set()
-        for t in threads:
-            t.join(30)
+                reads_during = dict(reads)
+                refused_during = len(refused)
+            pg = EmbeddedPostgres(data)
+            assert pg.start() == dsn
+            restarted = time.monotonic()
+            with lock:
+                acked_at_restart = len(acked)
+            deadline = restarted + 60
+            while time.monotonic() < deadline:
+                with lock:
+                    recovered = len(acked) > acked_at_restart
+                if recovered:
+                    break
+                time.sleep(0.2)
+            recovery = time.monotonic() - restarted
+            time.sleep(2.0)
+        finally:  # the load stops whatever happened (no thread outlives the test)
+            done.set()
+            for t in threads:
+                t.join(30)
 
         async def stored() -> set[str]:
             conn = await asyncpg.connect(dsn)
