@@ -429,6 +429,12 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--template", help="template version every row is registered with (CSV)")
     load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
     load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
+    load.add_argument(
+        "--writers",
+        type=int,
+        default=1,
+        help="chunks written at once, one connection each [default 1; more cores: more]",
+    )
     _add(load, BULK_OPTIONS)
     report = commands.add_parser(
         "stats",
@@ -572,6 +578,7 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             report=args.report,
             chunk_rows=args.chunk_rows,
             progress=Progress(args.file.stat().st_size),
+            writers=max(1, args.writers),
         )
         print(
             f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"

@@ -644,6 +644,7 @@ class Importer:
         report: Path | None = None,
         chunk_rows: int = CHUNK_ROWS,
         progress: Progress | None = None,
+        writers: int = 1,
     ) -> ImportResult:
         """Import a file (resuming an interrupted import of the same file).
 
@@ -688,13 +689,16 @@ class Importer:
         )
         process.start()
         sending.close()
-        # Two chunks are written at once, each on its own connection, so that Postgres works on both
-        # cores while the reader prepares the next chunk.
+        # `writers` chunks are written at once, each on its own connection. On two cores one is
+        # best: the reader process and one Postgres backend keep both busy (two writers measured
+        # 0.46 of raw COPY against 0.58-0.62 for one); more cores can use more.
         connections: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
         connections.put_nowait(self.conn)
-        second = await asyncpg.connect(self.config.dsn) if self.config.dsn else None
-        if second is not None:
-            connections.put_nowait(second)
+        extra = (
+            [await asyncpg.connect(self.config.dsn) for _ in range(writers - 1)] if self.config.dsn else []
+        )
+        for conn in extra:
+            connections.put_nowait(conn)
         tasks: set[asyncio.Task[None]] = set()
         try:
             with open(report, "w" if new_report else "a", newline="", encoding="utf-8") as out:
@@ -755,8 +759,8 @@ class Importer:
         finally:
             # a chunk still being written when another failed is let finish: its rows stay written
             await asyncio.gather(*tasks, return_exceptions=True)
-            if second is not None:
-                await second.close()
+            for conn in extra:
+                await conn.close()
             receiving.close()
             process.join(5)
             if process.is_alive():

@@ -77,7 +77,10 @@ async def test_good_and_bad_rows_with_a_report(client, config, tmp_path):
     assert await count(config, "select count(*) from audit where operation = 'import.chunk'") >= 3
 
 
-async def test_interrupted_import_resumes_without_duplicates_or_losses(config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("writers", [1, 2])
+async def test_interrupted_import_resumes_without_duplicates_or_losses(
+    config, tmp_path, monkeypatch, writers
+):
     rows = (
         [good(i) for i in range(100)]
         + [["88.123/BAD-DATE", "螺栓", "测试企业", "2026-13-45", ""]]
@@ -96,11 +99,11 @@ async def test_interrupted_import_resumes_without_duplicates_or_losses(config, t
 
     monkeypatch.setattr(Importer, "write_chunk", failing)
     with pytest.raises(ConnectionError):
-        await import_file(config, source, chunk_rows=40)
+        await import_file(config, source, chunk_rows=40, writers=writers)
     # two chunks are written at once: the fourth may have committed beside the failed third
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") in (80, 110)
     monkeypatch.setattr(Importer, "write_chunk", original)
-    result = await import_file(config, source, chunk_rows=40)
+    result = await import_file(config, source, chunk_rows=40, writers=writers)
     assert result.resumed_from == 81  # two chunks of 40 rows after the header line
     assert (result.accepted, result.rejected) == (130, 1)
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 130
