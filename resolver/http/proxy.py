@@ -84,6 +84,12 @@ def not_found_page(handle: str, message: str, status: int) -> web.Response:
     return page(handle, body, status=status)
 
 
+def _page_url(request: web.Request, handle: str) -> str:
+    """Where this identifier's page is: under --public-url, or the host the request named."""
+    base = request.app[CONFIG].public_url or f"{request.scheme}://{request.host}"
+    return f"{base.rstrip('/')}/{handle}"
+
+
 async def _lookup(registry: Registry, name: HandleName, fresh: bool) -> tuple[Entry | None, Record]:
     if fresh:
         return None, await registry.read(name, fresh=True)
@@ -131,8 +137,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 {"Retry-After": retry},
             )
         return not_found_page(sent, exc.message, 400)
-    page_url = f"{(config.public_url or f'{request.scheme}://{request.host}').rstrip('/')}/{record.handle}"
     if qr is not None:
+        page_url = _page_url(request, record.handle)
         return web.Response(
             body=qr_png(page_url) if qr == "png" else qr_svg(page_url),
             content_type="image/png" if qr == "png" else "image/svg+xml",
@@ -144,6 +150,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return values_page(record.handle, values)
         rendered = entry.page if entry is not None else None
         if rendered is None:
+            page_url = _page_url(request, record.handle)
             rendered = await product_page(registry, name, public, page_url, config.node_prefix)
             if entry is not None:
                 entry.page = rendered
