@@ -17,7 +17,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, fold, parse_handle
 from resolver.core.permissions import Identity, Perm
 from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
-from resolver.core.values import StoredValue, parse_values
+from resolver.core.values import StoredValue, parse_values, timestamp
 from resolver.registry import Registry
 from resolver.store.db import AuditEntry, PrefixInfo, Tx
 
@@ -94,9 +94,9 @@ class Batches:
         self.registry = registry
         self.limits = registry.limits
 
-    def parse_item(self, raw: object, now: datetime) -> Item:
+    def parse_item(self, raw: object, now: datetime, stamp: str | None = None) -> Item:
         """An enterprise API item `{"handle", "templateVersion", "value": [...]}`, validated."""
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             return Item(sent="", error="每一项必须是 JSON 对象 {handle, templateVersion, value}")
         sent = raw.get("handle")
         if not isinstance(sent, str):
@@ -109,15 +109,13 @@ class Batches:
             if not isinstance(raw_values, list):
                 raise HandleError(RC.INVALID_VALUE, "value 必须是标识值数组")
             for value in raw_values:
-                if (
-                    isinstance(value, Mapping)
-                    and isinstance(value.get("type"), str)
-                    and fold(value["type"]).startswith("hs_")
-                ):
+                if not (type(value) is dict or isinstance(value, Mapping)):
+                    continue  # parse_values says what is wrong with it
+                if isinstance(value.get("type"), str) and fold(value["type"]).startswith("hs_"):
                     raise HandleError(
                         RC.INVALID_VALUE, f"类型 {value['type']} 是系统保留类型，不能通过企业接口登记"
                     )
-                if isinstance(value, Mapping) and value.get("index") in (TEMPLATE_INDEX, str(TEMPLATE_INDEX)):
+                if value.get("index") in (TEMPLATE_INDEX, str(TEMPLATE_INDEX)):
                     raise HandleError(
                         RC.INVALID_VALUE,
                         f"索引 {TEMPLATE_INDEX} 保留给模板引用，请用 templateVersion 指定模板",
@@ -126,7 +124,7 @@ class Batches:
             if version is not None and (not isinstance(version, str) or not version):
                 raise HandleError(RC.INVALID_VALUE, "templateVersion 必须是非空字符串")
             extra = [reference_value(version)] if version else []
-            item.values = parse_values([*raw_values, *extra], self.limits, now)
+            item.values = parse_values([*raw_values, *extra], self.limits, now, stamp)
             item.name = name
             item.version = version
         except HandleError as exc:
@@ -136,7 +134,8 @@ class Batches:
     def parse_items(self, raw_items: Sequence[object]) -> list[Item]:
         """Parse every item; a handle appearing twice in one batch is an error of the later one."""
         now = datetime.now(UTC)
-        items = [self.parse_item(raw, now) for raw in raw_items]
+        stamp = timestamp(now)
+        items = [self.parse_item(raw, now, stamp) for raw in raw_items]
         _refuse_repeats(items)
         return items
 

@@ -228,9 +228,12 @@ def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]
     raise HandleError(RC.PROTOCOL_ERROR, 'the body must be a JSON array of values or {"values": [...]}')
 
 
-def parse_values(raw_values: Iterable[object], limits: Limits, now: datetime) -> list[StoredValue]:
-    """Validate a list of values: each valid, indexes unique, not too many."""
-    stamp = timestamp(now)
+def parse_values(
+    raw_values: Iterable[object], limits: Limits, now: datetime, stamp: str | None = None
+) -> list[StoredValue]:
+    """Validate a list of values: each valid, indexes unique, not too many (`stamp`: the
+    timestamp of `now`, when the caller already has it)."""
+    stamp = stamp or timestamp(now)
     values = [parse_value(raw, limits, now, stamp) for raw in raw_values]
     if len(values) > limits.max_values_per_handle:
         raise _invalid(f"more than {limits.max_values_per_handle} values in one handle")

@@ -218,9 +218,14 @@ class AuditEntry:
     detail: object = None
 
 
-def _json_or_none(value: object) -> str | None:
+def _json_or_none(value: object, known: str | None = None) -> str | None:
+    """The JSON of an audited value (`known`: its encoding, when the caller already made it)."""
     if value is None:
         return None
+    if known is not None:
+        if "hs_seckey" not in known.lower():
+            return known
+        return orjson.dumps(_redacted(value)).decode()
     encoded = orjson.dumps(value)
     if b"hs_seckey" in encoded.lower():  # rare: only then look for secrets value by value
         encoded = orjson.dumps(_redacted(value))
@@ -256,6 +261,7 @@ class Tx:
         # Records read under lock: their terms are what an update or delete must remove.
         self._locked: dict[str, Record] = {}
         self._stale_terms: set[tuple[str, str]] = set()
+        self._encoded: dict[int, str] = {}
 
     @property
     def connection(self) -> Connection:
@@ -312,12 +318,16 @@ class Tx:
         # order and cannot deadlock.
         rows = sorted(rows, key=lambda r: r[0])
         keys, handles, prefixes, values = zip(*rows, strict=True)
+        encoded = [encode_values(v) for v in values]
+        # the audit entries of these rows carry the same values: encoded once (by identity; the
+        # lists live as long as this transaction)
+        self._encoded.update(zip(map(id, values), encoded, strict=True))
         inserted = await self._conn.fetch(
             Q["insert_many"],
             list(keys),
             list(handles),
             list(prefixes),
-            [encode_values(v) for v in values],
+            encoded,
             timeout=self._timeout,
         )
         done = {row[0] for row in inserted}
@@ -416,11 +426,12 @@ class Tx:
                 [e.operation for e in entries],
                 [e.handle for e in entries],
                 [_json_or_none(e.before) for e in entries],
-                [_json_or_none(e.after) for e in entries],
+                [_json_or_none(e.after, self._encoded.get(id(e.after))) for e in entries],
                 [_json_or_none(e.detail) for e in entries],
                 timeout=self._timeout,
             )
             self._audit = []
+            self._encoded = {}
         if self.changed:
             payloads = notification_payloads(self.changed)
             await self._conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=self._timeout)
