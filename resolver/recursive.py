@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,7 @@ class RecursiveResolver:
         self.upstream = upstream
         self._limit = asyncio.Semaphore(config.recursive_concurrency)
         self._sites: dict[str, tuple[list[str], float]] = {}
-        self._answers: dict[str, Answer] = {}
+        self._answers: OrderedDict[str, Answer] = OrderedDict()  # least recently used first
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
         self._timeout = aiohttp.ClientTimeout(total=config.recursive_timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -130,6 +131,7 @@ class RecursiveResolver:
         key = f"{fold(handle)}?{query}"
         cached = self._answers.get(key)
         if cached is not None and cached.expires > time.monotonic():
+            self._answers.move_to_end(key)
             return cached
         running = self._inflight.get(key)
         if running is not None:
@@ -138,9 +140,10 @@ class RecursiveResolver:
         self._inflight[key] = future
         try:
             answer = await self._fetch(handle, prefix, query)
-            if len(self._answers) >= self.config.cache.max_entries:
-                self._answers.clear()
             self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.config.cache.max_entries:
+                self._answers.popitem(last=False)
             future.set_result(answer)
             return answer
         except BaseException as exc:
