@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -395,6 +396,10 @@ def build_config(args: argparse.Namespace, options: Sequence[Option]) -> Config:
 
 
 BULK_OPTIONS = [*DATABASE_OPTIONS, NODE_PREFIX_OPTION]
+# what the site record is made of (`resolver siteinfo`)
+SITE_OPTIONS = [
+    o for o in SERVE_OPTIONS if o.target in ("host", "port", "native_port", "public_url", "node_prefix")
+]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -455,14 +460,7 @@ def parser() -> argparse.ArgumentParser:
         description="Print the site record as Handle clients read it from a siteinfo.json, so that a "
         "client can be pointed at this node without the global registry.",
     )
-    _add(
-        siteinfo,
-        [
-            o
-            for o in SERVE_OPTIONS
-            if o.target in ("host", "port", "native_port", "public_url", "node_prefix")
-        ],
-    )
+    _add(siteinfo, SITE_OPTIONS)
     upstream = commands.add_parser(
         "upstream",
         help="the messages for the top-level node",
@@ -516,15 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from resolver.site import site_record
 
-        config = build_config(
-            args,
-            [
-                o
-                for o in SERVE_OPTIONS
-                if o.target in ("host", "port", "native_port", "public_url", "node_prefix")
-            ],
+        print(
+            orjson.dumps(site_record(build_config(args, SITE_OPTIONS)), option=orjson.OPT_INDENT_2).decode()
         )
-        print(orjson.dumps(site_record(config), option=orjson.OPT_INDENT_2).decode())
         return 0
     if args.command == "upstream":
         return _upstream(args, build_config(args, [*BULK_OPTIONS, *UPSTREAM_OPTIONS]))
@@ -532,23 +524,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _migrate(config)
 
 
-def _bulk(args: argparse.Namespace, config: Config) -> int:
+@contextlib.contextmanager
+def _database(config: Config) -> Iterator[Config]:
+    """`config` with a DSN: the given one, or that of the embedded Postgres, stopped afterwards."""
+    if config.dsn is not None:
+        yield config
+        return
     from resolver.embedded import EmbeddedPostgres
 
-    embedded = None
-    if config.dsn is None:
-        embedded = EmbeddedPostgres(config.data_dir)
-        config = replace(config, dsn=embedded.start())
+    embedded = EmbeddedPostgres(config.data_dir)
     try:
-        import uvloop
-
-        return uvloop.run(_run_bulk(args, config))
-    except (ValueError, OSError) as exc:
-        print(f"resolver {args.command}: {exc}", file=sys.stderr)
-        return 2
+        yield replace(config, dsn=embedded.start())
     finally:
-        if embedded is not None:
-            embedded.stop()
+        embedded.stop()
+
+
+def _bulk(args: argparse.Namespace, config: Config) -> int:
+    import uvloop
+
+    with _database(config) as config:
+        try:
+            return uvloop.run(_run_bulk(args, config))
+        except (ValueError, OSError) as exc:
+            print(f"resolver {args.command}: {exc}", file=sys.stderr)
+            return 2
 
 
 async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
@@ -596,16 +595,10 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
 
     import orjson
 
-    from resolver.embedded import EmbeddedPostgres
     from resolver.stats import reconcile, render, standing
     from resolver.store.db import HandleStore, Readers
 
-    embedded = None
-    if config.dsn is None:
-        embedded = EmbeddedPostgres(config.data_dir)
-        config = replace(config, dsn=embedded.start())
-
-    async def run() -> int:
+    async def run(config: Config) -> int:
         import asyncpg
 
         assert config.dsn is not None
@@ -628,27 +621,18 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
         finally:
             await pool.close()
 
-    try:
-        return asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with _database(config) as config:
+        return asyncio.run(run(config))
 
 
 def _upstream(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
-    from resolver.embedded import EmbeddedPostgres
     from resolver.http.app import wait_for_database
     from resolver.store.migrations import migrate
     from resolver.upstream import resync, status
 
-    embedded = None
-    if config.dsn is None:
-        embedded = EmbeddedPostgres(config.data_dir)
-        config = replace(config, dsn=embedded.start())
-
-    async def run() -> int:
+    async def run(config: Config) -> int:
         assert config.dsn is not None
         conn = await wait_for_database(config.dsn, attempts=10)
         try:
@@ -674,25 +658,14 @@ def _upstream(args: argparse.Namespace, config: Config) -> int:
         finally:
             await conn.close()
 
-    try:
-        return asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with _database(config) as config:
+        return asyncio.run(run(config))
 
 
 def _migrate(config: Config) -> int:
-    from resolver.embedded import EmbeddedPostgres
     from resolver.server import run_migrations
 
-    embedded = None
-    if config.dsn is None:
-        embedded = EmbeddedPostgres(config.data_dir)
-        config = replace(config, dsn=embedded.start())
-    try:
+    with _database(config) as config:
         version = asyncio.run(run_migrations(config))
-        print(f"resolver: schema at version {version}")
-        return 0
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    print(f"resolver: schema at version {version}")
+    return 0

@@ -254,9 +254,10 @@ class Registry:
         await self._require(tx, identity, name, (), needed, owner)
 
     async def load_templates(
-        self, tx: Tx, wanted: Sequence[tuple[str, str]]
+        self, tx: Tx | HandleStore, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], Template]:
-        """Templates by (prefix, version): the prefix's own, or a shared one of that version."""
+        """Templates by (prefix, version): the prefix's own, or a shared one of that version
+        (read in the transaction `tx`, or, for display, straight from the store)."""
         if not wanted:
             return {}
         prefixes = sorted({p for p, _ in wanted} | {SHARED})

@@ -267,6 +267,7 @@ async def run_deliverer(
     assert config.dsn is not None
     conn: asyncpg.Connection | None = None
     holding = False
+    checked: date | None = None  # the last closed day whose statistics were looked for
     while True:
         try:
             if conn is None or conn.is_closed():
@@ -277,7 +278,10 @@ async def run_deliverer(
             if not holding:
                 holding = bool(await conn.fetchval(Q["upstream_try_lock"]))
             if holding:
-                await queue_closed_days(conn, config)
+                closed = (datetime.now(UTC) - DAY_CLOSE_GRACE).date()
+                if closed != checked:  # once a day (and once on taking the lock), not every round
+                    await queue_closed_days(conn, config)
+                    checked = closed
                 while True:
                     delivered, failed = await deliver_due(conn, upstream)
                     if not delivered or failed:

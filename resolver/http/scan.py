@@ -15,11 +15,10 @@ import io
 from datetime import datetime
 from typing import Any
 
-import orjson
 import segno
 
 from resolver.core.handles import HandleName
-from resolver.core.templates import SHARED, TEMPLATE_INDEX, Template, parse_template, template_version_of
+from resolver.core.templates import TEMPLATE_INDEX, Template, template_version_of
 from resolver.core.values import StoredValue
 from resolver.registry import Registry
 
@@ -84,13 +83,9 @@ async def product_page(
     template: Template | None = None
     version = template_version_of(values)
     if version is not None:
-        rows = await store.fetch_named("templates_for", [name.prefix, SHARED], [version])
-        mine = [r for r in rows if r[0] == name.prefix] or rows
-        if mine:
-            prefix, found_version, codes, items = mine[0]
-            template = parse_template(
-                {"version": found_version, "industryCodes": list(codes), "items": orjson.loads(items)}, prefix
-            )
+        template = (await registry.load_templates(store, [(name.prefix, version)])).get(
+            (name.prefix, version)
+        )
     owner = await registry.owner_of(name)
     enterprise = None
     if owner is not None:

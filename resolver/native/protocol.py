@@ -95,10 +95,14 @@ class Request:
 
     @property
     def version(self) -> tuple[int, int]:
-        """The version the answer is written in: the client's, up to the server's."""
-        if self.envelope.major != SERVER_VERSION[0]:
-            return SERVER_VERSION
-        return min((self.envelope.major, self.envelope.minor), SERVER_VERSION)
+        return answer_version(self.envelope)
+
+
+def answer_version(envelope: Envelope) -> tuple[int, int]:
+    """The version an answer is written in: the client's, up to the server's."""
+    if envelope.major != SERVER_VERSION[0]:
+        return SERVER_VERSION
+    return min((envelope.major, envelope.minor), SERVER_VERSION)
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -177,7 +181,8 @@ def _octets(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def _text(text: str) -> bytes:
+def utf8(text: str) -> bytes:
+    """A UTF8-String: its length, then its octets."""
     return _octets(text.encode("utf-8"))
 
 
@@ -198,7 +203,7 @@ def _admin(value: dict[str, Any]) -> bytes:
             mask |= _ADMIN_BITS[position]
     return (
         struct.pack(">H", mask)
-        + _text(str(value.get("handle", "")))
+        + utf8(str(value.get("handle", "")))
         + struct.pack(">I", int(value.get("index", 0)))
     )
 
@@ -229,11 +234,11 @@ def encode_site(site: dict[str, Any]) -> bytes:
             (0x80 if mask.get("primary") else 0) | (0x40 if mask.get("multiPrimary") else 0),
             int(site.get("hashOption", 0)),
         ),
-        _text(str(site.get("hashFilter", ""))),
+        utf8(str(site.get("hashFilter", ""))),
         struct.pack(">I", len(site.get("attributes", []))),
     ]
     for attribute in site.get("attributes", []):
-        out += [_text(str(attribute["name"])), _text(str(attribute["value"]))]
+        out += [utf8(str(attribute["name"])), utf8(str(attribute["value"]))]
     servers = site.get("servers", [])
     out.append(struct.pack(">I", len(servers)))
     for server in servers:
@@ -267,7 +272,7 @@ def value_data(data: object) -> bytes:
             return _admin(value)
         if fmt == "vlist" and isinstance(value, list):
             return struct.pack(">I", len(value)) + b"".join(
-                _text(str(r.get("handle", ""))) + struct.pack(">I", int(r.get("index", 0))) for r in value
+                utf8(str(r.get("handle", ""))) + struct.pack(">I", int(r.get("index", 0))) for r in value
             )
         if fmt == "site" and isinstance(value, dict):
             return encode_site(value)
@@ -298,10 +303,10 @@ def encode_value(value: dict[str, Any]) -> bytes:
                 max(-(2**31), min(2**31 - 1, ttl_number)),
                 permission,
             ),
-            _text(str(value["type"])),
+            utf8(str(value["type"])),
             _octets(value_data(value.get("data"))),
             struct.pack(">I", len(references)),
-            *(_text(str(r["handle"])) + struct.pack(">I", int(r["index"])) for r in references),
+            *(utf8(str(r["handle"])) + struct.pack(">I", int(r["index"])) for r in references),
         ]
     )
 
@@ -329,14 +334,14 @@ def answer(request: Request, rc: int, body: bytes, expires_in: int = 3600) -> by
 
 
 def error_body(message: str) -> bytes:
-    return _text(message)
+    return utf8(message)
 
 
-def envelopes(request: Request, message: bytes, packet_data: int) -> list[bytes]:
-    """The message cut into packets of at most `packet_data` octets, each with its envelope."""
-    major, minor = request.version
+def envelopes(env: Envelope, message: bytes, packet_data: int) -> list[bytes]:
+    """The answer to the request of envelope `env`, cut into packets of at most `packet_data`
+    octets, each with its envelope."""
+    major, minor = answer_version(env)
     flags = SERVER_VERSION[0] & 0x03
-    env = request.envelope
     packets = []
     for sequence, start in enumerate(range(0, max(1, len(message)), packet_data)):
         head = ENVELOPE.pack(

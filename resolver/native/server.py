@@ -105,7 +105,7 @@ class NativeService:
         assert entry.record is not None
         self.metrics.outcomes["hit"] += 1
         self.daily.resolved(name.prefix)
-        head = p._text(text)
+        head = p.utf8(text)
         if not indexes and not types:
             encoded = entry.native
             if encoded is None:
@@ -156,9 +156,8 @@ class _Udp(asyncio.DatagramProtocol):
                 message = p.refusal(envelope, p.RC_PROTOCOL_ERROR, "a UDP request must fit in one packet")
             else:
                 message = await self.service.answer(data[p.ENVELOPE_SIZE :], envelope, "udp", str(addr[0]))
-            request_view = p.Request(envelope, 0, 0, 0, 0, 0, b"", b"")
             if self.transport is not None:
-                for packet in p.envelopes(request_view, message, p.UDP_DATA_SIZE):
+                for packet in p.envelopes(envelope, message, p.UDP_DATA_SIZE):
                     self.transport.sendto(packet, addr)
         except Exception:  # one bad request never stops the listener
             log.exception("native UDP request from %s failed", addr[0])
@@ -176,17 +175,10 @@ async def _tcp_client(
                 return
             envelope = p.parse_envelope(head)
             if envelope.length > p.MAX_REQUEST_BYTES:
-                writer.write(
-                    p.envelopes(
-                        p.Request(envelope, 0, 0, 0, 0, 0, b"", b""),
-                        p.refusal(
-                            envelope,
-                            p.RC_PROTOCOL_ERROR,
-                            f"a request is at most {p.MAX_REQUEST_BYTES} octets",
-                        ),
-                        1 << 30,
-                    )[0]
+                refused = p.refusal(
+                    envelope, p.RC_PROTOCOL_ERROR, f"a request is at most {p.MAX_REQUEST_BYTES} octets"
                 )
+                writer.write(p.envelopes(envelope, refused, len(refused))[0])
                 await writer.drain()
                 return
             try:
@@ -194,8 +186,7 @@ async def _tcp_client(
             except (asyncio.IncompleteReadError, TimeoutError):
                 return
             answer = await service.answer(message, envelope, "tcp", address)
-            view = p.Request(envelope, 0, 0, 0, 0, 0, b"", b"")
-            writer.write(p.envelopes(view, answer, 1 << 30)[0])
+            writer.write(p.envelopes(envelope, answer, len(answer))[0])
             await writer.drain()
             flags = struct.unpack_from(">I", message, 8)[0] if len(message) >= 12 else 0
             if not flags & p.FLAG_KEEP_ALIVE:

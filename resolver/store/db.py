@@ -551,6 +551,13 @@ class HandleStore:
             rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
             return [row[0] for row in rows]
 
+    async def templates(
+        self, prefixes: list[str], versions: list[str]
+    ) -> list[tuple[str, str, list[str], str]]:
+        """Template rows (prefix, version, industry codes, items JSON), read outside a transaction."""
+        rows = await self.fetch_named("templates_for", prefixes, versions)
+        return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
+
     async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
         """The rows of a named read-only statement of queries.sql."""
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
