@@ -553,8 +553,8 @@ def _bulk(args: argparse.Namespace, config: Config) -> int:
 async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
     import getpass
 
-    from resolver.http.app import wait_for_database
     from resolver.importer import Importer, Progress, export
+    from resolver.store.db import wait_for_database
     from resolver.store.migrations import migrate
 
     assert config.dsn is not None
@@ -628,7 +628,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
 def _upstream(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
-    from resolver.http.app import wait_for_database
+    from resolver.store.db import wait_for_database
     from resolver.store.migrations import migrate
     from resolver.upstream import resync, status
 

@@ -1,11 +1,14 @@
 """Bulk import and export of identifiers: `resolver import FILE`, `resolver export --prefix P`.
 
-An import streams the file in chunks. Each row is validated in Python (handle, prefix state,
-values, template); the valid rows of a chunk go into a staging table with COPY and are merged
-into `handles` in one statement, and the chunk's search terms, its audit entry (a digest of what
-it added) and the import's progress are written in the same transaction. An interrupted import
-therefore resumes after its last committed chunk: nothing is written twice and nothing is lost.
-Rejected rows are appended, with their reasons, to a report once their chunk has committed.
+An import streams the file in chunks. A reader process parses and validates each row (handle,
+prefix state, values, template) and turns the valid rows of a chunk into the bytes of a binary
+COPY; this process only forwards those bytes. A chunk of new identifiers is
+COPied straight into `handles`; once a row turns out to exist already, chunks go through a staging
+table and a merge that sorts out existing rows one by one. The chunk's search terms, its audit
+entry (a digest of what it added) and the import's progress are written in the same transaction,
+so an interrupted import resumes after its last committed chunk: nothing is written twice and
+nothing is lost. Rejected rows are appended, with their reasons, to a report once their chunk has
+committed.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import io
 import logging
 import multiprocessing
 import os
+import struct
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import asyncpg
 import orjson
@@ -35,6 +40,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import NodeScope, fold, has_control_characters, parse_handle
 from resolver.core.templates import (
     SHARED,
+    TEMPLATE_INDEX,
     Template,
     TemplateItem,
     check_text,
@@ -46,7 +52,7 @@ from resolver.core.templates import (
 )
 from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timestamp
 from resolver.stats import today
-from resolver.store.db import CHANNEL, encode_values, notification_payloads, search_terms
+from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms
 from resolver.store.queries import Q
 
 CHUNK_ROWS = 50_000
@@ -97,12 +103,61 @@ class ImportResult:
     report: Path | None = None
 
 
+class Prepared(NamedTuple):
+    """A row's values already in their stored form (the reader's fast path for CSV columns)."""
+
+    json: bytes  # the JSON array of stored values
+    terms: list[str]  # its reverse-lookup terms, without repeats
+
+
+# What the row readers yield for a data row: its values, its prepared values, or why it is rejected.
+RowItem = list[StoredValue] | Prepared | str
+
+# COPY's binary format: a header, then per row the number of fields and each field as its length
+# and its bytes (for text and json columns, the UTF-8 text itself: nothing to escape), then -1.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_TRAILER = b"\xff\xff"
+_FIELD = struct.Struct(">i")
+_ROW = struct.Struct(">h")
+
+
+def copy_row(*fields: bytes) -> bytes:
+    """One row of a binary COPY whose fields are text (or json)."""
+    parts = [_ROW.pack(len(fields))]
+    for field_bytes in fields:
+        parts.append(_FIELD.pack(len(field_bytes)))
+        parts.append(field_bytes)
+    return b"".join(parts)
+
+
+def copy_rows(payload: bytes) -> Iterator[tuple[bytes, list[str]]]:
+    """(the row's bytes, its fields) of each row of a binary COPY of text fields."""
+    at = len(COPY_HEADER)
+    end = len(payload) - len(COPY_TRAILER)
+    while at < end:
+        start = at
+        (count,) = _ROW.unpack_from(payload, at)
+        at += _ROW.size
+        fields = []
+        for _ in range(count):
+            (length,) = _FIELD.unpack_from(payload, at)
+            at += _FIELD.size
+            fields.append(payload[at : at + length].decode())
+            at += length
+        yield payload[start:at], fields
+
+
+async def _blocks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
 @dataclass
 class _Chunk:
     first_line: int
-    rows: list[tuple[int, str, str, str, list[StoredValue]]] = field(
+    rows: list[tuple[int, str, str, str, bytes, list[str]]] = field(
         default_factory=list
-    )  # line, key, handle, prefix, values
+    )  # line, key, handle, prefix, values JSON, search terms
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, handle, reason
     last_line: int = 0
 
@@ -153,15 +208,28 @@ class Progress:
 
 @dataclass
 class EncodedChunk:
-    """A chunk ready for Postgres: flat tuples of strings, cheap to send between processes."""
+    """A chunk ready for Postgres, built by the reader process: its rows and search terms as the
+    bytes of a binary COPY, so that sending it between processes and writing it cost little more
+    than copying bytes (and Postgres reads binary COPY faster than text)."""
 
     first_line: int
     last_line: int
     position: int
-    lines: list[int]  # the file line of each record
-    records: list[tuple[str, str, str, str]]  # key, handle, prefix, values JSON: the columns of handles
-    terms: list[tuple[str, str, str]]  # key, term, prefix
+    lines: array[int]  # the file line of each row, in the order of `rows`
+    keys: str  # the key of each row, newline-separated (keys hold no control characters)
+    rows: bytes  # binary COPY for handles (key, handle, prefix, vals)
+    terms: bytes  # binary COPY for search_terms (key, term, prefix); empty when there are none
+    prefixes: dict[str, int]  # rows per prefix
+    digest: str  # sha256 of `rows`
     rejected: list[tuple[int, str, str]]  # line, handle, reason
+
+    def decoded_rows(self) -> list[tuple[str, str, str, str, bytes]]:
+        """(key, handle, prefix, values JSON, the row's COPY bytes) of each row."""
+        return [(key, handle, prefix, data, raw) for raw, (key, handle, prefix, data) in copy_rows(self.rows)]
+
+    def decoded_terms(self) -> list[tuple[str, str, str]]:
+        """(key, term, prefix) of each search term."""
+        return [(key, term, prefix) for _, (key, term, prefix) in copy_rows(self.terms)]
 
 
 class RowReader:
@@ -183,9 +251,10 @@ class RowReader:
         self.templates = templates
         # Prefixes (as written) already found valid, served here and enabled.
         self._prefix_checked: dict[str, str] = {}
-        self.rows_prechecked = False
         # Data rows up to this line were imported by an earlier run: read past them unparsed.
         self.skip = Skip()
+        # How far into the file the reading is (asked once a chunk, not once a row: it is a syscall).
+        self._tell: Callable[[], int] = lambda: 0
 
     def _template(self, prefix: str, version: str) -> Template:
         template = self.templates.get((prefix, version)) or self.templates.get((SHARED, version))
@@ -206,19 +275,20 @@ class RowReader:
 
     # -- reading rows --------------------------------------------------------------------------
 
-    def rows(
-        self, path: Path, fmt: str, template_version: str | None
-    ) -> Iterator[tuple[int, str, list[StoredValue] | str, int]]:
-        """(line number, handle as written, values or an error, bytes read so far), data rows only."""
+    def rows(self, path: Path, fmt: str, template_version: str | None) -> Iterator[tuple[int, str, RowItem]]:
+        """(line number, handle as written, values or an error) of the data rows."""
         stamp = timestamp(datetime.now(UTC))
         with open(path, "rb") as raw:
+            self._tell = raw.tell
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
             if fmt == "jsonl":
-                yield from self._jsonl_rows(text, raw)
+                yield from self._jsonl_rows(text)
             else:
-                yield from self._csv_rows(text, raw, template_version, stamp)
+                yield from self._csv_rows(text, template_version, stamp)
+        end = path.stat().st_size
+        self._tell = lambda: end
 
-    def _jsonl_rows(self, text: TextIO, raw: Any) -> Iterator[tuple[int, str, list[StoredValue] | str, int]]:
+    def _jsonl_rows(self, text: TextIO) -> Iterator[tuple[int, str, RowItem]]:
         limits = self.config.limits
         line = 0
         while True:
@@ -226,7 +296,7 @@ class RowReader:
                 row = text.readline()
             except UnicodeDecodeError:
                 line += 1
-                yield line, "", "该行不是有效的 UTF-8", raw.tell()
+                yield line, "", "该行不是有效的 UTF-8"
                 continue
             if not row:
                 return
@@ -241,24 +311,24 @@ class RowReader:
                     raise ValueError('每行应为 {"handle": ..., "value": [...]}')
                 handle = item["handle"]
             except (ValueError, orjson.JSONDecodeError) as exc:
-                yield line, "", f"不是有效的 JSON 对象：{exc}", raw.tell()
+                yield line, "", f"不是有效的 JSON 对象：{exc}"
                 continue
             raw_values = item.get("value", item.get("values"))
             version = item.get("templateVersion")
             if not isinstance(raw_values, list):
-                yield line, handle, "缺少标识值数组 value", raw.tell()
+                yield line, handle, "缺少标识值数组 value"
                 continue
             try:
                 extra = [reference_value(version)] if isinstance(version, str) and version else []
                 values = parse_values([*raw_values, *extra], limits, datetime.now(UTC))
             except HandleError as exc:
-                yield line, handle, exc.message, raw.tell()
+                yield line, handle, exc.message
                 continue
-            yield line, handle, values, raw.tell()
+            yield line, handle, values
 
     def _csv_rows(
-        self, text: TextIO, raw: Any, template_version: str | None, stamp: str
-    ) -> Iterator[tuple[int, str, list[StoredValue] | str, int]]:
+        self, text: TextIO, template_version: str | None, stamp: str
+    ) -> Iterator[tuple[int, str, RowItem]]:
         reader = csv.reader(text)
         header = next(reader, None)
         if header is None:
@@ -268,7 +338,7 @@ class RowReader:
             raise ValueError("CSV 的第一列必须是 handle")
         limits = self.config.limits
         if [c.lower() for c in columns] == ["handle", "values"]:
-            yield from self._csv_json_rows(reader, raw, template_version)
+            yield from self._csv_json_rows(reader, template_version)
             return
         mapping: list[tuple[int, str]] = [(0, "")]
         items: list[TemplateItem | None] = [None]
@@ -286,8 +356,6 @@ class RowReader:
                     )
                 mapping.append((item.id_index, item.id_type))
                 items.append(item)
-            # Cells are checked against their items as they are read; no second pass is needed.
-            self.rows_prechecked = True
         else:
             for column in columns[1:]:
                 number, colon, value_type = column.partition(":")
@@ -295,11 +363,35 @@ class RowReader:
                     raise ValueError(f"列名 {column} 应为 索引:类型，例如 1:URL")
                 mapping.append((int(number), value_type))
                 items.append(None)
+        indexes = [index for index, _ in mapping[1:]]
+        for position, index in enumerate(indexes, start=1):
+            if indexes.index(index) + 1 != position:
+                raise ValueError(
+                    f"列 {columns[position]} 与列 {columns[indexes.index(index) + 1]} 是同一个索引 {index}"
+                )
         reference = (
             parse_values([reference_value(template_version)], limits, datetime.now(UTC))[0]
             if template_version
             else None
         )
+        # Cells are checked against their template items as they are read, and each row's stored
+        # JSON is put together from pieces built once per column. Only a file without a template
+        # that has a column for index 1001 (a template reference) goes through the general path,
+        # which checks the row against the template it names.
+        prepared = template is not None or TEMPLATE_INDEX not in indexes
+        tail = b'},"ttl":%d,"timestamp":%s}' % (DEFAULT_TTL, orjson.dumps(stamp))
+        heads = [b""] + [
+            b'{"index":%d,"type":%s,"data":{"format":"string","value":' % (index, orjson.dumps(value_type))
+            for index, value_type in mapping[1:]
+        ]
+        searchable = [None] + [
+            fold(value_type) if fold(value_type) in self.search_types else None
+            for _, value_type in mapping[1:]
+        ]
+        # Stored values are ordered by index; the reference (1001) precedes template items (2000 on).
+        order = sorted(range(1, len(mapping)), key=lambda position: mapping[position][0])
+        reference_json = orjson.dumps(reference) if reference is not None else None
+        max_bytes = limits.max_value_bytes
         line = 1
         while True:
             try:
@@ -308,7 +400,7 @@ class RowReader:
                 return
             except (UnicodeDecodeError, csv.Error) as exc:
                 line += 1
-                yield line, "", f"该行无法读取：{exc}", raw.tell()
+                yield line, "", f"该行无法读取：{exc}"
                 continue
             line += 1
             if line in self.skip:
@@ -317,18 +409,18 @@ class RowReader:
                 continue
             handle = cells[0].strip()
             if len(cells) > len(mapping):
-                yield line, handle, f"该行有 {len(cells)} 列，表头只有 {len(mapping)} 列", raw.tell()
+                yield line, handle, f"该行有 {len(cells)} 列，表头只有 {len(mapping)} 列"
                 continue
-            values: list[StoredValue] = []
+            encoded: dict[int, bytes] = {}
+            terms: list[str] = []
             problem = None
             present: set[int] = set()
             for position in range(1, len(cells)):
                 cell = cells[position]
                 if cell == "":
                     continue
-                index, value_type = mapping[position]
-                if len(cell) > limits.max_value_bytes:
-                    problem = f"列 {columns[position]} 的值超过 {limits.max_value_bytes} 个字符"
+                if len(cell) > max_bytes:
+                    problem = f"列 {columns[position]} 的值超过 {max_bytes} 个字符"
                     break
                 if has_control_characters(cell):
                     problem = f"列 {columns[position]} 含控制字符"
@@ -340,32 +432,28 @@ class RowReader:
                     except HandleError as exc:
                         problem = exc.message
                         break
-                    present.add(index)
-                values.append(
-                    {
-                        "index": index,
-                        "type": value_type,
-                        "data": {"format": "string", "value": cell},
-                        "ttl": DEFAULT_TTL,
-                        "timestamp": stamp,
-                    }
-                )
+                    present.add(item.id_index)
+                encoded[position] = heads[position] + orjson.dumps(cell) + tail
+                kind = searchable[position]
+                if kind is not None and len(cell) <= MAX_TERM_LENGTH:
+                    terms.append(f"{kind}={cell}")
             if problem is None and template is not None:
                 try:
                     missing_required(template, present)
                 except HandleError as exc:
                     problem = exc.message
             if problem:
-                yield line, handle, problem, raw.tell()
+                yield line, handle, problem
                 continue
-            if reference is not None:
-                values.insert(0, reference)
-                values.sort(key=lambda v: v["index"])
-            yield line, handle, values, raw.tell()
+            parts = [encoded[position] for position in order if position in encoded]
+            if reference_json is not None:
+                parts.insert(0, reference_json)
+            if prepared:
+                yield line, handle, Prepared(b"[" + b",".join(parts) + b"]", list(dict.fromkeys(terms)))
+            else:
+                yield line, handle, orjson.loads(b"[" + b",".join(parts) + b"]")
 
-    def _csv_json_rows(
-        self, reader: Any, raw: Any, template_version: str | None
-    ) -> Iterator[tuple[int, str, list[StoredValue] | str, int]]:
+    def _csv_json_rows(self, reader: Any, template_version: str | None) -> Iterator[tuple[int, str, RowItem]]:
         """CSV of `handle,values` where values is a JSON array (what `export --format csv` writes)."""
         extra = [reference_value(template_version)] if template_version else []
         line = 1
@@ -382,16 +470,16 @@ class RowReader:
                     raise ValueError("values 列应为 JSON 数组")
                 values = parse_values([*raw_values, *extra], self.config.limits, datetime.now(UTC))
             except (ValueError, orjson.JSONDecodeError) as exc:
-                yield line, handle, f"values 列无法读取：{exc}", raw.tell()
+                yield line, handle, f"values 列无法读取：{exc}"
                 continue
             except HandleError as exc:
-                yield line, handle, exc.message, raw.tell()
+                yield line, handle, exc.message
                 continue
-            yield line, handle, values, raw.tell()
+            yield line, handle, values
 
     # -- validating and writing ----------------------------------------------------------------
 
-    def validate(self, handle: str, values: list[StoredValue]) -> tuple[str, str, str]:
+    def validate(self, handle: str, values: list[StoredValue] | Prepared) -> tuple[str, str, str]:
         """(key, handle, prefix) of a valid row; raises with the reason otherwise."""
         limits = self.config.limits
         prefix_text, _, suffix = handle.partition("/")
@@ -412,59 +500,77 @@ class RowReader:
             if name.text == handle:
                 self._prefix_checked[prefix_text] = name.prefix
             handle, prefix = name.text, name.prefix
-        if not self.rows_prechecked:
+        if not isinstance(values, Prepared):  # prepared values were checked as they were read
             version = template_version_of(values)
             if version is not None:
                 check_values(self._template(prefix, version), values)
         return fold(handle), handle, prefix
 
     def _fill(
-        self,
-        rows: Iterator[tuple[int, str, list[StoredValue] | str, int]],
-        skip: Skip,
-        chunk_rows: int,
-        first_line: int,
-    ) -> tuple[_Chunk, int, bool]:
+        self, rows: Iterator[tuple[int, str, RowItem]], skip: Skip, chunk_rows: int, first_line: int
+    ) -> tuple[_Chunk, bool]:
         """Read and validate the next chunk of rows, the lines from `first_line` on."""
         started = time.perf_counter()
         chunk = _Chunk(first_line=first_line)
         seen: set[str] = set()
-        position = 0
-        for line, handle, values, position in rows:
+        search_types = self.search_types
+        for line, handle, item in rows:
             if line in skip:
                 continue
             chunk.last_line = line
-            if isinstance(values, str):
-                chunk.rejected.append((line, handle, values))
+            if isinstance(item, str):
+                chunk.rejected.append((line, handle, item))
             else:
                 try:
-                    key, shown, prefix = self.validate(handle, values)
+                    key, shown, prefix = self.validate(handle, item)
                     if key in seen:
                         raise HandleError(RC.HANDLE_ALREADY_EXISTS, "同一文件的本批次中该标识重复出现")
                     seen.add(key)
-                    chunk.rows.append((line, key, shown, prefix, values))
                 except HandleError as exc:
                     chunk.rejected.append((line, handle, exc.message))
+                else:
+                    if isinstance(item, Prepared):
+                        data, terms = item
+                    else:
+                        data, terms = (
+                            orjson.dumps(item),
+                            list(dict.fromkeys(search_terms(item, search_types))),
+                        )
+                    chunk.rows.append((line, key, shown, prefix, data, terms))
             if len(chunk.rows) + len(chunk.rejected) >= chunk_rows:
                 log.debug("read chunk %d-%d in %.2fs", chunk.first_line, line, time.perf_counter() - started)
-                return chunk, position, False
-        return chunk, position, True
+                return chunk, False
+        return chunk, True
 
     def encode(self, chunk: _Chunk, position: int) -> EncodedChunk:
-        """The chunk as flat tuples: JSON-encoded values and the reverse-lookup terms."""
-        lines = [row[0] for row in chunk.rows]
-        records = [
-            (key, handle, prefix, encode_values(values)) for _, key, handle, prefix, values in chunk.rows
-        ]
-        terms = list(
-            {
-                (key, term, prefix)
-                for _, key, _, prefix, values in chunk.rows
-                for term in search_terms(values, self.search_types)
-            }
-        )
+        """The chunk as binary COPY data for handles and search_terms."""
+        rows: list[bytes] = [COPY_HEADER]
+        terms: list[bytes] = [COPY_HEADER]
+        prefixes: dict[str, int] = {}
+        prefix_bytes: dict[str, bytes] = {}
+        for _, key, handle, prefix, data, row_terms in chunk.rows:
+            encoded_prefix = prefix_bytes.get(prefix)
+            if encoded_prefix is None:
+                encoded_prefix = prefix_bytes[prefix] = prefix.encode()
+            encoded_key = key.encode()
+            rows.append(copy_row(encoded_key, handle.encode(), encoded_prefix, data))
+            for term in row_terms:
+                terms.append(copy_row(encoded_key, term.encode(), encoded_prefix))
+            prefixes[prefix] = prefixes.get(prefix, 0) + 1
+        rows.append(COPY_TRAILER)
+        terms.append(COPY_TRAILER)
+        payload = b"".join(rows)
         return EncodedChunk(
-            chunk.first_line, chunk.last_line, position, lines, records, terms, chunk.rejected
+            first_line=chunk.first_line,
+            last_line=chunk.last_line,
+            position=position,
+            lines=array("q", [row[0] for row in chunk.rows]),
+            keys="\n".join([row[1] for row in chunk.rows]),
+            rows=payload,
+            terms=b"".join(terms) if len(terms) > 2 else b"",
+            prefixes=prefixes,
+            digest=hashlib.sha256(payload).hexdigest(),
+            rejected=chunk.rejected,
         )
 
     def stream(
@@ -478,9 +584,9 @@ class RowReader:
             size = min(chunk_rows, 10_000)
             next_line = skip.upto + 1
             while True:
-                chunk, position, done = self._fill(rows, skip, size, next_line)
+                chunk, done = self._fill(rows, skip, size, next_line)
                 if chunk.rows or chunk.rejected:
-                    pipe.send(self.encode(chunk, position))
+                    pipe.send(self.encode(chunk, self._tell()))
                     next_line = chunk.last_line + 1
                 if done:
                     break
@@ -534,7 +640,7 @@ class Importer:
     ) -> tuple[list[tuple[int, str, str]], int]:
         """Write and record one chunk in one transaction; returns its rejected rows and its
         number of accepted rows."""
-        records = chunk.records
+        count = len(chunk.lines)
         rejected = list(chunk.rejected)
         phases: dict[str, float] = {}
         clock = time.perf_counter()
@@ -545,57 +651,75 @@ class Importer:
             phases[phase] = now - clock
             clock = now
 
+        columns = ["key", "handle", "prefix", "vals"]
         async with conn.transaction():
             conflicting: set[str] = set()
-            if records and self.direct:
+            decoded: list[tuple[str, str, str, str, bytes]] = []
+            if count and self.direct:
                 # The common case, a file of new identifiers: COPY straight into handles. A row
                 # that already exists fails the whole COPY; then this chunk and the rest of the
                 # file go through the staging table, which sorts out existing rows one by one.
                 try:
                     async with conn.transaction():
-                        await conn.copy_records_to_table(
-                            "handles", records=records, columns=["key", "handle", "prefix", "vals"]
+                        await conn.copy_to_table(
+                            "handles", source=_blocks(chunk.rows), columns=columns, format="binary"
                         )
                     lap("copy")
                 except asyncpg.UniqueViolationError:
                     self.direct = False
                     lap("copy refused")
-            if records and not self.direct:
+            if count and not self.direct:
                 await conn.execute(Q["import_staging_create"])
-                await conn.copy_records_to_table(
-                    "import_staging", records=records, columns=["key", "handle", "prefix", "vals"]
+                await conn.copy_to_table(
+                    "import_staging", source=_blocks(chunk.rows), columns=columns, format="binary"
                 )
                 lap("staging copy")
                 inserted = {row[0] for row in await conn.fetch(Q["import_merge"])}
                 lap("merge")
-                if len(inserted) < len(records):
-                    staged = {r[0]: (line, r) for line, r in zip(chunk.lines, records, strict=True)}
+                if len(inserted) < count:
+                    decoded = chunk.decoded_rows()
+                    staged = {row[0]: (line, row) for line, row in zip(chunk.lines, decoded, strict=True)}
                     existed = [key for key in staged if key not in inserted]
                     for key, existing in await conn.fetch(Q["import_conflicts"], existed):
                         conflicting.add(key)
-                        line, record = staged[key]
-                        if not _same(orjson.loads(existing), orjson.loads(record[3])):
-                            rejected.append((line, record[1], "标识已存在且内容不同"))
-            added = [r for r in records if r[0] not in conflicting] if conflicting else records
-            terms = [t for t in chunk.terms if t[0] not in conflicting] if conflicting else chunk.terms
-            if terms:
-                await conn.copy_records_to_table(
-                    "search_terms", records=terms, columns=["key", "term", "prefix"]
-                )
-                lap("terms")
-            fingerprint = hashlib.sha256()
-            for r in added:
-                fingerprint.update(r[0].encode())
-                fingerprint.update(r[3].encode())
-            accepted = len(records) - (len(rejected) - len(chunk.rejected))
+                        line, row = staged[key]
+                        if not _same(orjson.loads(existing), orjson.loads(row[3])):
+                            rejected.append((line, row[1], "标识已存在且内容不同"))
+            if conflicting:
+                added = [row for row in decoded if row[0] not in conflicting]
+                keys = [row[0] for row in added]
+                terms = [t for t in chunk.decoded_terms() if t[0] not in conflicting]
+                if terms:
+                    await conn.copy_records_to_table(
+                        "search_terms", records=terms, columns=["key", "term", "prefix"]
+                    )
+                added_digest = hashlib.sha256(
+                    b"".join([COPY_HEADER, *(row[4] for row in added), COPY_TRAILER])
+                ).hexdigest()
+                per_prefix: dict[str, int] = {}
+                for row in added:
+                    per_prefix[row[2]] = per_prefix.get(row[2], 0) + 1
+            else:
+                keys = chunk.keys.split("\n") if count else []
+                if chunk.terms:
+                    await conn.copy_to_table(
+                        "search_terms",
+                        source=_blocks(chunk.terms),
+                        columns=["key", "term", "prefix"],
+                        format="binary",
+                    )
+                added_digest, per_prefix = chunk.digest, chunk.prefixes
+            lap("terms")
+            accepted = count - (len(rejected) - len(chunk.rejected))
             detail = {
                 "file": str(path),
                 "fileDigest": digest,
                 "lines": [chunk.first_line, chunk.last_line],
-                "inserted": len(added),
+                "inserted": len(keys),
                 "accepted": accepted,
                 "rejected": len(rejected),
-                "sha256": fingerprint.hexdigest(),
+                # of the inserted rows as binary COPY data (key, handle, prefix, values JSON)
+                "sha256": added_digest,
             }
             await conn.execute(
                 Q["audit_many"],
@@ -610,11 +734,8 @@ class Importer:
             await conn.execute(
                 Q["import_chunk_done"], digest, chunk.first_line, chunk.last_line, accepted, len(rejected)
             )
-            if added:
-                await conn.execute(Q["notify_many"], CHANNEL, notification_payloads([r[0] for r in added]))
-                per_prefix: dict[str, int] = {}
-                for r in added:
-                    per_prefix[r[2]] = per_prefix.get(r[2], 0) + 1
+            if keys:
+                await conn.execute(Q["notify_many"], CHANNEL, notification_payloads(keys))
                 prefixes = sorted(per_prefix)
                 zeros = [0] * len(prefixes)
                 await conn.execute(

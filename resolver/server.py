@@ -25,9 +25,9 @@ from aiohttp import web
 from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
-from resolver.http.app import create_app, wait_for_database
+from resolver.http.app import create_app
 from resolver.metrics import prepare_multiprocess_dir, worker_died
-from resolver.store.db import HandleStore, Readers
+from resolver.store.db import HandleStore, Readers, wait_for_database
 from resolver.store.migrations import migrate
 
 log = logging.getLogger("resolver")

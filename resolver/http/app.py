@@ -42,7 +42,7 @@ from resolver.operators import Operators
 from resolver.recursive import RecursiveResolver
 from resolver.registry import Registry
 from resolver.stats import DailyCounter, keep_flushing
-from resolver.store.db import HandleStore, Readers, connect, is_unavailable
+from resolver.store.db import HandleStore, Readers, wait_for_database
 from resolver.store.migrations import migrate
 from resolver.template_registry import TemplateRegistry
 from resolver.upstream import OutboxStatus, make_upstream, run_deliverer
@@ -55,21 +55,6 @@ async def stop_task(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def wait_for_database(dsn: str, attempts: int = 60) -> asyncpg.Connection:
-    """Connect, retrying while the database is starting or briefly away."""
-    delay = 0.1
-    for attempt in range(attempts):
-        try:
-            return await connect(dsn)
-        except Exception as exc:
-            if not is_unavailable(exc) or attempt == attempts - 1:
-                raise
-            log.warning("database not reachable (%s); retrying", exc)
-            await asyncio.sleep(delay)
-            delay = min(2.0, delay * 2)
-    raise AssertionError("unreachable")
 
 
 def _after_the_first(action: Callable[[], None]) -> Callable[[], None]:

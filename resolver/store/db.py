@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -122,6 +123,21 @@ async def translated_errors() -> AsyncIterator[None]:
 async def connect(dsn: str, timeout: float = 5.0, name: str = "resolver") -> asyncpg.Connection:
     """One connection with the settings every node connection uses (`name`: its application_name)."""
     return await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": name})
+
+
+async def wait_for_database(dsn: str, attempts: int = 60) -> asyncpg.Connection:
+    """Connect, retrying while the database is starting or briefly away."""
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            return await connect(dsn)
+        except Exception as exc:
+            if not is_unavailable(exc) or attempt == attempts - 1:
+                raise
+            logging.getLogger("resolver").warning("database not reachable (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+    raise AssertionError("unreachable")
 
 
 def _record(row: Any) -> Record:

@@ -184,3 +184,75 @@ async def test_existing_identifiers_are_kept_identical_ones_accepted_different_o
         config, "select string_agg(term, ' ' order by term) from search_terms where key like '88.123/imp-%'"
     )
     assert terms == " ".join(sorted(f"url=https://example.com/p/{i}" for i in range(15))), terms
+
+
+async def test_cells_that_need_escaping_are_stored_exactly_as_written(config, tmp_path):
+    # The reader builds binary COPY data itself: quotes, backslashes, commas, tabs and
+    # characters outside the BMP must arrive byte for byte, in the stored values and the terms.
+    tricky = 'a "quoted", back\\slash \\N \\. 𝔘 name'
+    url = 'https://example.com/p?q=a\\b&x="y"'
+    source = tmp_path / "tricky.csv"
+    write_csv(source, [["88.123/ESC-\\1", tricky, "测试企业", "", url]])
+    jsonl = tmp_path / "tricky.jsonl"
+    jsonl.write_text(
+        json.dumps(
+            {
+                "handle": "88.123/ESC-2",
+                "value": [{"index": 1, "type": "URL", "data": {"format": "string", "value": "x\ty\nz\\"}}],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert (await import_file(config, source)).accepted == 1
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        assert (await Importer(config, conn).run(jsonl)).accepted == 1
+        stored = json.loads(
+            await conn.fetchval("select vals::text from handles where key = '88.123/esc-\\1'")
+        )
+        assert (
+            await conn.fetchval("select handle from handles where key = '88.123/esc-\\1'") == "88.123/ESC-\\1"
+        )
+        assert [(v["index"], v["type"], v["data"]) for v in stored] == [
+            (1001, "TEMPLATE", {"format": "string", "value": "general-product-1.0"}),
+            (2000, "productName", {"format": "string", "value": tricky}),
+            (2004, "manufacturer", {"format": "string", "value": "测试企业"}),
+            (2009, "URL", {"format": "string", "value": url}),
+        ]
+        assert all(v["ttl"] == 86400 and v["timestamp"] for v in stored)
+        terms = await conn.fetch("select key, term from search_terms where key like '88.123/esc-%'")
+        assert sorted(tuple(t) for t in terms) == [
+            ("88.123/esc-2", "url=x\ty\nz\\"),
+            ("88.123/esc-\\1", f"url={url}"),
+        ]
+        plain = json.loads(await conn.fetchval("select vals::text from handles where key = '88.123/esc-2'"))
+        assert plain[0]["data"]["value"] == "x\ty\nz\\"
+    finally:
+        await conn.close()
+
+
+async def test_a_csv_without_template_that_names_one_is_checked_against_it(config, tmp_path):
+    source = tmp_path / "named.csv"
+    source.write_text(
+        "handle,1001:TEMPLATE,2004:manufacturer\n"
+        "88.123/NAMED-1,general-product-1.0,测试企业\n"  # the template requires 产品名称 (2000)
+        "88.123/NAMED-2,,测试企业\n",  # no template named: a plain record
+        encoding="utf-8",
+    )
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        result = await Importer(config, conn).run(source)
+        assert (result.accepted, result.rejected) == (1, 1)
+        report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+        assert report[0]["handle"] == "88.123/NAMED-1" and "产品名称" in report[0]["reason"]
+    finally:
+        await conn.close()
+
+
+async def test_two_columns_for_one_index_are_refused_before_anything_is_written(config, tmp_path):
+    source = tmp_path / "twice.csv"
+    source.write_text("handle,productName,产品名称\n88.123/TWICE-1,a,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="同一个索引 2000"):
+        await import_file(config, source)
+    assert await count(config, "select count(*) from handles where key = '88.123/twice-1'") == 0
