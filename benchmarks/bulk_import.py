@@ -133,8 +133,12 @@ def main() -> int:
                 raw_rates.append(asyncio.run(raw_copy(dsn, args.rows)))
         finally:
             pg.stop()
-    print(f"{args.rows:,} rows, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, resolver import --writers {args.writers}")
-    print("| round | raw COPY before | import (CSV, template-validated, indexed, audited) | raw COPY after | ratio |")
+    print(
+        f"{args.rows:,} rows, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, resolver import --writers {args.writers}"
+    )
+    print(
+        "| round | raw COPY before | import (CSV, template-validated, indexed, audited) | raw COPY after | ratio |"
+    )
     print("|---|---|---|---|---|")
     ratios = []
     for i, rate in enumerate(import_rates):
