@@ -136,6 +136,11 @@ class Registry:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def not_found() -> HandleError:
+        """rc 100: the handle does not exist."""
+        return _not_found()
+
     async def entry(self, name: HandleName) -> Entry:
         """The cache entry of an existing handle (its public answer is encoded in it); rc 100 if none."""
         self.check_responsible(name)

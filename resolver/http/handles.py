@@ -89,26 +89,40 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     The hot path of the node: it maps its own errors and counts itself (no wrapper coroutine).
     """
     started = time.perf_counter()
-    metrics = request.app[METRICS]
+    app = request.app
+    metrics = app[METRICS]
+    key = ""
     try:
         sent = sent_handle_text(request)
         plain = not request.rel_url.raw_query_string and "Authorization" not in request.headers
-        # An anonymous, unfiltered resolution answered from the cache's encoded bytes.
         if plain:
-            lookup = request.app[LOOKUP]
+            # An anonymous, unfiltered resolution: the answer is the cache entry's encoded bytes.
+            lookup = app[LOOKUP]
+            key = fold(strip_scheme(sent))
             if lookup.cache.trusted:
-                key = fold(strip_scheme(sent))
                 entry = lookup.cache.get(key)
                 if entry is not None and entry.record is not None:
                     metrics.outcomes["hit"] += 1
-                    request.app[DAILY].resolved(key.partition("/")[0])
+                    app[DAILY].resolved(key.partition("/")[0])
                     metrics.request(RESOLVE_ROUTE, request.method, 200, time.perf_counter() - started)
                     return web.Response(
                         body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
                     )
-        response: web.StreamResponse = await _resolve(request, sent, plain)
+            # A miss (checked like any other request), answered by one coalesced lookup.
+            app[RATE_LIMITER].check(request, resolution=True)
+            name = parse_handle(sent, app[CONFIG].limits)
+            registry = app[REGISTRY]
+            registry.check_responsible(name)
+            entry = await lookup.load(name.key)
+            if entry.record is None:
+                raise registry.not_found()
+            response: web.StreamResponse = web.Response(
+                body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
+            )
+        else:
+            response = await _resolve(request, sent)
     except HandleError as exc:
-        if exc.rc == RC.SERVER_NOT_RESPONSIBLE and request.app[RECURSIVE] is not None:
+        if exc.rc == RC.SERVER_NOT_RESPONSIBLE and app[RECURSIVE] is not None:
             response = await _recursive(request, sent)
         else:
             response = failure(request, exc)
@@ -117,11 +131,11 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     status = response.status
     metrics.outcomes["miss" if status == 200 else "not_found" if status == 404 else "refused"] += 1
     if status in (200, 404):
-        prefix = fold(strip_scheme(sent)).partition("/")[0]
+        prefix = (key or fold(strip_scheme(sent))).partition("/")[0]
         if status == 200:
-            request.app[DAILY].resolved(prefix)
+            app[DAILY].resolved(prefix)
         else:
-            request.app[DAILY].not_found(prefix)
+            app[DAILY].not_found(prefix)
     metrics.request(RESOLVE_ROUTE, request.method, status, time.perf_counter() - started)
     return response
 
@@ -147,15 +161,11 @@ async def _recursive(request: web.Request, sent: str) -> web.StreamResponse:
     return web.Response(status=answer.status, body=answer.body, headers=_JSON_HEADERS)
 
 
-async def _resolve(request: web.Request, sent: str, plain: bool) -> web.Response:
+async def _resolve(request: web.Request, sent: str) -> web.Response:
     config = request.app[CONFIG]
     registry = request.app[REGISTRY]
     request.app[RATE_LIMITER].check(request, resolution=True)
     name = parse_handle(sent, config.limits)
-    if plain:
-        # A miss: one coalesced lookup, answered with the bytes the cache entry encoded once.
-        record_entry = await registry.entry(name)
-        return web.Response(body=_HIT_HEAD + orjson.dumps(sent) + record_entry.tail, headers=_JSON_HEADERS)
     query = request.query
     indexes = indexes_of(query, config.limits.max_index)
     types = query.getall("type", [])
