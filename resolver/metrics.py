@@ -34,6 +34,22 @@ def prepare_multiprocess_dir(path: Path) -> None:
     os.environ[MULTIPROC_ENV] = str(path)
 
 
+def mark_listening(slot: int) -> None:
+    """Tell the other workers (through the shared directory) that worker `slot` accepts connections."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        (Path(directory) / f"listening-{slot}").touch()
+
+
+def workers_listening(workers: int) -> int:
+    """How many of the node's worker slots have accepted connections since it started (all of them
+    when this process was not started by the supervisor)."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return workers
+    return sum(1 for slot in range(workers) if (Path(directory) / f"listening-{slot}").exists())
+
+
 def worker_died(pid: int) -> None:
     """Drop the live gauges of a worker that is gone."""
     if os.environ.get(MULTIPROC_ENV):

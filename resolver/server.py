@@ -26,7 +26,7 @@ from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
-from resolver.metrics import prepare_multiprocess_dir, worker_died
+from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
 from resolver.store.db import HandleStore, Readers, wait_for_database
 from resolver.store.migrations import migrate
 
@@ -42,7 +42,7 @@ def setup_logging() -> None:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
-async def _serve_worker(config: Config) -> None:
+async def _serve_worker(config: Config, slot: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGINT (Ctrl-C reaches the whole process group) is the parent's to handle; it sends SIGTERM.
@@ -57,6 +57,7 @@ async def _serve_worker(config: Config) -> None:
     try:
         site = web.TCPSite(runner, config.host, config.port, reuse_port=True, backlog=1024)
         await site.start()
+        mark_listening(slot)
         log.info("worker %d listening on http://%s:%d", os.getpid(), config.host, config.port)
         await stop.wait()
         log.info("worker %d stopping", os.getpid())
@@ -64,14 +65,14 @@ async def _serve_worker(config: Config) -> None:
         await runner.cleanup()
 
 
-def worker_main(config: Config) -> None:
+def worker_main(config: Config, slot: int = 0) -> None:
     """Entry point of one worker process."""
     setup_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
     try:
         import uvloop
 
-        uvloop.run(_serve_worker(config))
+        uvloop.run(_serve_worker(config, slot))
     except KeyboardInterrupt:
         pass
 
@@ -126,7 +127,7 @@ class Supervisor:
         if old is not None and old[0].pid is not None:
             worker_died(old[0].pid)
         process = self.context.Process(
-            target=worker_main, args=(self.config,), name=f"resolver-worker-{slot}"
+            target=worker_main, args=(self.config, slot), name=f"resolver-worker-{slot}"
         )
         process.start()
         self.workers[slot] = (process, time.monotonic())

@@ -9,7 +9,8 @@ import orjson
 from aiohttp import web
 
 from resolver.core.errors import Unavailable
-from resolver.http.keys import LOOKUP, METRICS, SCHEMA_VERSION, STORE
+from resolver.http.keys import CONFIG, LOOKUP, METRICS, SCHEMA_VERSION, STORE
+from resolver.metrics import workers_listening
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -27,8 +28,29 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
+_all_listening = False
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """The database is reachable and migrated to the schema this node expects."""
+    """Every worker accepts connections, and the database is reachable and migrated to the schema
+    this node expects.
+
+    Ready only once every worker listens: a client that opens its keep-alive connections the moment
+    the first worker answers would otherwise hold all of them on that one worker.
+    """
+    global _all_listening
+    if not _all_listening:
+        workers = request.app[CONFIG].workers
+        listening = workers_listening(workers)
+        if listening < workers:
+            starting = {"status": "starting", "reason": f"{listening} of {workers} workers listening"}
+            return web.Response(
+                body=orjson.dumps(starting),
+                status=503,
+                content_type="application/json",
+                headers={"Retry-After": "1"},
+            )
+        _all_listening = True
     expected = request.app[SCHEMA_VERSION]
     try:
         version = await request.app[STORE].ping()

@@ -219,3 +219,46 @@ def test_metrics_cover_every_worker(node):
     assert samples['resolver_http_request_duration_seconds_count{route="/api/handles/{handle}"}'] == 80
     assert samples["resolver_change_feed_up"] == 1
     assert all("METRIC-" not in line for line in text.splitlines())  # no raw handles in labels
+
+
+def test_ready_only_once_every_worker_accepts_connections(fresh_database, tmp_path: Path):
+    # A client that connects the moment /readyz first says 200 must find every worker listening:
+    # otherwise all its keep-alive connections land on the first worker that started.
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.e2e.conftest import ADMIN_SECRET, free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "node.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "resolver", "serve", "--port", str(port), "--workers", "2"),
+                *("--dsn", fresh_database, "--admin-secret", ADMIN_SECRET, "--native-port", "0"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        answers = []
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"{url}/readyz", timeout=1)
+            except requests.RequestException:
+                time.sleep(0.01)
+                continue
+            answers.append(answer.json()["status"])
+            if answer.status_code == 200:
+                break
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+            time.sleep(0.01)
+        assert answers[-1] == "ready", answers
+        pids = {requests.get(f"{url}/healthz", timeout=5).json()["pid"] for _ in range(24)}
+        assert len(pids) == 2, f"24 new connections reached only {pids}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
