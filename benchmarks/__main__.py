@@ -13,7 +13,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.batch_create import setup
-from benchmarks.harness import SECRET, run_import, start_node, stop
+from benchmarks.harness import SECRET, embedded_database, run_import, start_node, stop
 from benchmarks.profile import RESOLUTIONS_PER_SECOND, day_profile_users
-from resolver.embedded import EmbeddedPostgres
 
 
 def seed_file(path: Path, count: int) -> None:
@@ -44,17 +42,26 @@ async def prepare_enterprise(url: str) -> None:
 
 
 def run_locust(
-    url: str, scenario: str, duration: int, users: int, identifiers: int, multiple: float, out: Path
-) -> Path:
+    url: str,
+    scenario: str,
+    duration: int,
+    users: int,
+    identifiers: int,
+    multiple: float,
+    out: Path,
+    admin_secret: str = SECRET,
+) -> tuple[Path, int]:
+    """Locust headless against `url`, bounded by `duration`: the prefix of its CSV files and its exit
+    code (non-zero when any request failed)."""
     prefix = out / scenario
     env = {
         **os.environ,
         "SCENARIO": scenario,
         "BENCH_IDENTIFIERS": str(identifiers),
         "BENCH_MULTIPLE": str(multiple),
-        "BENCH_ADMIN_SECRET": SECRET,
+        "BENCH_ADMIN_SECRET": admin_secret,
     }
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -82,7 +89,7 @@ def run_locust(
         check=False,
         timeout=duration + 120,
     )
-    return prefix
+    return prefix, done.returncode
 
 
 def totals(prefix: Path) -> list[dict[str, str]]:
@@ -248,11 +255,7 @@ def main() -> int:
     )
     run.add_argument("--scenarios", default="resolution,registration,day")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
-        work = Path(tmp)
-        os.chmod(work, 0o755)
-        pg = EmbeddedPostgres(work / "pgdata")
-        dsn = pg.start()
+    with embedded_database("resolver-bench-") as (work, dsn):
         node = None
         try:
             source = work / "seed.csv"
@@ -266,7 +269,7 @@ def main() -> int:
             asyncio.run(prepare_enterprise(url))
             for scenario in args.scenarios.split(","):
                 users = sum(day_profile_users(args.multiple)) if scenario == "day" else args.users
-                prefix = run_locust(
+                prefix, _ = run_locust(
                     url, scenario, args.duration, users, args.identifiers, args.multiple, work
                 )
                 time.sleep(1.5)  # workers flush their tallies once a second
@@ -275,7 +278,6 @@ def main() -> int:
         finally:
             if node is not None:
                 stop(node)
-            pg.stop()
     return 0
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import run_import
+from benchmarks.harness import embedded_database, run_import
 from resolver.core.templates import reference_value
 from resolver.core.values import DEFAULT_TTL, timestamp
-from resolver.embedded import EmbeddedPostgres
 from resolver.store.db import encode_values
 from resolver.store.migrations import migrate
 
@@ -115,24 +112,17 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=1, help="resolver import --writers [1]")
     parser.add_argument("--rounds", type=int, default=3, help="imports, each between two raw loads [3]")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="resolver-bulk-") as tmp:
-        workdir = Path(tmp)
-        os.chmod(workdir, 0o755)
-        pg = EmbeddedPostgres(workdir / "pgdata")
-        dsn = pg.start()
-        try:
-            source = workdir / "products.csv"
-            write_csv(source, args.rows)
-            raw_rates = [asyncio.run(raw_copy(dsn, args.rows))]
-            import_rates = []
-            for _ in range(args.rounds):
-                asyncio.run(empty_handles(dsn))
-                started = time.perf_counter()
-                run_import(source, dsn, "--template", "general-product-1.0", "--writers", str(args.writers))
-                import_rates.append(args.rows / (time.perf_counter() - started))
-                raw_rates.append(asyncio.run(raw_copy(dsn, args.rows)))
-        finally:
-            pg.stop()
+    with embedded_database("resolver-bulk-") as (workdir, dsn):
+        source = workdir / "products.csv"
+        write_csv(source, args.rows)
+        raw_rates = [asyncio.run(raw_copy(dsn, args.rows))]
+        import_rates = []
+        for _ in range(args.rounds):
+            asyncio.run(empty_handles(dsn))
+            started = time.perf_counter()
+            run_import(source, dsn, "--template", "general-product-1.0", "--writers", str(args.writers))
+            import_rates.append(args.rows / (time.perf_counter() - started))
+            raw_rates.append(asyncio.run(raw_copy(dsn, args.rows)))
     print(
         f"{args.rows:,} rows, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, resolver import --writers {args.writers}"
     )

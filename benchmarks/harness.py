@@ -1,20 +1,41 @@
-"""What every benchmark script needs: a free port on 127.0.0.1, the node in a subprocess, a stop.
+"""What every benchmark script needs: a scratch Postgres, a free port on 127.0.0.1, the node in a
+subprocess, a stop.
 
 The node always listens on 127.0.0.1 here: benchmarks never target another address.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-admin-secret"
+
+
+@contextmanager
+def embedded_database(prefix: str) -> Iterator[tuple[Path, str]]:
+    """(a scratch directory, the DSN of an embedded Postgres in it); both gone afterwards."""
+    from resolver.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o755)  # the embedded server may run as another user
+        pg = EmbeddedPostgres(workdir / "pgdata")
+        dsn = pg.start()
+        try:
+            yield workdir, dsn
+        finally:
+            pg.stop()
 
 
 def free_port() -> int:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import socket
 import struct
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import free_port, stop
+from benchmarks.harness import embedded_database, free_port, stop
 from benchmarks.wrk_resolution import seed, start_resolver, wrk
-from resolver.embedded import EmbeddedPostgres
 
 PUBLIC_ONLY = 0x01000000
 KEEP_ALIVE = 0x02000000
@@ -138,11 +135,7 @@ def main() -> int:
     import uvloop
 
     results: list[tuple[str, int, int, float]] = []
-    with tempfile.TemporaryDirectory(prefix="resolver-native-") as tmp:
-        workdir = Path(tmp)
-        os.chmod(workdir, 0o755)
-        pg = EmbeddedPostgres(workdir / "pgdata")
-        dsn = pg.start()
+    with embedded_database("resolver-native-") as (workdir, dsn):
         node = None
         try:
             asyncio.run(seed(dsn, args.handles))
@@ -173,7 +166,6 @@ def main() -> int:
         finally:
             if node is not None:
                 stop(node)
-            pg.stop()
     print(
         f"{args.handles:,} handles, node with 2 workers, {args.duration:g} s a face, "
         f"{args.in_flight} in flight, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"

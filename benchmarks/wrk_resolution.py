@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 import uvloop
 
 from benchmarks import open_loop
-from benchmarks.harness import free_port, start_node, stop, wait_http
+from benchmarks.harness import embedded_database, free_port, start_node, stop, wait_http
 from resolver.core.values import parse_values
-from resolver.embedded import EmbeddedPostgres
 from resolver.store.db import encode_values
 from resolver.store.migrations import migrate
 
@@ -156,11 +153,7 @@ def main() -> int:
             print(f"{tool} is needed: apt-get install {tool}", file=sys.stderr)
             return 2
 
-    with tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
-        workdir = Path(tmp)
-        os.chmod(workdir, 0o755)
-        pg = EmbeddedPostgres(workdir / "pgdata")
-        dsn = pg.start()
+    with embedded_database("resolver-bench-") as (workdir, dsn):
         processes: list[subprocess.Popen[bytes]] = []
         try:
             asyncio.run(seed(dsn, args.handles))
@@ -210,7 +203,6 @@ def main() -> int:
         finally:
             for process in processes:
                 stop(process)
-            pg.stop()
 
     ceiling = median(results[cases[0][0]])["rps"]
     lines = [

@@ -41,7 +41,8 @@ def _denied(message: str) -> HandleError:
     return HandleError(RC.INSUFFICIENT_PERMISSIONS, message)
 
 
-def _not_found() -> HandleError:
+def not_found() -> HandleError:
+    """rc 100: the handle does not exist."""
     return HandleError(RC.HANDLE_NOT_FOUND, "handle not found")
 
 
@@ -136,17 +137,12 @@ class Registry:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def not_found() -> HandleError:
-        """rc 100: the handle does not exist."""
-        return _not_found()
-
     async def entry(self, name: HandleName) -> Entry:
         """The cache entry of an existing handle (its public answer is encoded in it); rc 100 if none."""
         self.check_responsible(name)
         entry = await self.lookup.get(name.key)
         if entry.record is None:
-            raise _not_found()
+            raise not_found()
         return entry
 
     async def read(self, name: HandleName, *, fresh: bool) -> Record:
@@ -155,11 +151,11 @@ class Registry:
         if fresh and self.store.primary is not None:  # with a replica: fresh means the primary's
             found = (await self.store.fetch_primary([name.key])).get(name.key)
             if found is None:
-                raise _not_found()
+                raise not_found()
             return found
         entry = await (self.lookup.fetch(name.key) if fresh else self.lookup.get(name.key))
         if entry.record is None:
-            raise _not_found()
+            raise not_found()
         return entry.record
 
     async def owner_of(self, name: HandleName) -> PrefixInfo | None:
@@ -358,7 +354,7 @@ class Registry:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
-                raise _not_found()
+                raise not_found()
             merged = {v["index"]: v for v in existing.values}
             for value in values:
                 if value["index"] in merged and not overwrite:
@@ -395,7 +391,7 @@ class Registry:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
-                raise _not_found()
+                raise not_found()
             remaining = [v for v in existing.values if v["index"] not in indexes]
             if len(remaining) == len(existing.values):
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
@@ -423,7 +419,7 @@ class Registry:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
-                raise _not_found()
+                raise not_found()
             remove = Perm.DELETE_PREFIX if name.is_prefix_handle else Perm.DELETE_HANDLE
             await self._require(tx, identity, name, existing.values, remove, owner)
             await tx.delete(name.key)

@@ -25,6 +25,7 @@ from resolver.http.keys import (
     REGISTRY,
 )
 from resolver.recursive import HOP_HEADER
+from resolver.registry import not_found
 from resolver.stats import standing
 
 RESOLVE_ROUTE = "/api/handles/{handle}"
@@ -115,7 +116,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
             registry.check_responsible(name)
             entry = await lookup.load(name.key)
             if entry.record is None:
-                raise registry.not_found()
+                raise not_found()
             response: web.StreamResponse = web.Response(
                 body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
             )

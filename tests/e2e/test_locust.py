@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
+from benchmarks.__main__ import run_locust
 from tests.conftest import ADMIN_SECRET
 from tests.e2e.conftest import admit_over_http
 from tests.helpers import basic
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def prepare(url: str) -> None:
@@ -34,43 +30,10 @@ def prepare(url: str) -> None:
 @pytest.mark.parametrize("scenario", ["day", "resolution", "registration"])
 def test_scenarios_run_without_errors(node, tmp_path, scenario):
     prepare(node.url)
-    env = {
-        **os.environ,
-        "SCENARIO": scenario,
-        "BENCH_IDENTIFIERS": "20",
-        "BENCH_MULTIPLE": "1",
-        "BENCH_ADMIN_SECRET": ADMIN_SECRET,
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "benchmarks" / "locustfile.py"),
-            "--headless",
-            "-u",
-            "4",
-            "-r",
-            "4",
-            "-t",
-            "3s",
-            "--host",
-            node.url,
-            "--csv",
-            str(tmp_path / "run"),
-            "--only-summary",
-            "--stop-timeout",
-            "5",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    with open(tmp_path / "run_stats.csv", encoding="utf-8") as stats:
+    # the benchmark's own invocation of Locust, shortened
+    prefix, code = run_locust(node.url, scenario, 3, 4, 20, 1.0, tmp_path, admin_secret=ADMIN_SECRET)
+    assert code == 0
+    with open(f"{prefix}_stats.csv", encoding="utf-8") as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
     assert int(rows["Aggregated"]["Request Count"]) > 0
     assert int(rows["Aggregated"]["Failure Count"]) == 0
