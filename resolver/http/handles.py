@@ -13,6 +13,7 @@ from resolver.core.errors import RC, HandleError, PayloadTooLarge
 from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
+from resolver.http.encoded import EncodedResponse
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, failure, mapped, method_not_allowed
 from resolver.http.keys import (
     AUTHENTICATOR,
@@ -106,9 +107,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
                     metrics.outcomes["hit"] += 1
                     app[DAILY].resolved(key.partition("/")[0])
                     metrics.request(RESOLVE_ROUTE, request.method, 200, time.perf_counter() - started)
-                    return web.Response(
-                        body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
-                    )
+                    return EncodedResponse(_HIT_HEAD + orjson.dumps(sent) + entry.tail)
             # A miss (checked like any other request), answered by one coalesced lookup.
             app[RATE_LIMITER].check(request, resolution=True)
             name = parse_handle(sent, app[CONFIG].limits)
@@ -117,9 +116,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
             entry = await lookup.load(name.key)
             if entry.record is None:
                 raise not_found()
-            response: web.StreamResponse = web.Response(
-                body=_HIT_HEAD + orjson.dumps(sent) + entry.tail, headers=_JSON_HEADERS
-            )
+            response: web.StreamResponse = EncodedResponse(_HIT_HEAD + orjson.dumps(sent) + entry.tail)
         else:
             response = await _resolve(request, sent)
     except HandleError as exc:
