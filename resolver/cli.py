@@ -484,10 +484,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from resolver.server import serve, setup_logging
+    from resolver.logs import setup_logging
 
     setup_logging()
     if args.command == "serve":
+        from resolver.server import serve
+
         config = build_config(args, SERVE_OPTIONS)
         if config.workers < 1:
             print("resolver: --workers must be at least 1", file=sys.stderr)

@@ -14,11 +14,13 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gc
 import hashlib
 import io
 import logging
+import mmap
 import multiprocessing
 import os
 import struct
@@ -29,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO, cast
 
 import asyncpg
 import orjson
@@ -56,6 +58,10 @@ from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, s
 from resolver.store.queries import Q
 
 CHUNK_ROWS = 50_000
+FIRST_CHUNK_ROWS = 10_000
+LAST_CHUNK_ROWS = 5_000
+# Bytes of one shared chunk slot: a chunk of CHUNK_ROWS rows of ten values fits.
+SLOT_BYTES = 64 << 20
 log = logging.getLogger(__name__)
 
 
@@ -130,7 +136,7 @@ def copy_row(*fields: bytes) -> bytes:
     return b"".join(parts)
 
 
-def copy_rows(payload: bytes) -> Iterator[tuple[bytes, list[str]]]:
+def copy_rows(payload: bytes | memoryview) -> Iterator[tuple[bytes | memoryview, list[str]]]:
     """(the row's bytes, its fields) of each row of a binary COPY of text fields."""
     at = len(COPY_HEADER)
     end = len(payload) - len(COPY_TRAILER)
@@ -142,14 +148,16 @@ def copy_rows(payload: bytes) -> Iterator[tuple[bytes, list[str]]]:
         for _ in range(count):
             (length,) = _FIELD.unpack_from(payload, at)
             at += _FIELD.size
-            fields.append(payload[at : at + length].decode())
+            fields.append(str(payload[at : at + length], "utf-8"))
             at += length
         yield payload[start:at], fields
 
 
-async def _blocks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
+async def _blocks(data: bytes | memoryview, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    # Views, not copies: asyncpg takes any buffer (its stubs say bytes).
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield cast(bytes, view[start : start + size])
 
 
 @dataclass
@@ -217,19 +225,75 @@ class EncodedChunk:
     position: int
     lines: array[int]  # the file line of each row, in the order of `rows`
     keys: str  # the key of each row, newline-separated (keys hold no control characters)
-    rows: bytes  # binary COPY for handles (key, handle, prefix, vals)
-    terms: bytes  # binary COPY for search_terms (key, term, prefix); empty when there are none
+    rows: bytes | memoryview  # binary COPY for handles (key, handle, prefix, vals)
+    terms: bytes | memoryview  # binary COPY for search_terms (key, term, prefix); empty when none
     prefixes: dict[str, int]  # rows per prefix
     digest: str  # sha256 of `rows`
     rejected: list[tuple[int, str, str]]  # line, handle, reason
+    # Set when `rows` and `terms` travel in a shared slot: (slot, bytes of rows, bytes of terms).
+    slot: tuple[int, int, int] | None = None
 
-    def decoded_rows(self) -> list[tuple[str, str, str, str, bytes]]:
+    def decoded_rows(self) -> list[tuple[str, str, str, str, bytes | memoryview]]:
         """(key, handle, prefix, values JSON, the row's COPY bytes) of each row."""
         return [(key, handle, prefix, data, raw) for raw, (key, handle, prefix, data) in copy_rows(self.rows)]
 
     def decoded_terms(self) -> list[tuple[str, str, str]]:
         """(key, term, prefix) of each search term."""
         return [(key, term, prefix) for _, (key, term, prefix) in copy_rows(self.terms)]
+
+
+class ChunkSlots:
+    """Buffers shared with the forked reader process, one chunk's COPY bytes each.
+
+    Pickled through a pipe, a chunk of 50,000 rows (about 30 MB) was copied four times and
+    page-faulted afresh on both sides; through a slot it is copied once into memory both processes
+    map, and Postgres is fed straight from there. The writer hands a slot back once its chunk is
+    written. A chunk too large for a slot travels through the pipe as before.
+    """
+
+    def __init__(self, context: Any, count: int, size: int) -> None:
+        self.size = size
+        # Anonymous shared mappings, made before the fork: the child inherits them.
+        self.buffers = [mmap.mmap(-1, size) for _ in range(count)]
+        self._free, self._freeing = context.Pipe(duplex=False)
+        for slot in range(count):
+            self._freeing.send(slot)
+
+    def reader_side(self) -> None:
+        """(reader side) Drop the writer's end, so that a writer gone for good ends the reader."""
+        self._freeing.close()
+
+    def put(self, rows: bytes | memoryview, terms: bytes | memoryview) -> tuple[int, int, int] | None:
+        """(reader side) Copy a chunk into a free slot, waiting for one; None when it does not fit."""
+        if len(rows) + len(terms) > self.size:
+            return None
+        slot: int = self._free.recv()
+        buffer = self.buffers[slot]
+        buffer[: len(rows)] = rows
+        buffer[len(rows) : len(rows) + len(terms)] = terms
+        return slot, len(rows), len(terms)
+
+    def attach(self, chunk: EncodedChunk) -> None:
+        """(writer side) Point the chunk's rows and terms at its slot."""
+        if chunk.slot is not None:
+            slot, rows, terms = chunk.slot
+            view = memoryview(self.buffers[slot])
+            chunk.rows = view[:rows]
+            chunk.terms = view[rows : rows + terms]
+
+    def release(self, chunk: EncodedChunk) -> None:
+        """(writer side) The chunk is written: its slot may be filled again."""
+        if chunk.slot is not None:
+            chunk.rows = chunk.terms = b""
+            self._freeing.send(chunk.slot[0])
+
+    def close(self) -> None:
+        self._free.close()
+        self._freeing.close()
+        for buffer in self.buffers:
+            # a view still held by a failed write: the mapping goes when the view does
+            with contextlib.suppress(BufferError):
+                buffer.close()
 
 
 class RowReader:
@@ -574,28 +638,57 @@ class RowReader:
         )
 
     def stream(
-        self, path: Path, fmt: str, template_version: str | None, skip: Skip, chunk_rows: int, pipe: Any
+        self,
+        path: Path,
+        fmt: str,
+        template_version: str | None,
+        skip: Skip,
+        chunk_rows: int,
+        pipe: Any,
+        slots: ChunkSlots | None = None,
     ) -> None:
         """Send the file's chunks through `pipe`, then None (or the error that stopped the reading)."""
         try:
             self.skip = skip
             rows = self.rows(path, fmt, template_version)
-            # A small first chunk gets Postgres to work sooner; the rest are full size.
-            size = min(chunk_rows, 10_000)
+            size = min(chunk_rows, FIRST_CHUNK_ROWS)
+            total = path.stat().st_size
             next_line = skip.upto + 1
             while True:
                 chunk, done = self._fill(rows, skip, size, next_line)
+                position = self._tell()
                 if chunk.rows or chunk.rejected:
-                    pipe.send(self.encode(chunk, self._tell()))
+                    encoded = self.encode(chunk, position)
+                    placed = slots.put(encoded.rows, encoded.terms) if slots is not None else None
+                    if placed is not None:
+                        encoded.rows = encoded.terms = b""
+                        encoded.slot = placed
+                    pipe.send(encoded)
                     next_line = chunk.last_line + 1
                 if done:
                     break
-                size = chunk_rows
+                size = next_chunk_size(size, chunk_rows, chunk.last_line, position, total)
             pipe.send(None)
         except (ValueError, OSError) as exc:
             pipe.send(exc)
         finally:
             pipe.close()
+
+
+def next_chunk_size(size: int, chunk_rows: int, lines_read: int, position: int, total: int) -> int:
+    """Rows of the next chunk: doubling from a small first one up to `chunk_rows`, and shrinking
+    again over the last part of the file.
+
+    The reader and the writer overlap on every chunk but the first (nothing to write yet) and the
+    last (nothing left to read): small chunks at both ends keep those two short. The rows left are
+    estimated from the bytes left and the bytes per line so far.
+    """
+    size = min(chunk_rows, size * 2)
+    per_line = position / max(lines_read, 1)
+    left = (total - position) / per_line if per_line else 0.0
+    if left < 2 * size:
+        size = max(LAST_CHUNK_ROWS, int(left / 2) + 1)
+    return min(size, chunk_rows)
 
 
 def _read_in_process(
@@ -606,11 +699,14 @@ def _read_in_process(
     skip: Skip,
     chunk_rows: int,
     pipe: Any,
+    slots: ChunkSlots | None,
 ) -> None:
     # A chunk holds hundreds of thousands of small containers and no reference cycles: the cyclic
     # garbage collector would rescan them all again and again (it more than doubled the time).
     gc.disable()
-    reader.stream(path, fmt, template_version, skip, chunk_rows, pipe)
+    if slots is not None:
+        slots.reader_side()
+    reader.stream(path, fmt, template_version, skip, chunk_rows, pipe, slots)
 
 
 class Importer:
@@ -654,7 +750,7 @@ class Importer:
         columns = ["key", "handle", "prefix", "vals"]
         async with conn.transaction():
             conflicting: set[str] = set()
-            decoded: list[tuple[str, str, str, str, bytes]] = []
+            decoded: list[tuple[str, str, str, str, bytes | memoryview]] = []
             if count and self.direct:
                 # The common case, a file of new identifiers: COPY straight into handles. A row
                 # that already exists fails the whole COPY; then this chunk and the rest of the
@@ -803,9 +899,11 @@ class Importer:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context: Any = multiprocessing.get_context(method)
         receiving, sending = context.Pipe(duplex=False)
+        # a chunk being written by each writer, one waiting, one being filled
+        slots = ChunkSlots(context, writers + 2, SLOT_BYTES) if method == "fork" else None
         process = context.Process(
             target=_read_in_process,
-            args=(reader, path, fmt, template_version, skip, chunk_rows, sending),
+            args=(reader, path, fmt, template_version, skip, chunk_rows, sending, slots),
             daemon=True,
         )
         process.start()
@@ -839,6 +937,8 @@ class Importer:
                                     raise
                     finally:
                         connections.put_nowait(conn)
+                        if slots is not None:
+                            slots.release(chunk)
                     totals.accepted += accepted
                     totals.rejected += len(rejected)
                     totals.rows = max(totals.rows, chunk.last_line)
@@ -857,6 +957,8 @@ class Importer:
                         break
                     if isinstance(chunk, Exception):
                         raise chunk
+                    if slots is not None:
+                        slots.attach(chunk)
                     conn = await connections.get()
                     for task in [t for t in tasks if t.done()]:
                         tasks.discard(task)
@@ -886,6 +988,8 @@ class Importer:
             process.join(5)
             if process.is_alive():
                 process.kill()
+            if slots is not None:
+                slots.close()
         if progress:
             progress.update(totals.accepted + totals.rejected, size, totals.rejected, final=True)
         totals.seconds = time.monotonic() - started

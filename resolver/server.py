@@ -13,7 +13,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -26,20 +25,12 @@ from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
+from resolver.logs import setup_logging
 from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
 from resolver.store.db import HandleStore, Readers, wait_for_database
 from resolver.store.migrations import migrate
 
 log = logging.getLogger("resolver")
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 async def _serve_worker(config: Config, slot: int) -> None:
