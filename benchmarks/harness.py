@@ -58,8 +58,11 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_node(workdir: Path, *options: str, workers: int = 2) -> tuple[subprocess.Popen[bytes], str]:
-    """`resolver serve` on a free port of 127.0.0.1 (options give --dsn or --data-dir); its URL once ready."""
+def start_node(
+    workdir: Path, *options: str, workers: int = 2, checkout: Path = ROOT
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`resolver serve` on a free port of 127.0.0.1 (options give --dsn or --data-dir); its URL once
+    ready. `checkout`: the source tree to run (another one for an A/B against an older commit)."""
     port = free_port()
     with open(workdir / f"node-{port}.log", "wb") as log:
         process = subprocess.Popen(
@@ -78,7 +81,8 @@ def start_node(workdir: Path, *options: str, workers: int = 2) -> tuple[subproce
                 SECRET,
                 *options,
             ],
-            cwd=ROOT,
+            cwd=checkout,
+            env={**os.environ, "PYTHONPATH": str(checkout)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
