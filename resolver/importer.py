@@ -288,6 +288,10 @@ class ChunkSlots:
             chunk.rows = chunk.terms = b""
             self._freeing.send(chunk.slot[0])
 
+    def stop_reader(self) -> None:
+        """(writer side) No slot will come free again: a reader waiting for one stops."""
+        self._freeing.close()
+
     def close(self) -> None:
         self._free.close()
         self._freeing.close()
@@ -671,7 +675,10 @@ class RowReader:
                 size = next_chunk_size(size, chunk_rows, chunk.last_line, position, total)
             pipe.send(None)
         except (ValueError, OSError) as exc:
-            pipe.send(exc)
+            with contextlib.suppress(OSError):  # the writer may be gone (a broken pipe)
+                pipe.send(exc)
+        except EOFError:
+            pass  # the writer stopped (it failed, or was interrupted): nothing more to read for
         finally:
             pipe.close()
 
@@ -701,10 +708,15 @@ def _read_in_process(
     chunk_rows: int,
     pipe: Any,
     slots: ChunkSlots | None,
+    writer_end: Any,
 ) -> None:
     # A chunk holds hundreds of thousands of small containers and no reference cycles: the cyclic
     # garbage collector would rescan them all again and again (it more than doubled the time).
     gc.disable()
+    # Forked, this process holds the writer's ends too; dropping them makes a writer that stops
+    # (failed or interrupted) end this process instead of leaving it blocked on a full pipe.
+    if writer_end is not None:
+        writer_end.close()
     if slots is not None:
         slots.reader_side()
     reader.stream(path, fmt, template_version, skip, chunk_rows, pipe, slots)
@@ -904,7 +916,17 @@ class Importer:
         slots = ChunkSlots(context, writers + 2, SLOT_BYTES) if method == "fork" else None
         process = context.Process(
             target=_read_in_process,
-            args=(reader, path, fmt, template_version, skip, chunk_rows, sending, slots),
+            args=(
+                reader,
+                path,
+                fmt,
+                template_version,
+                skip,
+                chunk_rows,
+                sending,
+                slots,
+                receiving if method == "fork" else None,
+            ),
             daemon=True,
         )
         process.start()
@@ -986,6 +1008,8 @@ class Importer:
             for conn in extra:
                 await conn.close()
             receiving.close()
+            if slots is not None:
+                slots.stop_reader()
             process.join(5)
             if process.is_alive():
                 process.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 
 import asyncpg
 import pytest
@@ -111,6 +112,27 @@ async def test_interrupted_import_resumes_without_duplicates_or_losses(
     assert [line["handle"] for line in report] == ["88.123/BAD-DATE"]
     again = await import_file(config, source, chunk_rows=40)  # a finished import is not redone
     assert (again.accepted, again.rejected) == (130, 1)
+
+
+async def test_a_failed_import_ends_its_reader_process_at_once(config, tmp_path, monkeypatch):
+    """The reader, far ahead and waiting for a free chunk slot, stops as soon as the writer fails;
+    it is not left blocked until the importer gives up waiting and kills it."""
+    source = tmp_path / "long.csv"
+    write_csv(source, [good(i) for i in range(2000)])  # 50 chunks of 40 rows
+    original = Importer.write_chunk
+    calls = {"n": 0}
+
+    async def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("the machine went down")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Importer, "write_chunk", failing)
+    with pytest.raises(ConnectionError):
+        await import_file(config, source, chunk_rows=40)
+    assert multiprocessing.active_children() == []  # joined: it ended by itself, not killed
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 40
 
 
 async def test_imports_are_refused_under_a_prefix_that_is_not_enabled(client, config, tmp_path):
