@@ -161,6 +161,18 @@ async def _blocks(data: bytes | memoryview, size: int = 1 << 20) -> AsyncIterato
         yield cast(bytes, view[start : start + size])
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What the reader process reads: the file, its format and template, the lines to skip (a
+    resumed import) and the most rows in a chunk."""
+
+    path: Path
+    fmt: str
+    template_version: str | None
+    skip: Skip
+    chunk_rows: int
+
+
 @dataclass
 class _Chunk:
     first_line: int
@@ -642,20 +654,12 @@ class RowReader:
             rejected=chunk.rejected,
         )
 
-    def stream(
-        self,
-        path: Path,
-        fmt: str,
-        template_version: str | None,
-        skip: Skip,
-        chunk_rows: int,
-        pipe: Any,
-        slots: ChunkSlots | None = None,
-    ) -> None:
+    def stream(self, plan: ReadPlan, pipe: Any, slots: ChunkSlots | None = None) -> None:
         """Send the file's chunks through `pipe`, then None (or the error that stopped the reading)."""
+        path, skip, chunk_rows = plan.path, plan.skip, plan.chunk_rows
         try:
             self.skip = skip
-            rows = self.rows(path, fmt, template_version)
+            rows = self.rows(path, plan.fmt, plan.template_version)
             size = min(chunk_rows, FIRST_CHUNK_ROWS)
             total = path.stat().st_size
             next_line = skip.upto + 1
@@ -700,15 +704,7 @@ def next_chunk_size(size: int, chunk_rows: int, lines_read: int, position: int, 
 
 
 def _read_in_process(
-    reader: RowReader,
-    path: Path,
-    fmt: str,
-    template_version: str | None,
-    skip: Skip,
-    chunk_rows: int,
-    pipe: Any,
-    slots: ChunkSlots | None,
-    writer_end: Any,
+    reader: RowReader, plan: ReadPlan, pipe: Any, slots: ChunkSlots | None, writer_end: Any
 ) -> None:
     # A chunk holds hundreds of thousands of small containers and no reference cycles: the cyclic
     # garbage collector would rescan them all again and again (it more than doubled the time).
@@ -719,7 +715,7 @@ def _read_in_process(
         writer_end.close()
     if slots is not None:
         slots.reader_side()
-    reader.stream(path, fmt, template_version, skip, chunk_rows, pipe, slots)
+    reader.stream(plan, pipe, slots)
 
 
 class Importer:
@@ -918,11 +914,7 @@ class Importer:
             target=_read_in_process,
             args=(
                 reader,
-                path,
-                fmt,
-                template_version,
-                skip,
-                chunk_rows,
+                ReadPlan(path, fmt, template_version, skip, chunk_rows),
                 sending,
                 slots,
                 receiving if method == "fork" else None,

@@ -43,6 +43,21 @@ async def import_file(config, path, **kwargs):
         await conn.close()
 
 
+def fail_at_chunk(monkeypatch, number):
+    """Make the `number`th chunk written fail as if the machine went down; returns the real writer."""
+    original = Importer.write_chunk
+    calls = {"n": 0}
+
+    async def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise ConnectionError("the machine went down")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Importer, "write_chunk", failing)
+    return original
+
+
 async def count(config, sql, *args):
     conn = await asyncpg.connect(config.dsn)
     try:
@@ -89,16 +104,7 @@ async def test_interrupted_import_resumes_without_duplicates_or_losses(
     )
     source = tmp_path / "big.csv"
     write_csv(source, rows)
-    original = Importer.write_chunk
-    calls = {"n": 0}
-
-    async def failing(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise ConnectionError("the machine went down")
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Importer, "write_chunk", failing)
+    original = fail_at_chunk(monkeypatch, 3)
     with pytest.raises(ConnectionError):
         await import_file(config, source, chunk_rows=40, writers=writers)
     # two chunks are written at once: the fourth may have committed beside the failed third
@@ -119,16 +125,7 @@ async def test_a_failed_import_ends_its_reader_process_at_once(config, tmp_path,
     it is not left blocked until the importer gives up waiting and kills it."""
     source = tmp_path / "long.csv"
     write_csv(source, [good(i) for i in range(2000)])  # 50 chunks of 40 rows
-    original = Importer.write_chunk
-    calls = {"n": 0}
-
-    async def failing(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("the machine went down")
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Importer, "write_chunk", failing)
+    fail_at_chunk(monkeypatch, 2)
     with pytest.raises(ConnectionError):
         await import_file(config, source, chunk_rows=40)
     assert multiprocessing.active_children() == []  # joined: it ended by itself, not killed
