@@ -313,6 +313,10 @@ class ChunkSlots:
                 buffer.close()
 
 
+def _start_of_file() -> int:
+    return 0
+
+
 class RowReader:
     """Reads a file and validates its rows against the node's prefixes and templates.
 
@@ -335,7 +339,7 @@ class RowReader:
         # Data rows up to this line were imported by an earlier run: read past them unparsed.
         self.skip = Skip()
         # How far into the file the reading is (asked once a chunk, not once a row: it is a syscall).
-        self._tell: Callable[[], int] = lambda: 0
+        self._tell: Callable[[], int] = _start_of_file  # a plain function: the reader is pickled under spawn
 
     def _template(self, prefix: str, version: str) -> Template:
         template = self.templates.get((prefix, version)) or self.templates.get((SHARED, version))

@@ -66,7 +66,10 @@ async def count(config, sql, *args):
         await conn.close()
 
 
-async def test_good_and_bad_rows_with_a_report(client, config, tmp_path):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+async def test_good_and_bad_rows_with_a_report(client, config, tmp_path, monkeypatch, start):
+    # fork: chunks travel in shared memory; spawn (where fork is missing): through the pipe
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: [start])
     rows = [good(i) for i in range(50)] + [list(r) for r in BAD_ROWS] + [good(3)]
     source = tmp_path / "products.csv"
     write_csv(source, rows)
