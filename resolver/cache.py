@@ -16,7 +16,7 @@ import orjson
 
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
-from resolver.core.values import DEFAULT_PERMISSIONS, ttl_seconds
+from resolver.core.values import is_public, ttl_seconds
 from resolver.store.db import Record
 
 # A rough per-entry overhead in bytes (dict slot, key, entry object, record), for the byte bound.
@@ -37,7 +37,7 @@ class Entry:
             self.tail = b""
             self.size = _ENTRY_OVERHEAD
         else:
-            public = [v for v in record.values if v.get("permissions", DEFAULT_PERMISSIONS)[2] == "1"]
+            public = [v for v in record.values if is_public(v)]
             self.tail = b',"values":' + orjson.dumps(public) + b"}"
             self.size = _ENTRY_OVERHEAD + 2 * len(self.tail)
 
@@ -199,15 +199,10 @@ class Lookup:
             entry = cache.get(key)
             if entry is not None:
                 return entry
-        return await self.load(key)
-
-    async def load(self, key: str) -> Entry:
-        """The entry read from the database (for a key the cache just missed); when the database
-        is unreachable, a stale cached entry still answers."""
         try:
             return await self.fetch(key)
         except Unavailable:
-            stale = self.cache.get_stale(key)
+            stale = cache.get_stale(key)
             if stale is not None:
                 return stale
             raise

@@ -3,9 +3,8 @@
 An import streams the file in chunks. A reader process parses and validates each row (handle,
 prefix state, values, template) and turns the valid rows of a chunk into the bytes of a binary
 COPY, placed in memory both processes map; this process only feeds those bytes to Postgres. A
-chunk of new identifiers is
-COPied straight into `handles`; once a row turns out to exist already, chunks go through a staging
-table and a merge that sorts out existing rows one by one. The chunk's search terms, its audit
+chunk of new identifiers is COPied straight into `handles`; once a row turns out to exist already,
+chunks go through a staging table and a merge that sorts out existing rows one by one. The chunk's search terms, its audit
 entry (a digest of what it added) and the import's progress are written in the same transaction,
 so an interrupted import resumes after its last committed chunk: nothing is written twice and
 nothing is lost. Rejected rows are appended, with their reasons, to a report once their chunk has

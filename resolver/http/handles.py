@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
+from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError, PayloadTooLarge
 from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
@@ -26,7 +27,6 @@ from resolver.http.keys import (
     REGISTRY,
 )
 from resolver.recursive import HOP_HEADER
-from resolver.registry import not_found
 from resolver.stats import standing
 
 RESOLVE_ROUTE = "/api/handles/{handle}"
@@ -81,6 +81,11 @@ async def identity_of(request: web.Request, *, required: bool) -> Identity | Non
     return await request.app[AUTHENTICATOR].authenticate(header)
 
 
+def _answer(sent: str, entry: Entry) -> EncodedResponse:
+    """The public answer of a cached handle, echoing the handle as the client sent it."""
+    return EncodedResponse(_HIT_HEAD + orjson.dumps(sent) + entry.tail)
+
+
 def json_response(body: dict[str, object], status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, headers=_JSON_HEADERS)
 
@@ -107,16 +112,11 @@ async def resolve(request: web.Request) -> web.StreamResponse:
                     metrics.outcomes["hit"] += 1
                     app[DAILY].resolved(key.partition("/")[0])
                     metrics.request(RESOLVE_ROUTE, request.method, 200, time.perf_counter() - started)
-                    return EncodedResponse(_HIT_HEAD + orjson.dumps(sent) + entry.tail)
+                    return _answer(sent, entry)
             # A miss (checked like any other request), answered by one coalesced lookup.
             app[RATE_LIMITER].check(request, resolution=True)
-            name = parse_handle(sent, app[CONFIG].limits)
-            registry = app[REGISTRY]
-            registry.check_responsible(name)
-            entry = await lookup.load(name.key)
-            if entry.record is None:
-                raise not_found()
-            response: web.StreamResponse = EncodedResponse(_HIT_HEAD + orjson.dumps(sent) + entry.tail)
+            entry = await app[REGISTRY].entry(parse_handle(sent, app[CONFIG].limits))
+            response: web.StreamResponse = _answer(sent, entry)
         else:
             response = await _resolve(request, sent)
     except HandleError as exc:
