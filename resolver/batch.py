@@ -15,7 +15,8 @@ from typing import Any
 
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, fold, parse_handle
-from resolver.core.permissions import Identity, Perm
+from resolver.core.permissions import Identity
+from resolver.core.policy import Action
 from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
 from resolver.core.values import StoredValue, parse_values, timestamp
 from resolver.registry import Registry
@@ -139,35 +140,28 @@ class Batches:
         _refuse_repeats(items)
         return items
 
-    async def _admitted(
-        self, tx: Tx, identity: Identity, items: list[Item], needed: Perm
-    ) -> dict[str, PrefixInfo | None]:
-        """Check prefix states and ownership of every valid item; failing items get their error."""
-        registry = self.registry
-        by_prefix: dict[str, list[str]] = {}
-        candidates: dict[str, list[str]] = {}
-        for i in items:
-            if i.name is not None:
-                found = by_prefix.get(i.name.prefix)
-                if found is None:
-                    found = by_prefix[i.name.prefix] = registry.enterprise_prefix_candidates(i.name)
-                candidates[i.name.key] = found
-        wanted = sorted({p for ps in candidates.values() for p in ps})
-        infos = await tx.prefix_info(wanted) if wanted else {}
-        owners: dict[str, PrefixInfo | None] = {}
-        for item in items:
-            if item.name is None:
-                continue
-            info = next((infos[p] for p in candidates[item.name.key] if p in infos), None)
-            try:
-                if info is not None:
-                    registry.admit_info(info)
-                await registry.authorize_item(tx, identity, item.name, info, needed)
-            except HandleError as exc:
-                item.error, item.name = in_chinese(exc), None
-                continue
-            owners[item.name.key] = info
-        return owners
+    async def _owners(self, tx: Tx, items: list[Item]) -> dict[str, PrefixInfo | None]:
+        """The enterprise prefix governing each valid item (one query for the whole batch)."""
+        return await self.registry.admit(tx, [i.name for i in items if i.name is not None])
+
+    async def _authorize(
+        self,
+        tx: Tx,
+        identity: Identity,
+        item: Item,
+        owner: PrefixInfo | None,
+        action: Action,
+        old: Sequence[StoredValue] = (),
+        new: Sequence[StoredValue] = (),
+    ) -> bool:
+        """The write policy for one item; a refused item gets its error and False."""
+        assert item.name is not None
+        try:
+            await self.registry.authorize(tx, identity, item.name, owner, action, old, new)
+        except HandleError as exc:
+            item.error, item.name = in_chinese(exc), None
+            return False
+        return True
 
     async def _check_templates(
         self, tx: Tx, items: list[Item], values_of: dict[str, list[StoredValue]]
@@ -199,7 +193,12 @@ class Batches:
     async def create(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
         """Register new identifiers; identical re-registration succeeds."""
         async with self.registry.store.write() as tx:
-            owners = await self._admitted(tx, identity, items, Perm.ADD_HANDLE)
+            owners = await self._owners(tx, items)
+            for item in items:
+                if item.name is not None and item.values is not None:
+                    await self._authorize(
+                        tx, identity, item, owners[item.name.key], Action.CREATE, (), item.values
+                    )
             await self._check_templates(
                 tx, items, {i.name.key: i.values for i in items if i.name and i.values is not None}
             )
@@ -246,7 +245,7 @@ class Batches:
     async def update(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
         """Change existing identifiers: the given values replace those at their indexes, others stay."""
         async with self.registry.store.write() as tx:
-            owners = await self._admitted(tx, identity, items, Perm.ADD_VALUE | Perm.MODIFY_VALUE)
+            owners = await self._owners(tx, items)
             keys = [i.name.key for i in items if i.name]
             current = await tx.lock_many(keys) if keys else {}
             merged: dict[str, list[StoredValue]] = {}
@@ -262,7 +261,10 @@ class Batches:
                 if len(by_index) > self.limits.max_values_per_handle:
                     item.error, item.name = f"标识值超过 {self.limits.max_values_per_handle} 个", None
                     continue
-                merged[item.name.key] = sorted(by_index.values(), key=lambda v: v["index"])
+                new_values = sorted(by_index.values(), key=lambda v: v["index"])
+                owner = owners[item.name.key]
+                if await self._authorize(tx, identity, item, owner, Action.CHANGE, record.values, new_values):
+                    merged[item.name.key] = new_values
             await self._check_templates(tx, items, merged)
             rows = [(i.name.key, merged[i.name.key]) for i in items if i.name is not None]
             await tx.update_many(rows)
@@ -300,7 +302,17 @@ class Batches:
             items.append(item)
         _refuse_repeats(items)
         async with self.registry.store.write() as tx:
-            owners = await self._admitted(tx, identity, items, Perm.DELETE_HANDLE)
+            owners = await self._owners(tx, items)
+            locking = [i.name.key for i in items if i.name]
+            current = await tx.lock_many(locking) if locking else {}
+            for item in items:
+                if item.name is None:
+                    continue
+                record = current.get(item.name.key)
+                if record is None:
+                    item.error, item.name = "标识不存在", None
+                    continue
+                await self._authorize(tx, identity, item, owners[item.name.key], Action.DELETE, record.values)
             keys = [i.name.key for i in items if i.name]
             deleted = await tx.delete_many(keys) if keys else {}
             for item in items:

@@ -37,9 +37,10 @@ import asyncpg
 import orjson
 
 from resolver.config import Config
-from resolver.core.enterprises import PrefixState
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import NodeScope, fold, has_control_characters, parse_handle
+from resolver.core.handles import HandleName, NodeScope, fold, has_control_characters, parse_handle
+from resolver.core.permissions import ALL, NONE, Identity, Perm
+from resolver.core.policy import Action, Caller, check_write
 from resolver.core.templates import (
     SHARED,
     TEMPLATE_INDEX,
@@ -316,6 +317,14 @@ def _start_of_file() -> int:
     return 0
 
 
+class _Owner(NamedTuple):
+    """An enterprise prefix as the write policy sees it."""
+
+    prefix: str
+    state: int
+    enterprise_id: int
+
+
 class RowReader:
     """Reads a file and validates its rows against the node's prefixes and templates.
 
@@ -330,6 +339,10 @@ class RowReader:
     ) -> None:
         self.config = config
         self.scope = NodeScope(config.node_prefix)
+        self.caller = Caller(
+            Identity(300, self.scope.node_prefix_handle, f"0.NA/{config.node_prefix}", actor="import"),
+            node_admin=True,
+        )
         self.search_types = frozenset(config.search_types)
         self.prefixes = prefixes
         self.templates = templates
@@ -346,16 +359,18 @@ class RowReader:
             raise HandleError(RC.INVALID_VALUE, f"模板版本 {version} 不存在")
         return template
 
-    def _admit(self, prefix: str) -> None:
-        current: str | None = prefix
+    def _admit(self, name: HandleName) -> None:
+        """The write policy, as for every API: the importer writes as the node operator."""
+        current: str | None = name.prefix
+        owner: _Owner | None = None
         while current is not None and self.scope.owns_prefix(current):
             info = self.prefixes.get(current)
             if info is not None:
-                if info[0] != PrefixState.ENABLED:
-                    raise HandleError(RC.INSUFFICIENT_PERMISSIONS, f"前缀 {current} 未启用，不能导入")
-                return
+                owner = _Owner(current, info[0], info[1])
+                break
             head, dot, _ = current.rpartition(".")
             current = head if dot else None
+        check_write(self.caller, name, owner, Action.CREATE, Perm.ADD_HANDLE, ALL, NONE)
 
     # -- reading rows --------------------------------------------------------------------------
 
@@ -576,11 +591,16 @@ class RowReader:
         ):
             # The full checks, with their precise messages; a prefix that passes is remembered.
             name = parse_handle(handle, limits)
-            if not self.scope.is_responsible(name) or name.is_prefix_handle:
+            if not self.scope.is_responsible(name):
                 raise HandleError(
                     RC.SERVER_NOT_RESPONSIBLE, f"{handle} 不在本节点前缀 {self.config.node_prefix} 之下"
                 )
-            self._admit(name.prefix)
+            if name.is_prefix_handle:
+                raise HandleError(
+                    RC.INSUFFICIENT_PERMISSIONS,
+                    f"{handle} 是前缀记录：批量导入只登记标识，前缀记录由运营接口管理",
+                )
+            self._admit(name)
             if name.text == handle:
                 self._prefix_checked[prefix_text] = name.prefix
             handle, prefix = name.text, name.prefix

@@ -18,7 +18,6 @@ import orjson
 from resolver.cache import Entry, Lookup
 from resolver.config import Config
 from resolver.core import secrets
-from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, check_prefix, fold
 from resolver.core.permissions import (
@@ -26,10 +25,13 @@ from resolver.core.permissions import (
     NONE,
     Identity,
     Perm,
+    admin_bits,
     granted,
+    granted_by_change,
     needed_for_change,
     referenced_handles,
 )
+from resolver.core.policy import Action, Caller, check_write
 from resolver.core.templates import SHARED, Template, check_values, parse_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
 from resolver.store.db import AuditEntry, HandleStore, PrefixInfo, Record, Tx
@@ -113,27 +115,37 @@ class Registry:
         entries = await asyncio.gather(*(self.lookup.get(k) for k in keys))
         return {k: e.record for k, e in zip(keys, entries, strict=True) if e.record is not None}
 
-    async def _require(
+    def caller(self, identity: Identity) -> Caller:
+        """The write policy's view of an identity."""
+        return Caller(identity, self.is_node_admin(identity))
+
+    async def authorize(
         self,
         tx: Tx | None,
         identity: Identity,
         name: HandleName,
-        own: Sequence[StoredValue],
-        needed: Perm,
-        owner: PrefixInfo | None = None,
+        owner: PrefixInfo | None,
+        action: Action,
+        old: Sequence[StoredValue] = (),
+        new: Sequence[StoredValue] = (),
     ) -> None:
-        if identity.enterprise_id is not None:
-            # An enterprise API user acts for its enterprise, on handles under its own prefixes only.
-            if name.is_prefix_handle or owner is None or owner.enterprise_id != identity.enterprise_id:
-                raise _denied(f"{identity.name} 无权操作 {name.text}：该前缀不属于本企业 / not your prefix")
-            return
-        if needed == NONE:
-            return
-        have = await self._permissions(tx, identity, self.scope.governing_prefix_handles(name), own)
-        lacking = needed & ~have
-        if lacking:
-            names = ", ".join(p.name.lower().replace("_", "-") for p in Perm if p & lacking and p.name)
-            raise _denied(f"{identity.index}:{identity.text} lacks the permission: {names}")
+        """The permission check of every write path (`core.policy.check_write` decides).
+
+        `old` are the handle's values before the write (none when it is created), `new` after it
+        (none when it is deleted).
+        """
+        if action == Action.CREATE:
+            needed = Perm.ADD_PREFIX if name.is_prefix_handle else Perm.ADD_HANDLE
+            grants = admin_bits(new)
+        elif action == Action.DELETE:
+            needed, grants = (Perm.DELETE_PREFIX if name.is_prefix_handle else Perm.DELETE_HANDLE), NONE
+        else:
+            needed, grants = needed_for_change(old, new), granted_by_change(old, new)
+        caller = self.caller(identity)
+        have = ALL
+        if not caller.node_admin and not caller.enterprise_user and not name.is_prefix_handle:
+            have = await self._permissions(tx, identity, self.scope.governing_prefix_handles(name), old)
+        check_write(caller, name, owner, action, needed, have, grants)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -221,38 +233,23 @@ class Registry:
             else []
         )
 
-    async def admit(self, tx: Tx, names: Sequence[HandleName]) -> dict[str, PrefixInfo | None]:
-        """The enterprise prefix of each handle; raises when it is not enabled.
+    def owner_candidates(self, name: HandleName) -> list[str]:
+        """The prefixes that may be the enterprise prefix governing a write of `name`, nearest
+        first; for a prefix record `0.NA/<prefix>`, that prefix itself comes first."""
+        if not name.is_prefix_handle:
+            return self.enterprise_prefix_candidates(name)
+        own = fold(name.suffix)
+        return [own, *(k.partition("/")[2] for k in self.scope.governing_prefix_handles(name))]
 
-        Writes under an enterprise prefix are refused unless the prefix is enabled. Prefix
-        handles (`0.NA/...`) are the operator's and are not subject to this.
-        """
-        candidates = {name.key: self.enterprise_prefix_candidates(name) for name in names}
+    async def admit(self, tx: Tx, names: Sequence[HandleName]) -> dict[str, PrefixInfo | None]:
+        """The enterprise prefix governing each handle (None outside enterprise prefixes); whether
+        its state admits the write is for `authorize` to decide."""
+        candidates = {name.key: self.owner_candidates(name) for name in names}
         wanted = sorted({p for ps in candidates.values() for p in ps})
         infos = await tx.prefix_info(wanted) if wanted else {}
-        owners: dict[str, PrefixInfo | None] = {}
-        for name in names:
-            info = next((infos[p] for p in candidates[name.key] if p in infos), None)
-            if info is not None:
-                self.admit_info(info)
-            owners[name.key] = info
-        return owners
-
-    def admit_info(self, info: PrefixInfo) -> None:
-        """Refuse writes under an enterprise prefix that is not enabled."""
-        if info.state != PrefixState.ENABLED:
-            state = PrefixState(info.state)
-            raise HandleError(
-                RC.INSUFFICIENT_PERMISSIONS,
-                f"前缀 {info.prefix} 未启用（当前状态：{state.value} {STATE_NAMES[state]}），不能登记、修改或删除标识 "
-                f"/ prefix {info.prefix} is not enabled",
-            )
-
-    async def authorize_item(
-        self, tx: Tx, identity: Identity, name: HandleName, owner: PrefixInfo | None, needed: Perm
-    ) -> None:
-        """Whether the caller may write this handle of a batch (prefix-level permissions)."""
-        await self._require(tx, identity, name, (), needed, owner)
+        return {
+            name.key: next((infos[p] for p in candidates[name.key] if p in infos), None) for name in names
+        }
 
     async def load_templates(
         self, tx: Tx | HandleStore, wanted: Sequence[tuple[str, str]]
@@ -307,8 +304,7 @@ class Registry:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
-                create = Perm.ADD_PREFIX if name.is_prefix_handle else Perm.ADD_HANDLE
-                await self._require(tx, identity, name, (), create, owner)
+                await self.authorize(tx, identity, name, owner, Action.CREATE, (), values)
                 await self.check_template(tx, name, values)
                 if not await tx.insert(name.key, name.text, name.prefix, values):
                     raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
@@ -316,9 +312,7 @@ class Registry:
             elif not overwrite:
                 raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
             else:
-                await self._require(
-                    tx, identity, name, existing.values, needed_for_change(existing.values, values), owner
-                )
+                await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, values)
                 await self.check_template(tx, name, values)
                 await tx.update(name.key, values)
                 created = False
@@ -367,9 +361,7 @@ class Registry:
                     RC.INVALID_VALUE, f"more than {self.limits.max_values_per_handle} values in one handle"
                 )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
-            await self._require(
-                tx, identity, name, existing.values, needed_for_change(existing.values, new_values), owner
-            )
+            await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, new_values)
             await self.check_template(tx, name, new_values)
             await tx.update(name.key, new_values)
             tx.audit(
@@ -395,9 +387,7 @@ class Registry:
             remaining = [v for v in existing.values if v["index"] not in indexes]
             if len(remaining) == len(existing.values):
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
-            await self._require(
-                tx, identity, name, existing.values, needed_for_change(existing.values, remaining), owner
-            )
+            await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, remaining)
             await self.check_template(tx, name, remaining)
             await tx.update(name.key, remaining)
             tx.audit(
@@ -420,8 +410,7 @@ class Registry:
             existing = await tx.lock(name.key)
             if existing is None:
                 raise not_found()
-            remove = Perm.DELETE_PREFIX if name.is_prefix_handle else Perm.DELETE_HANDLE
-            await self._require(tx, identity, name, existing.values, remove, owner)
+            await self.authorize(tx, identity, name, owner, Action.DELETE, existing.values)
             await tx.delete(name.key)
             tx.audit(
                 AuditEntry(

@@ -140,3 +140,19 @@ def _content(value: StoredValue) -> tuple[object, ...]:
         value.get("permissions"),
         value.get("references"),
     )
+
+
+def admin_bits(values: Iterable[StoredValue]) -> Perm:
+    """The union of the permission bits the HS_ADMIN values among `values` grant."""
+    perms = NONE
+    for _, _, bits in _admin_refs(values):
+        perms |= bits
+    return perms
+
+
+def granted_by_change(old: Sequence[StoredValue], new: Sequence[StoredValue]) -> Perm:
+    """The permission bits of the HS_ADMIN values that turning `old` into `new` adds or alters."""
+    before = {v["index"]: v for v in old}
+    return admin_bits(
+        v for v in new if (previous := before.get(v["index"])) is None or _content(previous) != _content(v)
+    )
