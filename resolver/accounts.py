@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
 
-from resolver.auth import TokenError, Tokens
+from resolver.auth import (
+    UNTHROTTLED,
+    SecretChecks,
+    Throttle,
+    TokenError,
+    Tokens,
+    encode_secret,
+)
 from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
@@ -15,6 +20,10 @@ from resolver.store.db import HandleStore
 # How long a worker trusts that an account is still enabled before asking the database again.
 ACCOUNT_RECHECK_SECONDS = 10.0
 _MAX_REMEMBERED = 10_000
+# Longer names than this are no account's (operators create at most 64 characters); they are not
+# looked up, but cost the same dummy hash as an unknown name.
+_MAX_USERNAME_CHARS = 256
+_WRONG = "用户名或密码错误，或账号已停用"
 
 
 def _not_logged_in(message: str) -> HandleError:
@@ -26,6 +35,22 @@ def user_identity(user_id: int, enterprise_id: int, username: str) -> Identity:
     return Identity(0, f"user:{user_id}", username, actor=f"user:{username}", enterprise_id=enterprise_id)
 
 
+def account_identity(username: str) -> str:
+    """The name the failed-authentication limits count an enterprise user name under."""
+    return f"user:{username}"
+
+
+def _could_exist(username: str) -> bool:
+    """False for names Postgres cannot even compare (NUL, lone surrogates) or no account has."""
+    if len(username) > _MAX_USERNAME_CHARS or "\x00" in username:
+        return False
+    try:
+        username.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Accounts:
     """Checks enterprise users' passwords and tokens."""
 
@@ -33,7 +58,7 @@ class Accounts:
         self.store = store
         self.tokens = tokens
         self._enabled: dict[int, float] = {}
-        self._passwords: dict[tuple[str, str], bytes] = {}
+        self._checks = SecretChecks()
 
     async def _user(self, username: str) -> tuple[int, int, str, str, bool] | None:
         rows = await self.store.fetch_named("user_by_name", username)
@@ -42,34 +67,45 @@ class Accounts:
         row = rows[0]
         return int(row[0]), int(row[1]), str(row[2]), str(row[3]), bool(row[4])
 
-    async def check_password(self, username: str, password: str) -> Identity:
-        """The identity of a user name and password, or -1 (not logged in)."""
-        user = await self._user(username)
+    async def check_password(
+        self, username: str, password: str, throttle: Throttle = UNTHROTTLED
+    ) -> Identity:
+        """The identity of a user name and password, or -1 (not logged in); 429 past the limits.
+
+        Unknown and disabled users cost one hash (a dummy), like a wrong password of a known one.
+        """
+        identity = account_identity(username)
+        throttle.check(identity)
+        user = await self._user(username) if _could_exist(username) else None
+        secret = encode_secret(password)
         if user is None or user[4]:
-            raise _not_logged_in("用户名或密码错误，或账号已停用")
+            await self._checks.check(("unknown", username), secret, secrets.DUMMY_HASH, throttle, identity)
+            raise _not_logged_in(_WRONG)
         user_id, enterprise_id, name, stored, _ = user
-        fingerprint = hashlib.sha256(password.encode("utf-8")).digest()
-        if self._passwords.get((name, stored)) != fingerprint:
-            if not await asyncio.to_thread(secrets.verify_secret, password.encode("utf-8"), stored):
-                raise _not_logged_in("用户名或密码错误，或账号已停用")
-            if len(self._passwords) >= _MAX_REMEMBERED:
-                self._passwords.clear()
-            self._passwords[(name, stored)] = fingerprint
+        if not await self._checks.check((name, stored), secret, stored, throttle, identity):
+            raise _not_logged_in(_WRONG)
         return user_identity(user_id, enterprise_id, name)
 
-    async def login(self, username: str, password: str) -> tuple[str, float]:
-        """A bearer token and its expiry for a user name and password."""
-        identity = await self.check_password(username, password)
+    async def login(
+        self, username: str, password: str, throttle: Throttle = UNTHROTTLED
+    ) -> tuple[str, float]:
+        """A bearer token and its expiry for a user name and password (`throttle`: the request's
+        failed-authentication limits)."""
+        identity = await self.check_password(username, password, throttle)
         assert identity.enterprise_id is not None
         user_id = int(identity.key.partition(":")[2])
         return self.tokens.issue(user_id, identity.enterprise_id, identity.text, time.time())
 
-    async def from_token(self, token: str) -> Identity:
-        """The identity a bearer token names, while its account is enabled."""
+    async def from_token(self, token: str, throttle: Throttle = UNTHROTTLED) -> Identity:
+        """The identity a bearer token names, while its account is enabled.
+
+        Checking a token costs no hash: only tokens that fail count against the address's limit.
+        """
         now = time.time()
         try:
             user_id, enterprise_id, username = self.tokens.verify(token, now)
         except TokenError as exc:
+            throttle.failed(None)
             raise _not_logged_in(str(exc)) from None
         checked = self._enabled.get(user_id)
         if checked is None or now - checked > ACCOUNT_RECHECK_SECONDS:

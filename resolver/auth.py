@@ -1,7 +1,10 @@
 """Authentication of `index:handle` identities against HS_SECKEY values.
 
 Verifying a secret is slow by design (scrypt), so it runs in a thread; successful verifications
-are remembered, keyed by the stored hash, so that rotating a key forgets them.
+are remembered, keyed by the stored hash, so that rotating a key forgets them. Every attempt is
+admitted by a `Throttle` (the failed-authentication limits) before a hash is computed, and an
+identity that does not exist costs the same hash as a wrong secret, so that neither the answer
+nor its time tells which identities exist.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
+from typing import Protocol
 from urllib.parse import unquote
 
 import orjson
@@ -24,10 +29,108 @@ from resolver.core.permissions import Identity
 from resolver.core.values import StoredValue
 
 _MAX_REMEMBERED = 10_000
+# The longest index accepted in a user name (2^31 - 1 has ten digits); int() of a longer string of
+# digits is work for nothing, and past 4300 digits an error.
+_MAX_INDEX_DIGITS = 10
+
+
+class Attempt(Protocol):
+    """An attempt a throttle admitted before a hash was computed; it counts as a failure unless
+    it succeeds."""
+
+    def succeeded(self) -> None:
+        """The identity was proven: the attempt does not count, and the address is remembered."""
+
+
+class Throttle(Protocol):
+    """The failed-authentication limits of one client address (`None`: no identity was named)."""
+
+    def check(self, identity: str | None) -> None:
+        """429 when an attempt to prove `identity` from here would be refused now."""
+
+    def admit(self, identity: str | None) -> Attempt:
+        """Check, and count an attempt before its hash is computed."""
+
+    def failed(self, identity: str | None) -> None:
+        """Check, and count a failure that cost no hash (malformed credentials, a forged token)."""
+
+    def remember(self, identity: str) -> None:
+        """`identity` was proven from here without an attempt (a remembered secret)."""
+
+
+class _Unthrottled:
+    def check(self, identity: str | None) -> None:
+        pass
+
+    def admit(self, identity: str | None) -> Attempt:
+        return self
+
+    def failed(self, identity: str | None) -> None:
+        pass
+
+    def remember(self, identity: str) -> None:
+        pass
+
+    def succeeded(self) -> None:
+        pass
+
+
+UNTHROTTLED: Throttle = _Unthrottled()
+
+
+def handle_identity(key: str) -> str:
+    """The name the failed-authentication limits count a Handle identity under (any index)."""
+    return f"handle:{key}"
 
 
 def _failed(message: str) -> HandleError:
     return HandleError(RC.AUTHENTICATION_NEEDED, message)
+
+
+def encode_secret(text: str) -> bytes:
+    """The bytes of a secret as sent (a lone surrogate cannot match anything, but must not raise)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+class SecretChecks:
+    """Secrets checked against stored hashes: in a thread, once for concurrent equal checks, and
+    remembered when they matched (keyed by the stored hash, so that rotating a key forgets them).
+
+    Only a computation is an attempt the throttle admits: a remembered match, or joining the
+    computation already running for the same secret and hash, costs no hash and tells nothing new.
+    """
+
+    def __init__(self) -> None:
+        self._matched: dict[object, bytes] = {}
+        self._running: dict[tuple[object, bytes], asyncio.Future[bool]] = {}
+
+    async def check(self, key: object, secret: bytes, stored: str, throttle: Throttle, identity: str) -> bool:
+        """True when `secret` matches `stored` (`key`: names the stored value, with its hash)."""
+        fingerprint = hashlib.sha256(secret).digest()
+        if self._matched.get(key) == fingerprint:
+            throttle.remember(identity)
+            return True
+        running = self._running.get((key, fingerprint))
+        joined = running is not None
+        if running is None:
+            attempt = throttle.admit(identity)
+            running = asyncio.ensure_future(asyncio.to_thread(secrets.verify_secret, secret, stored))
+            self._running[(key, fingerprint)] = running
+            running.add_done_callback(functools.partial(self._done, key, fingerprint, attempt))
+        matched = await asyncio.shield(running)
+        if matched and joined:
+            throttle.remember(identity)
+        return matched
+
+    def _done(self, key: object, fingerprint: bytes, attempt: Attempt, running: asyncio.Future[bool]) -> None:
+        # here rather than after the await: a client that hung up does not undo its success
+        del self._running[(key, fingerprint)]
+        if running.cancelled() or running.exception() is not None or not running.result():
+            return
+        if len(self._matched) >= _MAX_REMEMBERED:
+            self._matched.clear()
+        self._matched[key] = fingerprint
+        attempt.succeeded()
 
 
 def parse_basic(header: str) -> tuple[str, str]:
@@ -36,19 +139,25 @@ def parse_basic(header: str) -> tuple[str, str]:
     if scheme.lower() != "basic" or not token:
         raise _failed("only Basic authentication with index:handle is supported")
     try:
+        # ValueError: a header that is not ASCII (binascii.Error is one too)
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         raise _failed("the Basic credentials are not valid base64 of UTF-8") from None
     user, colon, password = decoded.partition(":")
     if not colon:
         raise _failed("the Basic credentials have no password")
-    return unquote(user, errors="strict"), password
+    try:
+        return unquote(user, errors="strict"), password
+    except UnicodeDecodeError:
+        raise _failed("the Basic user name is not valid percent-encoded UTF-8") from None
 
 
 def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
     """`300:0.NA/88.123` -> (300, "0.NA/88.123"); without an index, index 0 means any."""
     head, colon, rest = user.partition(":")
-    if colon and head.isdigit():
+    if colon and head.isascii() and head.isdigit():
+        if len(head) > _MAX_INDEX_DIGITS or int(head) > limits.max_index:
+            raise _failed(f"the index of the user name {user!r:.80} is out of range")
         index, handle = int(head), rest
     else:
         index, handle = 0, user
@@ -65,32 +174,35 @@ class Authenticator:
     def __init__(self, lookup: Lookup, limits: Limits) -> None:
         self._lookup = lookup
         self._limits = limits
-        self._remembered: dict[tuple[str, int, str], bytes] = {}
+        self._checks = SecretChecks()
 
-    async def authenticate(self, header: str) -> Identity:
-        """The identity the Basic header proves, or rc 402 (HTTP 401)."""
-        user, password = parse_basic(header)
-        index, handle = parse_identity(user, self._limits)
+    async def authenticate(self, header: str, throttle: Throttle = UNTHROTTLED) -> Identity:
+        """The identity the Basic header proves, or rc 402 (HTTP 401); 429 past the throttle's limits.
+
+        An attempt costs one hash per candidate key, at least one: an identity handle that does not
+        exist, or has no secret key at that index, is checked against a dummy hash.
+        """
+        try:
+            user, password = parse_basic(header)
+            index, handle = parse_identity(user, self._limits)
+        except HandleError:
+            throttle.failed(None)
+            raise
         key = fold(handle)
+        identity = handle_identity(key)
+        throttle.check(identity)  # before the lookup: past a limit, nothing is done at all
         entry = await self._lookup.get(key)
-        if entry.record is None:
-            raise _failed("authentication failed: the identity handle does not exist")
-        candidates = [v for v in entry.record.values if _is_secret_key(v, index)]
-        secret = password.encode("utf-8")
-        fingerprint = hashlib.sha256(secret).digest()
+        values = entry.record.values if entry.record is not None else []
+        candidates = [v for v in values if _is_secret_key(v, index) and isinstance(v["data"]["value"], str)]
+        secret = encode_secret(password)
         for value in candidates:
             stored = value["data"]["value"]
-            if not isinstance(stored, str):
-                continue
-            remembered_key = (key, value["index"], stored)
-            if self._remembered.get(remembered_key) == fingerprint:
+            if await self._checks.check((key, value["index"], stored), secret, stored, throttle, identity):
                 return Identity(value["index"], key, handle)
-            if await asyncio.to_thread(secrets.verify_secret, secret, stored):
-                if len(self._remembered) >= _MAX_REMEMBERED:
-                    self._remembered.clear()
-                self._remembered[remembered_key] = fingerprint
-                return Identity(value["index"], key, handle)
-        raise _failed("authentication failed: wrong secret for this identity")
+        if not candidates:
+            await self._checks.check((key, index, None), secret, secrets.DUMMY_HASH, throttle, identity)
+        # one answer whether the handle exists or not
+        raise _failed("authentication failed: unknown identity or wrong secret")
 
 
 def _is_secret_key(value: StoredValue, index: int) -> bool:
@@ -130,7 +242,8 @@ class Tokens:
     def verify(self, token: str, now: float) -> tuple[int, int, str]:
         """(user id, enterprise id, user name) of a valid token."""
         payload, dot, signature = token.partition(".")
-        if not dot or not hmac.compare_digest(self._sign(payload.encode()), signature):
+        # compare_digest refuses str that is not ASCII: such a token is simply not ours
+        if not dot or not token.isascii() or not hmac.compare_digest(self._sign(payload.encode()), signature):
             raise TokenError("令牌无效")
         try:
             claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -8,6 +8,7 @@ misses for many handles that arrive together share one `= any($1)` query.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
 from resolver.core.values import is_public, ttl_seconds
 from resolver.store.db import Record
+
+log = logging.getLogger(__name__)
 
 # A rough per-entry overhead in bytes (dict slot, key, entry object, record), for the byte bound.
 _ENTRY_OVERHEAD = 400
@@ -46,7 +49,7 @@ def record_expiry(record: Record, now_wall: float, max_ttl: float) -> float:
     """Seconds a record may stay cached: its smallest TTL, capped."""
     smallest = max_ttl
     for value in record.values:
-        ttl = value["ttl"]
+        ttl = value.get("ttl", max_ttl)  # every value written here has one; a hand-made row may not
         if type(ttl) is not int:  # an absolute expiry time
             ttl = ttl_seconds(ttl, now_wall)
         if ttl < smallest:
@@ -267,8 +270,15 @@ class Lookup:
             if len(self.query_seconds) < 100_000:
                 self.query_seconds.append(time.perf_counter() - clock)
             for key, waiters in batch:
-                entry = self.cache.put(key, records.get(key), started)
                 self._release(key, waiters)
+                try:
+                    entry = self.cache.put(key, records.get(key), started)
+                except Exception as exc:  # a record that cannot be encoded fails its own waiters only
+                    log.exception("handle %r could not be cached", key)
+                    for future in waiters:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
                 for future in waiters:
                     if not future.done():
                         future.set_result(entry)

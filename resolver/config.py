@@ -59,6 +59,16 @@ class RateLimits:
     per_credential_burst: int = 200
     resolve_per_address: float = 0.0
     resolve_per_address_burst: int = 0
+    # Failed authentications (wrong secrets, unknown identities, invalid tokens), counted before
+    # any hash is computed: per identity and client address, per address, and (looser) per identity.
+    # An address where an identity authenticated recently is exempt from that identity's own limit,
+    # so failures from elsewhere cannot lock its owner out.
+    failed_auth_per_identity_address: float = 0.1
+    failed_auth_per_identity_address_burst: int = 10
+    failed_auth_per_address: float = 0.2
+    failed_auth_per_address_burst: int = 20
+    failed_auth_per_identity: float = 0.5
+    failed_auth_per_identity_burst: int = 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,14 @@ class Config:
     pool_max: int = 10
     reader_connections: int = 2
     shutdown_timeout: float = 10.0
+    # Slow clients: a new connection's first request header must arrive within header_timeout,
+    # an idle keep-alive connection (or a later header) is closed after keepalive_timeout, a body
+    # must arrive within body_timeout; one client address holds at most this many connections
+    # of the node (each worker its share; 0: no cap).
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    body_timeout: float = 60.0
+    max_connections_per_address: int = 256
     access_log: bool = False
     limits: Limits = field(default_factory=Limits)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -100,7 +118,22 @@ class Config:
     recursive_concurrency: int = 64
     # The native Handle protocol (UDP and TCP) on this port; 0 switches it off.
     native_port: int = 0
+    # Response rate limiting of native UDP answers per client network (/24, /56): answers a second
+    # (0: off) and burst; past them every `native_udp_slip`-th request gets a short "use TCP" error
+    # (0: none) and the others no answer.
+    native_udp_rate: float = 100.0
+    native_udp_burst: int = 200
+    native_udp_slip: int = 2
     # A Postgres replica for cache misses; writes and auth=true reads always use `dsn`.
     read_dsn: str | None = None
     # After a handle changes, this worker reads it from the primary for this long (replica lag).
     read_your_writes_seconds: float = 5.0
+
+    @property
+    def public_base(self) -> str:
+        """This node's address as clients reach it, without a trailing slash: --public-url, or
+        http://HOST:PORT. Never taken from a request (see resolver/http/scan.py)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

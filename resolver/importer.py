@@ -55,7 +55,7 @@ from resolver.core.templates import (
 )
 from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timestamp
 from resolver.stats import today
-from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms
+from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms, term_fits
 from resolver.store.queries import Q
 
 CHUNK_ROWS = 50_000
@@ -317,6 +317,21 @@ def _start_of_file() -> int:
     return 0
 
 
+SECRET_TYPE = "hs_seckey"
+SECRETS_REFUSED = (
+    "批量导入不接受 HS_SECKEY（密钥）值：密钥只经 Handle API 登记，由节点以散列保存 "
+    "/ an import carries no HS_SECKEY values: secrets are registered through the Handle API, which hashes them"
+)
+
+
+def refuse_secrets(values: list[StoredValue]) -> list[StoredValue]:
+    """An import row's values, unless one is a secret key (the importer writes rows as they are:
+    a secret would be stored in clear, or a hash with parameters the node did not choose)."""
+    if any(fold(v["type"]) == SECRET_TYPE for v in values):
+        raise HandleError(RC.INVALID_VALUE, SECRETS_REFUSED)
+    return values
+
+
 class _Owner(NamedTuple):
     """An enterprise prefix as the write policy sees it."""
 
@@ -419,7 +434,7 @@ class RowReader:
                 continue
             try:
                 extra = [reference_value(version)] if isinstance(version, str) and version else []
-                values = parse_values([*raw_values, *extra], limits, datetime.now(UTC))
+                values = refuse_secrets(parse_values([*raw_values, *extra], limits, datetime.now(UTC)))
             except HandleError as exc:
                 yield line, handle, exc.message
                 continue
@@ -460,6 +475,8 @@ class RowReader:
                 number, colon, value_type = column.partition(":")
                 if not colon or not number.isdigit() or not value_type:
                     raise ValueError(f"列名 {column} 应为 索引:类型，例如 1:URL")
+                if fold(value_type) == SECRET_TYPE:
+                    raise ValueError(SECRETS_REFUSED)
                 mapping.append((int(number), value_type))
                 items.append(None)
         indexes = [index for index, _ in mapping[1:]]
@@ -535,7 +552,9 @@ class RowReader:
                 encoded[position] = heads[position] + orjson.dumps(cell) + tail
                 kind = searchable[position]
                 if kind is not None and len(cell) <= MAX_TERM_LENGTH:
-                    terms.append(f"{kind}={cell}")
+                    term = f"{kind}={cell}"
+                    if term_fits(term):
+                        terms.append(term)
             if problem is None and template is not None:
                 try:
                     missing_required(template, present)
@@ -567,7 +586,9 @@ class RowReader:
                 raw_values = orjson.loads(cells[1]) if len(cells) > 1 else None
                 if not isinstance(raw_values, list):
                     raise ValueError("values 列应为 JSON 数组")
-                values = parse_values([*raw_values, *extra], self.config.limits, datetime.now(UTC))
+                values = refuse_secrets(
+                    parse_values([*raw_values, *extra], self.config.limits, datetime.now(UTC))
+                )
             except (ValueError, orjson.JSONDecodeError) as exc:
                 yield line, handle, f"values 列无法读取：{exc}"
                 continue

@@ -25,6 +25,7 @@ from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
+from resolver.http.connections import ConnectionGuard, GuardedRunner
 from resolver.logs import setup_logging
 from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
 from resolver.store.db import HandleStore, Readers, wait_for_database
@@ -38,11 +39,15 @@ async def _serve_worker(config: Config, slot: int) -> None:
     loop = asyncio.get_running_loop()
     # SIGINT (Ctrl-C reaches the whole process group) is the parent's to handle; it sends SIGTERM.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    runner = web.AppRunner(
+    share = -(-config.max_connections_per_address // max(1, config.workers))  # rounded up
+    runner = GuardedRunner(
         create_app(config),
+        ConnectionGuard(config.header_timeout, share),
         handle_signals=False,
         access_log=logging.getLogger("resolver.access") if config.access_log else None,
         shutdown_timeout=config.shutdown_timeout,
+        keepalive_timeout=config.keepalive_timeout,
+        auto_decompress=False,  # a compressed body is refused (415), never inflated
     )
     await runner.setup()
     try:

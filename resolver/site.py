@@ -17,7 +17,7 @@ PROTOCOL_VERSION = "2.11"
 
 def site_record(config: Config) -> dict[str, Any]:
     """The site in the Handle JSON form (`siteinfo.json`, the data of an HS_SITE value)."""
-    public = urlsplit(config.public_url or f"http://{config.host}:{config.port}")
+    public = urlsplit(config.public_base)
     http_port = public.port or (443 if public.scheme == "https" else 80)
     interfaces: list[dict[str, Any]] = []
     if config.native_port:

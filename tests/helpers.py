@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import fields
 from urllib.parse import quote
 
+from resolver.config import RateLimits
 from tests.conftest import ADMIN_SECRET, ADMIN_USER
 
 
@@ -20,3 +22,8 @@ def admin_json() -> dict[str, str]:
 
 def url_value(index: int, url: str) -> dict[str, object]:
     return {"index": index, "type": "URL", "data": {"format": "string", "value": url}}
+
+
+def no_rate_limits() -> RateLimits:
+    """Every abuse limit off (tests that make many requests, or fail on purpose, from one address)."""
+    return RateLimits(**{f.name: 0 for f in fields(RateLimits)})

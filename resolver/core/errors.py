@@ -63,6 +63,27 @@ class PayloadTooLarge(HandleError):
         self.limit = limit
 
 
+class BodyTimeout(HandleError):
+    """The request body did not arrive in time."""
+
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(RC.PROTOCOL_ERROR, f"the request body did not arrive within {seconds:g} seconds")
+        self.seconds = seconds
+
+
+class UnsupportedEncoding(HandleError):
+    """A request body in a content coding (gzip, br, ...): the node takes bodies as sent."""
+
+    status = 415
+
+    def __init__(self, coding: str) -> None:
+        super().__init__(
+            RC.PROTOCOL_ERROR, f"Content-Encoding {coding[:40]!r} is not accepted; send the body as is"
+        )
+
+
 class MethodNotAllowed(HandleError):
     """The path exists, the method does not."""
 

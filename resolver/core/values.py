@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from resolver.config import Limits
+from resolver.core import structured
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold, has_control_characters
 
@@ -42,7 +43,12 @@ def _invalid(message: str) -> HandleError:
 
 def timestamp(now: datetime) -> str:
     """The Handle timestamp form: UTC, seconds, `Z`."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = now.astimezone(UTC)
+    # not strftime: glibc writes year 1 as "1", which strptime then cannot read back
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+    )
 
 
 def parse_int(raw: object, what: str, low: int, high: int) -> int:
@@ -75,7 +81,10 @@ def parse_ttl(raw: object, now: datetime) -> int | str:
             raise _invalid(f"ttl must be seconds or an ISO-8601 time, got {raw!r:.40}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return timestamp(moment)
+        try:
+            return timestamp(moment)
+        except (OverflowError, ValueError):  # beyond the years a datetime holds once moved to UTC
+            raise _invalid(f"ttl is not a time that can be expressed in UTC: {raw!r:.40}") from None
     return parse_int(raw, "ttl", 0, MAX_RELATIVE_TTL)
 
 
@@ -87,68 +96,41 @@ def ttl_seconds(ttl: int | str, now: float) -> float:
     return max(0.0, expiry - now)
 
 
-def _reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise _invalid(f"{what} must be an object with 'handle' and 'index'")
-    handle = raw.get("handle")
-    if not isinstance(handle, str) or not handle or len(handle) > limits.max_handle_length:
-        raise _invalid(f"{what}.handle must be a handle")
-    if has_control_characters(handle):
-        raise _invalid(f"{what}.handle contains control characters")
-    index = parse_int(raw.get("index", 0), f"{what}.index", 0, limits.max_index)
-    return {"handle": handle, "index": index}
-
-
-def admin_permission_bits(text: str) -> str:
-    """Twelve permission bits, most significant first; shorter strings are padded with zeros."""
-    return text.ljust(12, "0")
-
-
-def _data(raw: object, value_type: str, limits: Limits) -> dict[str, Any]:
+def _data(raw: object, value_type: str, limits: Limits, index: int | None = None) -> dict[str, Any]:
     if isinstance(raw, str):
         return {"format": "string", "value": raw}
+    where = f"value {index}: " if index is not None else f"a {value_type:.40} value: "
     if not isinstance(raw, dict):
-        raise _invalid("data must be a string or an object with 'format' and 'value'")
+        raise _invalid(f"{where}data must be a string or an object with 'format' and 'value'")
     fmt = raw.get("format", "string")
     if not isinstance(fmt, str) or not fmt or len(fmt) > 32 or has_control_characters(fmt):
-        raise _invalid("data.format must be a short string")
+        raise _invalid(f"{where}data.format must be a short string")
     fmt = fmt.lower() if fold(fmt) in KNOWN_FORMATS else fmt
     if "value" not in raw:
-        raise _invalid("data.value is missing")
+        raise _invalid(f"{where}data.value is missing")
     value = raw["value"]
     if fmt == "string":
         if not isinstance(value, str):
-            raise _invalid("a value of format 'string' must be a JSON string")
+            raise _invalid(f"{where}a value of format 'string' must be a JSON string")
     elif fmt == "base64":
         if not isinstance(value, str):
-            raise _invalid("a value of format 'base64' must be a JSON string")
+            raise _invalid(f"{where}a value of format 'base64' must be a JSON string")
         try:
             binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError):
-            raise _invalid("the value is not valid base64") from None
+            raise _invalid(f"{where}the value is not valid base64") from None
     elif fmt == "hex":
         if not isinstance(value, str):
-            raise _invalid("a value of format 'hex' must be a JSON string")
+            raise _invalid(f"{where}a value of format 'hex' must be a JSON string")
         try:
             bytes.fromhex(value)
         except ValueError:
-            raise _invalid("the value is not valid hex") from None
-    elif fmt == "admin":
-        if not isinstance(value, dict):
-            raise _invalid("an admin value must be an object with handle, index and permissions")
-        ref = _reference(value, "data.value", limits)
-        perms = value.get("permissions", "")
-        if not isinstance(perms, str) or not _ADMIN_PERMISSIONS_RE.fullmatch(perms):
-            raise _invalid("admin permissions must be up to 12 characters of 0 and 1")
-        value = {
-            "handle": ref["handle"],
-            "index": ref["index"],
-            "permissions": admin_permission_bits(perms),
-        }
-    elif fmt == "vlist":
-        if not isinstance(value, list):
-            raise _invalid("a vlist value must be a list of {handle, index}")
-        value = [_reference(item, "data.value[]", limits) for item in value]
+            raise _invalid(f"{where}the value is not valid hex") from None
+    elif fmt in structured.STRUCTURED_FORMATS:
+        try:
+            value = structured.normalize(fmt, value, limits)
+        except structured.InvalidStructure as exc:
+            raise _invalid(f"{where}{fmt} data: {exc}") from None
     return {"format": fmt, "value": value}
 
 
@@ -177,7 +159,7 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     ):
         data = {"format": "string", "value": raw_data["value"]}  # the common case, checked at once
     else:
-        data = _data(raw_data, value_type, limits)
+        data = _data(raw_data, value_type, limits, index)
     folded_type = fold(value_type)
     if folded_type == "hs_admin" and data["format"] != "admin":
         raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
@@ -188,6 +170,13 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
         size = len(orjson.dumps(raw_value))
     if size > limits.max_value_bytes:
         raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
+    if (
+        (folded_type == "url" or folded_type.startswith("url."))
+        and isinstance(raw_value, str)
+        and has_control_characters(raw_value)
+    ):
+        # the web proxy sends a URL value as a Location header, which CR or LF would split
+        raise _invalid(f"value {index}: a URL must not contain control characters (CR, LF, NUL, tab...)")
     perms = raw.get("permissions")
     if perms is None:
         perms = SECRET_PERMISSIONS if folded_type in SECRET_TYPES else DEFAULT_PERMISSIONS
@@ -206,7 +195,10 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     if refs:
         if not isinstance(refs, list):
             raise _invalid(f"value {index}: references must be a list")
-        stored["references"] = [_reference(r, "references[]", limits) for r in refs]
+        try:
+            stored["references"] = [structured.reference(r, "references[]", limits) for r in refs]
+        except structured.InvalidStructure as exc:
+            raise _invalid(f"value {index}: {exc}") from None
     return stored
 
 

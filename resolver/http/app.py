@@ -27,6 +27,7 @@ from resolver.http.keys import (
     DAILY,
     LOOKUP,
     METRICS,
+    NATIVE,
     OPERATORS,
     RATE_LIMITER,
     RECURSIVE,
@@ -212,6 +213,7 @@ async def native_protocol(app: web.Application) -> AsyncIterator[None]:
 
         listeners = NativeListeners(app, config.host, config.native_port)
         await listeners.start()
+    app[NATIVE] = listeners
     try:
         yield
     finally:

@@ -13,7 +13,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold, parse_handle
 from resolver.core.templates import TEMPLATE_INDEX, template_version_of
 from resolver.http.envelope import FAILED, batch_limit, caller, envelope, enveloped, json_body, ok
-from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, REGISTRY, TEMPLATES
+from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, RATE_LIMITER, REGISTRY, TEMPLATES
 
 
 def _small_limit(request: web.Request) -> int:
@@ -29,7 +29,8 @@ async def token(request: web.Request) -> web.Response:
     password = body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise HandleError(RC.PROTOCOL_ERROR, "请提供用户名 username 和密码 password")
-    issued, expires = await request.app[ACCOUNTS].login(username, password)
+    throttle = request.app[RATE_LIMITER].throttle(request)
+    issued, expires = await request.app[ACCOUNTS].login(username, password, throttle)
     ttl = int(request.app[CONFIG].token_ttl)
     return ok(
         {"token": issued, "tokenType": "Bearer", "expiresIn": ttl, "expiresAt": int(expires)}, "登录成功"

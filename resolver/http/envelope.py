@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from resolver.batch import in_chinese
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge
 from resolver.core.permissions import Identity
+from resolver.http.bodies import check_json, has_nul, read_body
 from resolver.http.errors import observe
 from resolver.http.handles import identity_of
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY
@@ -53,12 +54,18 @@ def enveloped(handler: Handler) -> Handler:
     async def _answer(request: web.Request) -> web.StreamResponse:
         try:
             request.app[RATE_LIMITER].check(request)
+            if has_nul(request):
+                raise HandleError(RC.PROTOCOL_ERROR, "路径或查询参数中含有 NUL 字符（%00）")
             return await handler(request)
         except HandleError as exc:
             if exc.rc == RC.AUTHENTICATION_NEEDED:
                 return envelope(NOT_LOGGED_IN, in_chinese(exc), http_status=401)
             if exc.rc == RC.INSUFFICIENT_PERMISSIONS:
                 return envelope(FORBIDDEN, in_chinese(exc), http_status=403)
+            if isinstance(exc, PayloadTooLarge):
+                return envelope(FAILED, f"请求体超过 {exc.limit} 字节", http_status=413)
+            if isinstance(exc, BodyTimeout):
+                return envelope(FAILED, f"请求体未在 {exc.seconds:g} 秒内传完", http_status=408)
             if exc.rc == RC.SERVER_TOO_BUSY and exc.status != 429:
                 response = envelope(INTERNAL, "数据库暂不可用，请稍后重试", http_status=503)
             else:
@@ -80,39 +87,43 @@ def enveloped(handler: Handler) -> Handler:
 
 
 async def json_body(request: web.Request, limit: int) -> Any:
-    """The JSON body, refusing more than `limit` bytes whatever the transfer encoding."""
-    if request.content_length is not None and request.content_length > limit:
-        raise HandleError(RC.PROTOCOL_ERROR, f"请求体超过 {limit} 字节")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise HandleError(RC.PROTOCOL_ERROR, f"请求体超过 {limit} 字节")
-        chunks.append(chunk)
+    """The JSON body, refusing more than `limit` bytes whatever the transfer encoding (413)."""
+    raw = await read_body(request, limit)
     try:
-        return orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise HandleError(RC.PROTOCOL_ERROR, "请求体不是有效的 JSON（UTF-8）") from None
+    check_json(raw, body)
+    return body
 
 
 async def caller(request: web.Request) -> Identity:
-    """A bearer token of an enterprise user, or Basic credentials (Handle identity or user)."""
+    """A bearer token of an enterprise user, or Basic credentials (Handle identity or user).
+
+    Failures count against the failed-authentication limits of the client address (429 past them).
+    """
     header = request.headers.get("Authorization", "")
+    throttle = request.app[RATE_LIMITER].throttle(request)
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials:
-        return await request.app[ACCOUNTS].from_token(credentials.strip())
+        return await request.app[ACCOUNTS].from_token(credentials.strip(), throttle)
     if scheme.lower() == "basic":
         from resolver.auth import parse_basic
 
-        user, password = parse_basic(header)
+        try:
+            user, password = parse_basic(header)
+        except HandleError:
+            throttle.failed(None)
+            raise
         if ":" in user or "/" in user:
             identity = await identity_of(request, required=True)
             assert identity is not None
             return identity
-        return await request.app[ACCOUNTS].check_password(user, password)
+        return await request.app[ACCOUNTS].check_password(user, password, throttle)
     if header and " " not in header.strip():
-        return await request.app[ACCOUNTS].from_token(header.strip())
+        return await request.app[ACCOUNTS].from_token(header.strip(), throttle)
+    if header:
+        throttle.failed(None)
     raise HandleError(
         RC.AUTHENTICATION_NEEDED,
         "未登录：请先调用 /identity/token 获取令牌，并在 Authorization: Bearer 中携带",

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from resolver.core.errors import RC, HandleError, MethodNotAllowed
+from resolver.http.bodies import has_nul
 from resolver.http.keys import CONFIG, METRICS
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def mapped(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         try:
+            if has_nul(request):
+                raise HandleError(RC.PROTOCOL_ERROR, "the path or query holds a NUL character (%00)")
             response = await handler(request)
         except Exception as exc:
             response = failure(request, exc)

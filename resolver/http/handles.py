@@ -10,10 +10,11 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from resolver.cache import Entry
-from resolver.core.errors import RC, HandleError, PayloadTooLarge
+from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, fold, parse_handle, strip_scheme
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_int, select, values_from_body
+from resolver.http.bodies import check_json, read_body
 from resolver.http.encoded import EncodedResponse
 from resolver.http.errors import HANDLES_PATH, JSON_TYPE, failure, mapped, method_not_allowed
 from resolver.http.keys import (
@@ -70,7 +71,8 @@ def indexes_of(query: MultiMapping[str], max_index: int) -> frozenset[int]:
 
 
 async def identity_of(request: web.Request, *, required: bool) -> Identity | None:
-    """The authenticated caller, None for anonymous reads; rc 402 when required and missing."""
+    """The authenticated caller, None for anonymous reads; rc 402 when required and missing, 429
+    past the failed-authentication limits of the client address."""
     header = request.headers.get("Authorization")
     if header is None:
         if required:
@@ -78,7 +80,7 @@ async def identity_of(request: web.Request, *, required: bool) -> Identity | Non
                 RC.AUTHENTICATION_NEEDED, "this operation needs authentication (Basic index:handle)"
             )
         return None
-    return await request.app[AUTHENTICATOR].authenticate(header)
+    return await request.app[AUTHENTICATOR].authenticate(header, request.app[RATE_LIMITER].throttle(request))
 
 
 def _answer(sent: str, entry: Entry) -> EncodedResponse:
@@ -182,13 +184,13 @@ async def _json_body(request: web.Request) -> object:
     config = request.app[CONFIG]
     if request.content_type != JSON_TYPE:
         raise _protocol("a PUT needs Content-Type: application/json")
-    if request.content_length is not None and request.content_length > config.limits.max_body_bytes:
-        raise PayloadTooLarge(config.limits.max_body_bytes)
-    raw = await request.read()
+    raw = await read_body(request, config.limits.max_body_bytes)
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _protocol(f"the body is not valid JSON (UTF-8): {exc}") from None
+    check_json(raw, body)
+    return body
 
 
 async def put(request: web.Request) -> web.Response:
@@ -289,7 +291,7 @@ def add_routes(app: web.Application) -> None:
         resource.add_route("GET", mapped(handler))
         resource.add_route("POST", mapped(handler))
         resource.add_route("*", method_not_allowed("GET, POST"))
-    resource = app.router.add_resource("/api/handles/{handle:.+}")
+    resource = app.router.add_resource(r"/api/handles/{handle:[\s\S]+}")
     resource.add_route("GET", resolve)
     resource.add_route("HEAD", resolve)
     resource.add_route("POST", resolve)

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from resolver.core.errors import Unavailable
+from resolver.http.errors import method_not_allowed
 from resolver.http.keys import CONFIG, LOOKUP, METRICS, SCHEMA_VERSION, STORE
 from resolver.metrics import workers_listening
 
@@ -71,9 +72,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+        resource = app.router.add_resource(path)
+        resource.add_route("GET", handler)
+        resource.add_route("*", method_not_allowed("GET, HEAD"))
 
 
 async def metrics(request: web.Request) -> web.Response:

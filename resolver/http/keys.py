@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from resolver.accounts import Accounts
@@ -19,6 +21,9 @@ from resolver.store.db import HandleStore
 from resolver.template_registry import TemplateRegistry
 from resolver.upstream import Upstream
 
+if TYPE_CHECKING:  # the native listeners read these keys themselves
+    from resolver.native.server import NativeListeners
+
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", HandleStore)
 LOOKUP = web.AppKey("lookup", Lookup)
@@ -34,3 +39,4 @@ METRICS = web.AppKey("metrics", NodeMetrics)
 DAILY = web.AppKey("daily", DailyCounter)
 UPSTREAM: web.AppKey[Upstream | None] = web.AppKey("upstream")
 RECURSIVE: web.AppKey[RecursiveResolver | None] = web.AppKey("recursive")
+NATIVE: web.AppKey[NativeListeners | None] = web.AppKey("native")

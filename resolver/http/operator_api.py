@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -12,12 +12,18 @@ from resolver.core.values import parse_int
 from resolver.http.envelope import FAILED, envelope, enveloped, json_body, node_admin, ok
 from resolver.http.keys import CONFIG, OPERATORS
 
+_MAX_ID = 2**63 - 1  # Postgres bigint
+
+
+def _number(text: str | None, key: str) -> int:
+    """A positive database id as ASCII digits (no signs, spaces, underscores or other scripts)."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 19 or not 0 < int(text) <= _MAX_ID:
+        raise HandleError(RC.PROTOCOL_ERROR, f"{key} 必须是 1 到 {_MAX_ID} 之间的整数")
+    return int(text)
+
 
 def _id(request: web.Request, key: str) -> int:
-    try:
-        return int(request.match_info[key])
-    except ValueError:
-        raise HandleError(RC.PROTOCOL_ERROR, f"{key} 必须是整数") from None
+    return _number(request.match_info[key], key)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -41,8 +47,9 @@ def _time(request: web.Request, key: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise HandleError(RC.PROTOCOL_ERROR, f"{key} 应为 ISO-8601 时间，例如 2026-11-21T08:00:00Z") from None
 
 
@@ -109,10 +116,7 @@ async def update_user(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     await node_admin(request)
     enterprise = request.query.get("enterprise")
-    try:
-        enterprise_id = None if enterprise is None else int(enterprise)
-    except ValueError:
-        raise HandleError(RC.PROTOCOL_ERROR, "enterprise 必须是企业编号（整数）") from None
+    enterprise_id = None if enterprise is None else _number(enterprise, "enterprise")
     page, size = _paging(request)
     trail = await request.app[OPERATORS].audit_trail(
         request.query.get("handle"), enterprise_id, _time(request, "from"), _time(request, "to"), page, size

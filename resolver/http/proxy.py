@@ -1,7 +1,8 @@
 """The web proxy face, as hdl.handle.net behaves: `/{handle}` redirects to the handle's URL.
 
-`?noredirect` shows the public values as a page; `?urlappend=` is added to the target; unknown
-handles get a 404 page. This is where a browser lands when someone scans a product code.
+`?noredirect` shows the public values as a page; `?urlappend=` is added to the target (a path, a
+query or a fragment, never another site); unknown handles get a 404 page. This is where a browser
+lands when someone scans a product code.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from aiohttp import web
 
 from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import HandleName, parse_handle
+from resolver.core.handles import HandleName, has_control_characters, parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
-from resolver.http.errors import method_not_allowed, timed
+from resolver.http.errors import timed
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
-from resolver.http.scan import product_page, qr_png, qr_svg, wants_qr
+from resolver.http.scan import WEB_URL, is_web_url, page_url, product_page, qr_png, qr_svg, wants_qr
 from resolver.registry import Registry
 from resolver.store.db import Record
 
-# Schemes a redirect must never lead a browser to.
-_UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
 _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -55,7 +54,7 @@ def _value_cell(value: StoredValue) -> str:
     if (
         value["type"].upper().startswith("URL")
         and isinstance(data["value"], str)
-        and data["value"].startswith(("http://", "https://"))
+        and is_web_url(data["value"])
     ):
         return f'<a href="{html.escape(data["value"], quote=True)}" rel="nofollow noopener">{text}</a>'
     return f"<code>{text}</code>"
@@ -84,10 +83,51 @@ def not_found_page(handle: str, message: str, status: int) -> web.Response:
     return page(handle, body, status=status)
 
 
-def _page_url(request: web.Request, handle: str) -> str:
-    """Where this identifier's page is: under --public-url, or the host the request named."""
-    base = request.app[CONFIG].public_url or f"{request.scheme}://{request.host}"
-    return f"{base.rstrip('/')}/{handle}"
+def refused_page(handle: str, reason: str) -> web.Response:
+    """400: the redirect this request asks for is not sent (`reason` is bilingual, unescaped)."""
+    body = (
+        f"<h1>无法跳转 / Not redirected</h1><p><code>{html.escape(handle)}</code></p>"
+        f"<p>{html.escape(reason)}</p>"
+        '<p><a href="?noredirect">查看标识数据 / Show the identifier\'s values</a></p>'
+    )
+    return page(handle, body, status=400)
+
+
+class RedirectRefused(Exception):
+    """The redirect is not sent; the message says why (Chinese and English)."""
+
+
+def redirect_target(url: str, urlappend: str) -> str | None:
+    """The Location of a redirect to the stored `url` with `urlappend` added, or None when `url`
+    is not one to send a browser to (then the identifier's values are shown instead).
+
+    Only absolute http and https URLs are redirected to: a browser hands any other scheme to
+    whatever the system has registered for it (javascript:, data:, file:, but also mail, phone,
+    app links, ms-msdt: ...), and a list of the bad ones is never complete.
+    `urlappend` adds a path, a query or a fragment, never a scheme, user, host or port: after a
+    URL that ends with its host or port it must begin with '/', '?' or '#'; after one that has a
+    path, query or fragment anything is added to that. The reference proxy appends it blindly.
+    Raises RedirectRefused when `url` or `urlappend` holds a control character (CR and LF would
+    split the response's headers) or when `urlappend` would begin a new site.
+    """
+    if has_control_characters(url):
+        raise RedirectRefused(
+            "该标识的 URL 值含控制字符 / The identifier's URL value contains control characters"
+        )
+    url = url.strip(" ")
+    web_url = WEB_URL.fullmatch(url)
+    if web_url is None:
+        return None
+    if not urlappend:
+        return url
+    if has_control_characters(urlappend):
+        raise RedirectRefused("urlappend 含控制字符 / urlappend contains control characters")
+    if web_url["rest"] is None and urlappend[0] not in "/?#":
+        raise RedirectRefused(
+            "urlappend 只能添加路径、查询或片段，不能改变网站 / "
+            "urlappend may add a path, a query or a fragment, never change the site"
+        )
+    return url + urlappend
 
 
 async def _lookup(registry: Registry, name: HandleName, fresh: bool) -> tuple[Entry | None, Record]:
@@ -138,9 +178,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             )
         return not_found_page(sent, exc.message, 400)
     if qr is not None:
-        page_url = _page_url(request, record.handle)
+        address = page_url(config, record.handle)
         return web.Response(
-            body=qr_png(page_url) if qr == "png" else qr_svg(page_url),
+            body=qr_png(address) if qr == "png" else qr_svg(address),
             content_type="image/png" if qr == "png" else "image/svg+xml",
             headers={"Cache-Control": "public, max-age=86400"},
         )
@@ -150,8 +190,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return values_page(record.handle, values)
         rendered = entry.page if entry is not None else None
         if rendered is None:
-            page_url = _page_url(request, record.handle)
-            rendered = await product_page(registry, name, public, page_url, config.node_prefix)
+            address = page_url(config, record.handle)
+            rendered = await product_page(registry, name, record.handle, public, address, config.node_prefix)
             if entry is not None:
                 entry.page = rendered
         return web.Response(
@@ -160,10 +200,12 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             charset="utf-8",
             headers={"Cache-Control": "public, max-age=60"},
         )
-    url, ttl = target
-    url += query.get("urlappend", "")
-    scheme, colon, _ = url.partition(":")
-    if colon and "/" not in scheme and scheme.strip().lower() in _UNSAFE_SCHEMES:
+    stored, ttl = target
+    try:
+        url = redirect_target(stored, query.get("urlappend", ""))
+    except RedirectRefused as refused:
+        return refused_page(record.handle, str(refused))
+    if url is None:
         return values_page(record.handle, values)
     link = html.escape(url, quote=True)
     response = web.Response(
@@ -191,8 +233,19 @@ async def home(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the web proxy routes (after every other route)."""
-    app.router.add_get("/", home)
-    resource = app.router.add_resource("/{handle:.+}")
+    root = app.router.add_resource("/")
+    root.add_route("GET", home)
+    root.add_route("*", timed(_page_not_allowed))
+    resource = app.router.add_resource(r"/{handle:[\s\S]+}")
     resource.add_route("GET", timed(proxy))
     resource.add_route("HEAD", timed(proxy))
-    resource.add_route("*", method_not_allowed("GET, HEAD"))
+    resource.add_route("*", timed(_page_not_allowed))
+
+
+async def _page_not_allowed(request: web.Request) -> web.Response:
+    """The web face is read only: other methods get a page, as its other errors do."""
+    body = (
+        "<h1>不支持的请求方法 / Method not allowed</h1>"
+        f"<p>{html.escape(request.method[:40])}：请使用 GET / use GET or HEAD.</p>"
+    )
+    return page("405", body, status=405, headers={"Allow": "GET, HEAD"})

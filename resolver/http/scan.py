@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import segno
 
+from resolver.config import Config
 from resolver.core.handles import HandleName
 from resolver.core.templates import TEMPLATE_INDEX, Template, template_version_of
 from resolver.core.values import StoredValue
@@ -24,6 +27,15 @@ from resolver.registry import Registry
 
 QR_SCALE_PNG = 10  # 10 px a module: a version-3 code is 330 px, about 28 mm at 300 dpi
 QR_BORDER = 4
+# An absolute http(s) URL whose authority (at most one '@', a host, maybe a port) ends where every
+# parser ends it: at '/', '?' or '#'. A backslash or a space there is read one way by browsers
+# (WHATWG: '\\' is '/' in http(s) URLs) and another by curl or urllib, so such a URL is not one.
+WEB_URL = re.compile(
+    r"(?i:https?)://(?:[^/?#\\\s@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#\\\s@:\[\]]+)(?::[0-9]*)?(?P<rest>[/?#].*)?",
+    re.DOTALL,
+)
+# what stays as it is of a handle in its page's address: RFC 3986 path characters, less '%'
+_PATH_SAFE = "/:@!$&'()*+,;="
 
 _STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",
@@ -36,6 +48,17 @@ dl{margin:0}dt{font-size:.85rem;color:#6b7489;margin-top:.6rem}dt span{margin-le
 dd{margin:0 0 .4rem;word-break:break-word;border-bottom:1px solid #eef0f4;padding-bottom:.4rem}
 a{color:#0b5cd5}footer{font-size:.8rem;color:#6b7489;text-align:center;padding:1rem}
 """
+
+
+def page_url(config: Config, handle: str) -> str:
+    """The address of an identifier's page, as its QR code and links give it: under --public-url
+    (by default http://HOST:PORT).
+
+    Never from the request (Host, X-Forwarded-*, Forwarded, an absolute request target): the
+    rendered page is kept in the worker's cache and QR codes are sent `Cache-Control: public`, so
+    whatever one request put there would be shown to every client after it.
+    """
+    return f"{config.public_base}/{quote(handle, safe=_PATH_SAFE)}"
 
 
 def qr_code(text: str) -> segno.QRCode:
@@ -54,9 +77,15 @@ def qr_svg(text: str) -> bytes:
     return out.getvalue()
 
 
+def is_web_url(text: str) -> bool:
+    """True for an absolute http(s) URL that every parser reads with the same host: the only
+    URLs the web face links or redirects to."""
+    return WEB_URL.fullmatch(text) is not None
+
+
 def _link_or_text(value: str) -> str:
     text = html.escape(value)
-    if value.startswith(("http://", "https://")):
+    if is_web_url(value):
         return f'<a href="{html.escape(value, quote=True)}" rel="nofollow noopener">{text}</a>'
     return text
 
@@ -76,9 +105,15 @@ def _row(label: str, english: str | None, value: str) -> str:
 
 
 async def product_page(
-    registry: Registry, name: HandleName, values: list[StoredValue], page_url: str, node_prefix: str
+    registry: Registry,
+    name: HandleName,
+    handle: str,
+    values: list[StoredValue],
+    address: str,
+    node_prefix: str,
 ) -> bytes:
-    """The rendered page of one identifier (its public values)."""
+    """The rendered page of one identifier (its public values): `handle` as registered (the page
+    is shared by every client, so not as one of them wrote it), `address` the page's own."""
     store = registry.store
     template: Template | None = None
     version = template_version_of(values)
@@ -96,7 +131,7 @@ async def product_page(
     by_index = {v["index"]: v for v in values}
     attributes: list[str] = []
     used = {TEMPLATE_INDEX}
-    title = name.text
+    title = handle
     if template is not None:
         for item in template.items:
             value = by_index.get(item.id_index)
@@ -111,7 +146,7 @@ async def product_page(
         for v in values
         if v["index"] not in used and not v["type"].upper().startswith("HS_")
     ]
-    svg = qr_code(page_url).svg_inline(scale=4, border=2, title=name.text)
+    svg = qr_code(address).svg_inline(scale=4, border=2, title=handle)
     sections = []
     if attributes:
         sections.append(
@@ -132,9 +167,9 @@ async def product_page(
     )
     body = (
         f"<main><header>{svg}<div><h1>{html.escape(title)}</h1>"
-        f'<div class="id">{html.escape(name.text)}</div>'
-        f'<div><a href="{html.escape(page_url, quote=True)}?qr=png" download>二维码 PNG</a> · '
-        f'<a href="{html.escape(page_url, quote=True)}?qr=svg">SVG</a></div></div></header>'
+        f'<div class="id">{html.escape(handle)}</div>'
+        f'<div><a href="{html.escape(address, quote=True)}?qr=png" download>二维码 PNG</a> · '
+        f'<a href="{html.escape(address, quote=True)}?qr=svg">SVG</a></div></div></header>'
         f"{''.join(sections)}"
         f"<footer>工业互联网标识解析二级节点 {html.escape(node_prefix)} · "
         f'<span lang="en">Industrial internet identifier resolution, secondary node</span></footer></main>'
@@ -142,7 +177,7 @@ async def product_page(
     document = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · {html.escape(name.text)}</title><style>{_STYLE}</style></head>"
+        f"<title>{html.escape(title)} · {html.escape(handle)}</title><style>{_STYLE}</style></head>"
         f"<body>{body}</body></html>"
     )
     return document.encode("utf-8")

@@ -195,96 +195,152 @@ def _epoch(stamp: object) -> int:
     return 0
 
 
+class EncodingError(Exception):
+    """Stored data that has no binary form (written before structured data was checked on write);
+    answered with RC_ERROR naming the value, never a dropped answer."""
+
+
 def _admin(value: dict[str, Any]) -> bytes:
-    bits = str(value.get("permissions", ""))
+    bits = value["permissions"]
+    if not isinstance(bits, str) or len(bits) > 12 or set(bits) - {"0", "1"}:
+        raise EncodingError("admin permissions are not twelve bits")
     mask = 0
-    for position, char in enumerate(bits[-12:].rjust(12, "0")):
+    for position, char in enumerate(bits.ljust(12, "0")):
         if char == "1":
             mask |= _ADMIN_BITS[position]
-    return (
-        struct.pack(">H", mask)
-        + utf8(str(value.get("handle", "")))
-        + struct.pack(">I", int(value.get("index", 0)))
-    )
+    return struct.pack(">H", mask) + _reference(value)
 
 
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """A server address as the site record needs it: an IP (a host name is looked up once)."""
+def _reference(reference: object) -> bytes:
+    """A value reference: the handle as a UTF8-String, then the index."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("handle"), str):
+        raise EncodingError("a value reference is not {handle, index}")
+    return utf8(reference["handle"]) + struct.pack(">I", reference.get("index", 0))
+
+
+def _address(host: str, resolve: bool) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A server address as the site record needs it: an IP; a host name is looked up only for
+    this node's own site record (once, at start), never for a stored value."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        pass
+        if not resolve:
+            raise EncodingError(f"server address {host!r:.60} is not an IP address") from None
     try:
         return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0])
     except (OSError, IndexError, ValueError):
         return ipaddress.ip_address("127.0.0.1")
 
 
-def encode_site(site: dict[str, Any]) -> bytes:
-    """A site record in its binary form (RFC 3651 HS_SITE)."""
-    version = str(site.get("protocolVersion", "2.11")).split(".")
-    mask = site.get("primaryMask", {})
+def _key_octets(key: object) -> bytes:
+    """A server's public key in a site record: `{"format": "key"|"base64"|"hex", "value": ...}`."""
+    if key is None:
+        return b""
+    if not isinstance(key, dict):
+        raise EncodingError("a server's publicKey is not {format, value}")
+    value = key.get("value")
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise EncodingError("a server's publicKey value is not a string")
+    if str(key.get("format", "key")).lower() == "hex":
+        return bytes.fromhex(value)
+    return base64.b64decode(value, validate=True)
+
+
+def _protocol_version(text: object) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    return int(major), int(minor or 0)
+
+
+def encode_site(site: dict[str, Any], *, resolve: bool = False) -> bytes:
+    """A site record in its binary form (RFC 3651 HS_SITE), from its JSON form (`resolver.site`;
+    `resolver.core.structured.site` says which JSON forms a stored value may have). Also reads the
+    reference implementation's `primarySite`/`multiPrimary` booleans. `resolve`: look up server
+    host names (only for this node's own site record)."""
+    mask = site.get("primaryMask") or {}
+    if not isinstance(mask, dict):
+        raise EncodingError("primaryMask is not an object")
+    primary = bool(mask.get("primary")) or site.get("primarySite") is True
+    multi_primary = bool(mask.get("multiPrimary")) or site.get("multiPrimary") is True
+    attributes = site.get("attributes") or []
+    servers = site.get("servers") or []
     out = [
         struct.pack(
             ">HBBHBB",
-            int(site.get("version", 1)),
-            int(version[0]),
-            int(version[1]) if len(version) > 1 else 0,
-            int(site.get("serialNumber", 1)),
-            (0x80 if mask.get("primary") else 0) | (0x40 if mask.get("multiPrimary") else 0),
-            int(site.get("hashOption", 0)),
+            site.get("version", 1),
+            *_protocol_version(site.get("protocolVersion", "2.11")),
+            site.get("serialNumber", 1),
+            (0x80 if primary else 0) | (0x40 if multi_primary else 0),
+            site.get("hashOption", 0),
         ),
-        utf8(str(site.get("hashFilter", ""))),
-        struct.pack(">I", len(site.get("attributes", []))),
+        utf8(site.get("hashFilter", "")),
+        struct.pack(">I", len(attributes)),
     ]
-    for attribute in site.get("attributes", []):
-        out += [utf8(str(attribute["name"])), utf8(str(attribute["value"]))]
-    servers = site.get("servers", [])
+    for attribute in attributes:
+        out += [utf8(attribute["name"]), utf8(attribute["value"])]
     out.append(struct.pack(">I", len(servers)))
     for server in servers:
-        address = _address(str(server.get("address", "127.0.0.1")))
-        packed = address.packed.rjust(16, b"\0")
-        key = server.get("publicKey", {}).get("value")
-        key_bytes = base64.b64decode(key) if isinstance(key, str) else b""
-        interfaces = server.get("interfaces", [])
-        out += [struct.pack(">I", int(server.get("serverId", 1))), packed, _octets(key_bytes)]
-        out.append(struct.pack(">I", len(interfaces)))
+        address = _address(server.get("address", "127.0.0.1"), resolve)
+        interfaces = server.get("interfaces") or []
+        out += [
+            struct.pack(">I", server.get("serverId", 1)),
+            address.packed.rjust(16, b"\0"),
+            _octets(_key_octets(server.get("publicKey"))),
+            struct.pack(">I", len(interfaces)),
+        ]
         for interface in interfaces:
-            kind = INTERFACE_TYPES[(bool(interface.get("admin")), bool(interface.get("query")))]
-            transport = TRANSPORTS.get(str(interface.get("protocol", "")).upper(), 1)
-            out.append(struct.pack(">BBI", kind, transport, int(interface.get("port", 0))))
+            kind = INTERFACE_TYPES[(interface.get("admin") is True, interface.get("query") is True)]
+            transport = TRANSPORTS[interface["protocol"].upper()]
+            port = interface["port"]
+            if not 0 <= port <= 0xFFFF:  # four octets on the wire, but a port all the same
+                raise EncodingError(f"port {port} is not a port")
+            out.append(struct.pack(">BBI", kind, transport, port))
     return b"".join(out)
 
 
 def value_data(data: object) -> bytes:
-    """The octets of a stored value's data, by its format."""
+    """The octets of a stored value's data, by its format (EncodingError when it has none)."""
     if not isinstance(data, dict):
         return str(data).encode("utf-8")
     fmt, value = data.get("format"), data.get("value")
-    try:
-        if fmt == "string":
-            return str(value).encode("utf-8")
-        if fmt == "base64":
-            return base64.b64decode(str(value))
-        if fmt == "hex":
-            return bytes.fromhex(str(value))
-        if fmt == "admin" and isinstance(value, dict):
-            return _admin(value)
-        if fmt == "vlist" and isinstance(value, list):
-            return struct.pack(">I", len(value)) + b"".join(
-                utf8(str(r.get("handle", ""))) + struct.pack(">I", int(r.get("index", 0))) for r in value
-            )
-        if fmt == "site" and isinstance(value, dict):
-            return encode_site(value)
-        if fmt == "key" and isinstance(value, str):
-            return base64.b64decode(value)
-    except (ValueError, TypeError):
-        pass
+    if fmt == "string":
+        return str(value).encode("utf-8")
+    if fmt == "base64":
+        return base64.b64decode(str(value))
+    if fmt == "hex":
+        return bytes.fromhex(str(value))
+    if fmt == "admin":
+        if not isinstance(value, dict):
+            raise EncodingError("an admin value is not an object")
+        return _admin(value)
+    if fmt == "vlist":
+        if not isinstance(value, list):
+            raise EncodingError("a vlist value is not a list")
+        return struct.pack(">I", len(value)) + b"".join(_reference(r) for r in value)
+    if fmt == "site":
+        if not isinstance(value, dict):
+            raise EncodingError("a site value is not an object")
+        return encode_site(value)
+    if fmt == "key":
+        if not isinstance(value, str):
+            raise EncodingError("a key value is not a base64 string")
+        return base64.b64decode(value, validate=True)
     return b"" if value is None else str(value).encode("utf-8")
 
 
 def encode_value(value: dict[str, Any]) -> bytes:
-    """One handle value (RFC 3651 section 3.1 layout)."""
+    """One handle value (RFC 3651 section 3.1 layout); EncodingError naming the value when its
+    stored form has no binary form."""
+    try:
+        return _encode_value(value)
+    except EncodingError as exc:
+        raise EncodingError(f"value {value.get('index')}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, struct.error) as exc:
+        raise EncodingError(f"value {value.get('index')} has no binary form ({type(exc).__name__})") from None
+
+
+def _encode_value(value: dict[str, Any]) -> bytes:
     ttl = value.get("ttl", 86400)
     if isinstance(ttl, str):
         ttl_type, ttl_number = TTL_ABSOLUTE, _epoch(ttl)
@@ -306,7 +362,7 @@ def encode_value(value: dict[str, Any]) -> bytes:
             utf8(str(value["type"])),
             _octets(value_data(value.get("data"))),
             struct.pack(">I", len(references)),
-            *(utf8(str(r["handle"])) + struct.pack(">I", int(r["index"])) for r in references),
+            *(_reference(r) for r in references),
         ]
     )
 
@@ -349,6 +405,12 @@ def envelopes(env: Envelope, message: bytes, packet_data: int) -> list[bytes]:
         )
         packets.append(head + message[start : start + packet_data])
     return packets
+
+
+def udp_size(message_length: int) -> int:
+    """The octets of the UDP packets that carry a message of `message_length` octets."""
+    packets = max(1, -(-message_length // UDP_DATA_SIZE))
+    return message_length + packets * ENVELOPE_SIZE
 
 
 def refusal(envelope: Envelope, rc: int, message: str) -> bytes:

@@ -5,6 +5,8 @@ count in the same metrics and daily statistics and obey the same resolution rate
 public values are ever answered (the server does not authenticate native clients); requests for
 signed or encrypted answers get unsigned, clear ones. Every socket is opened with SO_REUSEPORT so
 that all workers share the port.
+
+UDP answers go to an address nobody proved, so they are bounded (`resolver.native.reflection`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import parse_handle, strip_scheme
 from resolver.core.values import is_public, select
+from resolver.http.connections import ConnectionGuard
 from resolver.native import protocol as p
+from resolver.native import reflection
 from resolver.site import site_record
 
 log = logging.getLogger(__name__)
 
 ROUTES = {"udp": "native:udp", "tcp": "native:tcp"}
 IDLE_TIMEOUT = 30.0
+# UDP requests being answered at once by one worker; more are dropped (a client asks again)
+MAX_PENDING_UDP = 1024
+_USE_TCP_STATUS = 413  # how an answer replaced by USE_TCP counts in the metrics
 _HTTP_STATUS = {p.RC_SUCCESS: 200, p.RC_HANDLE_NOT_FOUND: 404, p.RC_VALUES_NOT_FOUND: 200}
 _RC_FROM_HANDLE = {
     RC.HANDLE_NOT_FOUND: p.RC_HANDLE_NOT_FOUND,
@@ -49,39 +56,50 @@ class NativeService:
         self.metrics = app[METRICS]
         self.daily = app[DAILY]
         self.limiter = app[RATE_LIMITER]
-        self.site = p.encode_site(site_record(self.config))
+        self.site = p.encode_site(site_record(self.config), resolve=True)
 
-    async def answer(self, message: bytes, envelope: p.Envelope, transport: str, address: str) -> bytes:
+    async def answer(
+        self, message: bytes, envelope: p.Envelope, transport: str, address: str, budget: int | None = None
+    ) -> bytes:
+        """The answer to one request (`message`: what follows its envelope).
+
+        `budget` (UDP): the most octets the answer's packets may take; a larger answer becomes the
+        short USE_TCP error, and when even that does not fit the result is empty: send nothing.
+        """
         started = time.perf_counter()
+        request: p.Request | None = None
         rc = p.RC_ERROR
+        status: int | None = None
         try:
             try:
                 request = p.parse_request(envelope, message)
             except p.ProtocolError as exc:
                 rc = p.RC_PROTOCOL_ERROR
-                return p.refusal(envelope, rc, str(exc))
-            if request.response_code != 0:
-                rc = p.RC_PROTOCOL_ERROR
-                return p.answer(request, rc, p.error_body("a request must have response code 0"))
-            if request.opcode == p.OC_GET_SITE_INFO:
-                rc = p.RC_SUCCESS
-                return p.answer(request, rc, self.site)
-            if request.opcode != p.OC_RESOLUTION:
-                rc = p.RC_OPERATION_NOT_SUPPORTED
-                return p.answer(
-                    request,
-                    rc,
-                    p.error_body(f"operation {request.opcode} is not supported; this server resolves"),
-                )
-            rc, body = await self._resolve(request, address)
-            return p.answer(request, rc, body)
+                reply = p.refusal(envelope, rc, str(exc))
+            else:
+                rc, body = await self._answer(request, address)
+                reply = p.answer(request, rc, body)
+            if budget is not None and p.udp_size(len(reply)) > budget:
+                rc, status = p.RC_ERROR, _USE_TCP_STATUS
+                reply = use_tcp(envelope, request)
+                if p.udp_size(len(reply)) > budget:
+                    return b""
+            return reply
         finally:
-            self.metrics.request(
-                ROUTES[transport],
-                "RESOLVE",
-                _HTTP_STATUS.get(rc, 400 if rc != p.RC_ERROR else 500),
-                time.perf_counter() - started,
+            if status is None:
+                status = _HTTP_STATUS.get(rc, 400 if rc != p.RC_ERROR else 500)
+            self.metrics.request(ROUTES[transport], "RESOLVE", status, time.perf_counter() - started)
+
+    async def _answer(self, request: p.Request, address: str) -> tuple[int, bytes]:
+        if request.response_code != 0:
+            return p.RC_PROTOCOL_ERROR, p.error_body("a request must have response code 0")
+        if request.opcode == p.OC_GET_SITE_INFO:
+            return p.RC_SUCCESS, self.site
+        if request.opcode != p.OC_RESOLUTION:
+            return p.RC_OPERATION_NOT_SUPPORTED, p.error_body(
+                f"operation {request.opcode} is not supported; this server resolves"
             )
+        return await self._resolve(request, address)
 
     async def _resolve(self, request: p.Request, address: str) -> tuple[int, bytes]:
         try:
@@ -106,16 +124,28 @@ class NativeService:
         self.metrics.outcomes["hit"] += 1
         self.daily.resolved(name.prefix)
         head = p.utf8(text)
-        if not indexes and not types:
-            encoded = entry.native
-            if encoded is None:
-                encoded = entry.native = p.encode_values([v for v in entry.record.values if is_public(v)])
-            return p.RC_SUCCESS, head + encoded
-        public = [v for v in entry.record.values if is_public(v)]
-        chosen = select(public, frozenset(indexes), types)
-        if not chosen:
-            return p.RC_VALUES_NOT_FOUND, p.error_body("no value matches the requested indexes and types")
-        return p.RC_SUCCESS, head + p.encode_values(chosen)
+        try:
+            if not indexes and not types:
+                encoded = entry.native
+                if encoded is None:
+                    encoded = entry.native = p.encode_values([v for v in entry.record.values if is_public(v)])
+                return p.RC_SUCCESS, head + encoded
+            public = [v for v in entry.record.values if is_public(v)]
+            chosen = select(public, frozenset(indexes), types)
+            if not chosen:
+                return p.RC_VALUES_NOT_FOUND, p.error_body("no value matches the requested indexes and types")
+            return p.RC_SUCCESS, head + p.encode_values(chosen)
+        except p.EncodingError as exc:
+            # stored before structured data was checked on write: say which value, send nothing else
+            return p.RC_ERROR, p.error_body(f"{exc}; the handle's values cannot be sent natively")
+
+
+def use_tcp(envelope: p.Envelope, request: p.Request | None) -> bytes:
+    """The short RC_ERROR that makes a client ask again over TCP (the reference client moves on to
+    its next protocol on RC_ERROR: HandleResolver.sendRequestToInterface)."""
+    if request is None:
+        return p.refusal(envelope, p.RC_ERROR, reflection.USE_TCP)
+    return p.answer(request, p.RC_ERROR, p.error_body(reflection.USE_TCP))
 
 
 def _prefix_of(text: str) -> str:
@@ -133,8 +163,9 @@ def _reuse_port_socket(kind: int, host: str, port: int) -> socket.socket:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, service: NativeService) -> None:
+    def __init__(self, service: NativeService, limiter: reflection.ResponseRateLimiter) -> None:
         self.service = service
+        self.limiter = limiter
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -142,31 +173,62 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle(data, addr))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _handle(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             envelope = p.parse_envelope(data)
         except p.ProtocolError:
             return  # not even an envelope: nothing to answer to
+        verdict = self.limiter.verdict(str(addr[0]), time.monotonic())
+        if verdict is not reflection.Verdict.ANSWER or len(self.tasks) >= MAX_PENDING_UDP:
+            self.service.metrics.request(ROUTES["udp"], "RESOLVE", 429, 0.0)
+            if verdict is reflection.Verdict.SLIP:
+                self._send(self._slip(data, envelope), envelope, len(data), addr)
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(data, envelope, addr))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    def _slip(data: bytes, envelope: p.Envelope) -> bytes:
+        try:
+            request = p.parse_request(envelope, data[p.ENVELOPE_SIZE :])
+        except p.ProtocolError:
+            request = None
+        return use_tcp(envelope, request)
+
+    async def _handle(self, data: bytes, envelope: p.Envelope, addr: tuple[Any, ...]) -> None:
         try:
             if envelope.sequence != 0 or envelope.length != len(data) - p.ENVELOPE_SIZE:
                 message = p.refusal(envelope, p.RC_PROTOCOL_ERROR, "a UDP request must fit in one packet")
             else:
-                message = await self.service.answer(data[p.ENVELOPE_SIZE :], envelope, "udp", str(addr[0]))
-            if self.transport is not None:
-                for packet in p.envelopes(envelope, message, p.UDP_DATA_SIZE):
-                    self.transport.sendto(packet, addr)
+                message = await self.service.answer(
+                    data[p.ENVELOPE_SIZE :], envelope, "udp", str(addr[0]), reflection.budget(len(data))
+                )
+            self._send(message, envelope, len(data), addr)
         except Exception:  # one bad request never stops the listener
             log.exception("native UDP request from %s failed", addr[0])
 
+    def _send(self, message: bytes, envelope: p.Envelope, request_size: int, addr: tuple[Any, ...]) -> None:
+        """Send the answer's packets, unless they would take more than the request's budget."""
+        if (
+            not message
+            or self.transport is None
+            or p.udp_size(len(message)) > reflection.budget(request_size)
+        ):
+            return
+        for packet in p.envelopes(envelope, message, p.UDP_DATA_SIZE):
+            self.transport.sendto(packet, addr)
+
 
 async def _tcp_client(
-    service: NativeService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    service: NativeService,
+    guard: ConnectionGuard,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
 ) -> None:
     address = str((writer.get_extra_info("peername") or ("?",))[0])
+    if not guard.admit(address):  # the same cap per client address as the HTTP listener's
+        writer.close()
+        return
     try:
         while True:
             try:
@@ -179,7 +241,7 @@ async def _tcp_client(
                     envelope, p.RC_PROTOCOL_ERROR, f"a request is at most {p.MAX_REQUEST_BYTES} octets"
                 )
                 writer.write(p.envelopes(envelope, refused, len(refused))[0])
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
                 return
             try:
                 message = await asyncio.wait_for(reader.readexactly(envelope.length), IDLE_TIMEOUT)
@@ -187,15 +249,17 @@ async def _tcp_client(
                 return
             answer = await service.answer(message, envelope, "tcp", address)
             writer.write(p.envelopes(envelope, answer, len(answer))[0])
-            await writer.drain()
+            # a client that does not read its answer does not hold the connection for ever
+            await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
             flags = struct.unpack_from(">I", message, 8)[0] if len(message) >= 12 else 0
             if not flags & p.FLAG_KEEP_ALIVE:
                 return
-    except (ConnectionError, OSError):
+    except OSError:  # resets, and a client that does not read (TimeoutError)
         return
     except Exception:
         log.exception("native TCP connection from %s failed", address)
     finally:
+        guard.release(address)
         writer.close()
 
 
@@ -208,16 +272,23 @@ class NativeListeners:
         self._udp: asyncio.DatagramTransport | None = None
         self._protocol: _Udp | None = None
         self._tcp: asyncio.Server | None = None
+        self.tcp_guard: ConnectionGuard | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         udp_socket = _reuse_port_socket(socket.SOCK_DGRAM, self.host, self.port)
-        protocol = self._protocol = _Udp(self.service)
+        config = self.service.config
+        limiter = reflection.ResponseRateLimiter(
+            config.native_udp_rate / max(1, config.workers), config.native_udp_burst, config.native_udp_slip
+        )
+        protocol = self._protocol = _Udp(self.service, limiter)
         transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=udp_socket)
         self._udp = transport
         tcp_socket = _reuse_port_socket(socket.SOCK_STREAM, self.host, self.port)
+        share = -(-config.max_connections_per_address // max(1, config.workers))
+        guard = self.tcp_guard = ConnectionGuard(header_timeout=0, per_address=share)
         self._tcp = await asyncio.start_server(
-            lambda r, w: _tcp_client(self.service, r, w), sock=tcp_socket, backlog=1024
+            lambda r, w: _tcp_client(self.service, guard, r, w), sock=tcp_socket, backlog=1024
         )
 
     async def stop(self) -> None:

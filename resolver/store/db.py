@@ -453,8 +453,17 @@ class Tx:
             await self._conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=self._timeout)
 
 
-# Values longer than this are not indexed for reverse lookup (a btree entry must stay small).
+# Values longer than this are not indexed for reverse lookup: a btree entry must stay under
+# 2704 bytes (the limit is on bytes: 1,000 four-byte characters are too many).
 MAX_TERM_LENGTH = 1000
+MAX_TERM_BYTES = 2000
+
+
+def term_fits(term: str) -> bool:
+    """True when a reverse-lookup term is small enough for its btree index."""
+    return len(term) <= MAX_TERM_BYTES // 4 or (
+        len(term) <= MAX_TERM_BYTES and len(term.encode("utf-8", "surrogatepass")) <= MAX_TERM_BYTES
+    )
 
 
 def search_terms(values: list[StoredValue], search_types: frozenset[str]) -> list[str]:
@@ -465,7 +474,9 @@ def search_terms(values: list[StoredValue], search_types: frozenset[str]) -> lis
         if value_type in search_types:
             data = value["data"]["value"]
             if isinstance(data, str) and len(data) <= MAX_TERM_LENGTH:
-                terms.append(f"{value_type}={data}")
+                term = f"{value_type}={data}"
+                if term_fits(term):
+                    terms.append(term)
     return terms
 
 

@@ -11,8 +11,10 @@ import struct
 from dataclasses import replace
 
 import asyncpg
+import orjson
 import pytest
 
+from resolver.http.keys import NATIVE
 from tests.conftest import serving
 from tests.handle_client import (
     OP_FLAG_DIGEST,
@@ -112,7 +114,7 @@ async def test_request_digest_by_protocol_version(node, version, algorithm):
 
 async def test_a_newer_client_is_answered_in_the_newest_version_this_server_speaks(node):
     _, port = node
-    answer = await call(over_udp, port, request_message(2, utf8_empty(), version=(2, 13))[0])
+    (answer,) = await call(over_tcp, port, request_message(2, utf8_empty(), version=(2, 13))[0])
     assert answer.rc == 1 and answer.version == (2, 11) and answer.suggested == (2, 11)
 
 
@@ -121,25 +123,36 @@ def utf8_empty() -> bytes:
 
 
 async def test_a_value_set_larger_than_a_packet_comes_in_several_udp_packets(node):
+    """Within the UDP budget (3x the request, 4 packets: tests/security/test_amplification.py) an
+    answer still comes in several packets; here the request is made large by type filters that
+    match nothing, as a client asking for many types would."""
     client, port = node
-    many = [{"index": 10 + i, "type": "DESC", "data": f"说明 {i} " + "x" * 80} for i in range(40)]
+    many = [{"index": 10 + i, "type": "DESC", "data": f"说明 {i} " + "x" * 80} for i in range(12)]
     await register(client, "88.123/BIG", many)
-    answer = await call(over_udp, port, request_message(1, resolution_body("88.123/BIG"))[0])
-    assert answer.rc == 1 and answer.packets >= 8
-    assert [v.index for v in answer.handle_and_values()[1]] == [10 + i for i in range(40)]
-    tcp = (await call(over_tcp, port, request_message(1, resolution_body("88.123/BIG"))[0]))[0]
+    body = resolution_body("88.123/BIG", [], ["DESC", *(f"PADDING-{n:03}" for n in range(60))])
+    request = request_message(1, body)[0]
+    answer = await call(over_udp, port, request)
+    assert answer.rc == 1 and answer.packets >= 3
+    assert [v.index for v in answer.handle_and_values()[1]] == [10 + i for i in range(12)]
+    tcp = (await call(over_tcp, port, request))[0]
     assert tcp.handle_and_values() == answer.handle_and_values()
+    # the same values for a small request are more than 3x its size: the client is sent to TCP
+    small = await call(over_udp, port, request_message(1, resolution_body("88.123/BIG"))[0])
+    assert small.rc == 2 and "TCP" in small.message_text()
 
 
 async def test_get_site_info_names_this_node_and_its_interfaces(node):
     _, port = node
-    answer = await call(over_udp, port, request_message(2, utf8_empty())[0])
+    (answer,) = await call(over_tcp, port, request_message(2, utf8_empty())[0])
     assert (answer.opcode, answer.rc) == (2, 1)
     site = read_site(answer.body)
     assert site["serial"] == 1 and site["primary"] and site["attributes"]["node"] == "88.123"
     interfaces = site["servers"][0]["interfaces"]
     assert (2, 1, port) in interfaces and (2, 0, port) in interfaces  # query-only TCP and UDP
     assert site["servers"][0]["address"][-4:] == bytes([127, 0, 0, 1])
+    # over UDP the site record is more than 3x a bare request: the client is told to use TCP
+    udp = await call(over_udp, port, request_message(2, utf8_empty())[0])
+    assert (udp.opcode, udp.rc) == (2, 2) and "TCP" in udp.message_text()
 
 
 async def test_other_operations_are_not_supported(node):
@@ -230,3 +243,94 @@ async def test_native_resolutions_obey_the_resolution_rate_limit(config):
         first = await call(over_udp, port, request)
         second = await call(over_udp, port, request)
         assert (first.rc, second.rc) == (1, 3)
+
+
+MALFORMED_SITES = [
+    {"servers": ["junk"]},
+    {"version": 70000},
+    {"primaryMask": "x"},
+    {"servers": [{"address": "127.0.0.1", "interfaces": [{"protocol": "TCP", "port": 70000}]}]},
+]
+
+
+@pytest.mark.parametrize("site", MALFORMED_SITES)
+async def test_a_malformed_structured_value_is_refused_on_write(node, site):
+    client, port = node
+    value = {"index": 5, "type": "HS_SITE", "data": {"format": "site", "value": site}}
+    resp = await client.put("/api/handles/88.123/SITE-1", json={"values": [value]}, headers=basic())
+    body = await resp.json()
+    assert resp.status == 400 and body["responseCode"] == 202 and "site data" in body["message"]
+    answer = await call(over_udp, port, request_message(1, resolution_body("88.123/SITE-1"))[0])
+    assert answer.rc == 100
+
+
+async def test_the_refusal_names_the_value_index(node):
+    client, _ = node
+    value = {"index": 5, "type": "HS_SITE", "data": {"format": "site", "value": MALFORMED_SITES[0]}}
+    resp = await client.put("/api/handles/88.123/SITE-2", json={"values": [value]}, headers=basic())
+    assert "value 5" in (await resp.json())["message"]
+
+
+async def test_a_stored_value_without_a_binary_form_is_answered_with_an_error_naming_it(node):
+    """Values stored before structured data was checked on write: the native answer is rc 2
+    naming the value, over UDP and TCP, instead of no answer at all."""
+    from resolver.http.keys import CONFIG
+
+    client, port = node
+    conn = await asyncpg.connect(client.server.app[CONFIG].dsn)
+    try:
+        for n, site in enumerate(MALFORMED_SITES):
+            values = [
+                {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://x.cn"}, "ttl": 60},
+                {"index": 5, "type": "HS_SITE", "data": {"format": "site", "value": site}, "ttl": 60},
+            ]
+            await conn.execute(
+                "insert into handles (key, handle, prefix, vals) values ($1, $1, '88.123', $2::json)",
+                f"88.123/old-{n}",
+                orjson.dumps(values).decode(),
+            )
+    finally:
+        await conn.close()
+    for n in range(len(MALFORMED_SITES)):
+        request = request_message(1, resolution_body(f"88.123/OLD-{n}"))[0]
+        for answer in (await call(over_udp, port, request), (await call(over_tcp, port, request))[0]):
+            assert answer.rc == 2 and "value 5" in answer.message_text()
+        # the value that can be encoded is still there for a client that asks for it
+        one = await call(over_udp, port, request_message(1, resolution_body(f"88.123/OLD-{n}", [1]))[0])
+        assert one.rc == 1 and [v.index for v in one.handle_and_values()[1]] == [1]
+
+
+async def test_tcp_connections_per_address_are_capped(config):
+    """A client that opens connections and never sends holds at most its share of the cap; the
+    next connection is closed at once, and a slot frees when one of them closes."""
+    port = free_port()
+    async with serving(replace(config, native_port=port, max_connections_per_address=5)) as client:
+        await register(client, "88.123/CAP-1", [{"index": 1, "type": "URL", "data": "https://a"}])
+        request = request_message(1, resolution_body("88.123/CAP-1"))[0]
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+        try:
+
+            def refused() -> bool:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+                    extra.sendall(request)
+                    try:
+                        return extra.recv(1) == b""
+                    except ConnectionResetError:
+                        return True
+
+            # the server counts a connection once it has accepted it: wait until all five are in
+            deadline = asyncio.get_running_loop().time() + 10
+            guard = client.server.app[NATIVE].tcp_guard
+            while guard.held_by("127.0.0.1") < 5:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert await call(refused)
+            held.pop().close()
+            while guard.held_by("127.0.0.1") >= 5:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            (answer,) = await call(over_tcp, port, request)
+            assert answer.rc == 1
+        finally:
+            for sock in held:
+                sock.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from email.utils import parsedate_to_datetime
+
+import yarl
 
 from tests.helpers import admin_json
 
@@ -90,3 +93,61 @@ async def test_hdl_scheme_and_type_filter(client):
     )
     resp = await client.get("/hdl:88.123/P-7", params={"type": "URL."}, allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "https://m.example.com/"
+
+
+ODD_PATHS = [
+    "/%00",
+    "/88.123/%00",
+    "/..%2F",
+    "/88.123/..%2F..%2Fetc%2Fpasswd",
+    "/%2e%2e/%2e%2e/",
+    "/88.123/%FF",
+    "/88.123/%C3%28",
+    "/%E4%B8",
+    "/%",
+    "/%zz",
+    "/88.123/x%",
+    "/88.123/%u0041",
+    "/" + "a" * 1000,
+    "/88.123/" + "b" * 5000,
+    "/88.123/" + "%41" * 2000,
+    "/88.123/.png",
+    "/.png",
+    "//",
+    "///",
+    "/88.123//",
+    "/hdl:",
+    "/doi:88.123/ODD",
+    "/88.123/ODD?qr=png&qr=svg",
+    "/88.123/ODD?qr=%FF",
+    "/88.123/ODD?index=abc",
+    "/88.123/ODD?index=99999999999999999999",
+    "/88.123/ODD?index=-1",
+    "/88.123/ODD?type=" + "t" * 5000,
+    "/88.123/ODD?urlappend=%FF",
+    "/88.123/ODD?urlappend=%C3%28",
+    "/88.123/ODD?urlappend=" + "/x" * 3000,
+    "/88.123/ODD?noredirect=%FF&auth=%00",
+    "/88.123/ODD.png?urlappend=%0D%0A",
+]
+
+
+async def test_odd_paths_get_a_clean_page_never_a_500(client):
+    await register(client, "88.123/ODD", [{"index": 1, "type": "URL", "data": "https://example.com/odd"}])
+    for path in ODD_PATHS:
+        for method in ("GET", "HEAD"):
+            resp = await client.request(method, yarl.URL(path, encoded=True), allow_redirects=False)
+            assert resp.status < 500, (method, path, resp.status)
+            if method == "GET" and resp.status != 302 and resp.content_type.startswith("text"):
+                assert resp.content_type == "text/html", (path, resp.content_type)
+                assert "<script" not in await resp.text()
+
+
+async def test_a_request_line_longer_than_aiohttp_reads_is_refused_not_a_500(client):
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /88.123/" + b"c" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 414 ", b"HTTP/1.0 400 ")), answer[:100]

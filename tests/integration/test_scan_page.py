@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+from html.parser import HTMLParser
+from urllib.parse import quote, unquote, urlsplit
 
 import segno
 
@@ -131,10 +133,88 @@ async def test_the_qr_code_as_png_and_svg_encodes_the_page_address(client):
     data = await png.read()
     width, height = png_size(data)
     assert width == height and width >= 290  # 10 px a module: prints sharp on a label
-    page_url = f"http://{client.server.host}:{client.server.port}/88.123/QR-1"
+    # the node's configured address (--public-url, by default http://HOST:PORT), never the request's
+    page_url = "http://127.0.0.1:8000/88.123/QR-1"
     expected = io.BytesIO()
     segno.make(page_url, error="m", micro=False).save(expected, kind="png", scale=10, border=4)
     assert data == expected.getvalue()
     svg = await client.get("/88.123/QR-1?qr=svg")
     assert svg.content_type == "image/svg+xml" and (await svg.text()).lstrip().startswith("<?xml")
     assert (await client.get("/88.123/NOPE.png")).status == 404
+
+
+class Markup(HTMLParser):
+    """What a browser's tokenizer makes of a page: its tags, attributes and script text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "main", "header", "div", "h1", "h2", "section",
+    "dl", "dt", "dd", "span", "a", "footer", "svg", "path", "table", "tr", "th", "td", "code", "p",
+}  # fmt: skip
+
+
+def assert_inert(page: str, hostile: list[str]) -> None:
+    """Only the page's own elements; links are http(s) or the page's own; the hostile text shows
+    as text."""
+    markup = Markup()
+    markup.feed(page)
+    markup.close()
+    for tag, attrs in markup.tags:
+        assert tag in PAGE_TAGS, (tag, attrs)
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        href = attrs.get("href")
+        if href is not None:
+            assert href.startswith(("https://", "http://", "?")), href
+    shown = "".join(markup.text)
+    for text in hostile:
+        assert text in shown, text
+
+
+async def test_every_page_escapes_hostile_handles_types_and_values(client):
+    """The scan page, the values page (a type filter) and the not-found page, with markup in the
+    handle's suffix, in types, in values and in a URL value's quotes."""
+    suffix = "<img src=x onerror=alert(1)>\"'&x=%41?#"
+    handle = f"88.123/{suffix}"
+    hostile = [
+        "<script>alert(1)</script>",
+        '"><svg onload=alert(2)>',
+        "</title><script>alert(3)</script>",
+    ]
+    values = [
+        {"index": 1, "type": "DESC", "data": hostile[0]},
+        {"index": 2, "type": hostile[1], "data": hostile[2]},
+        {"index": 3, "type": "URL.doc", "data": 'https://ok.example/"><script>alert(4)</script>'},
+        {"index": 4, "type": "URL.app", "data": "javascript:alert(5)"},
+    ]
+    path = "/88.123/" + quote(suffix, safe="")
+    resp = await client.put(f"/api/handles{path}", json={"values": values}, headers=basic())
+    assert resp.status == 200, await resp.text()
+    scan = await client.get(f"{path}?noredirect", headers=BROWSER)
+    assert scan.status == 200
+    page = await scan.text()
+    assert_inert(page, [*hostile, suffix, "javascript:alert(5)"])
+    # the page's own links name the handle percent-encoded: its '?', '#' and '%' stay in the path
+    markup = Markup()
+    markup.feed(page)
+    links = [attrs["href"] for tag, attrs in markup.tags if tag == "a"]
+    address = "http://127.0.0.1:8000/88.123/%3Cimg%20src=x%20onerror=alert(1)%3E%22'&x=%2541%3F%23"
+    assert f"{address}?qr=png" in links and f"{address}?qr=svg" in links
+    assert unquote(urlsplit(address).path) == f"/{handle}"
+    table = await (await client.get(f"{path}?type=DESC&type=URL.app", headers=BROWSER)).text()
+    assert_inert(table, [hostile[0], suffix, "javascript:alert(5)"])
+    missing = await client.get("/88.123/" + quote("<b>nope</b>", safe=""), headers=BROWSER)
+    assert missing.status == 404
+    assert_inert(await missing.text(), ["<b>nope</b>"])
+    svg = await (await client.get(f"{path}?qr=svg")).text()
+    assert "<img" not in svg and "%3Cimg%20src=x" in svg  # its title is the page's address

@@ -26,17 +26,16 @@ import asyncpg
 import orjson
 import pytest
 
-from resolver.config import RateLimits
 from resolver.core.permissions import Perm
 from resolver.http.keys import LOOKUP
 from resolver.importer import Importer
 from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, user_token
-from tests.helpers import admin_json, basic, url_value
+from tests.helpers import admin_json, basic, no_rate_limits, url_value
 
 pytestmark = pytest.mark.integration
 
-NO_LIMITS = RateLimits(0, 0, 0, 0, 0, 0)
+NO_LIMITS = no_rate_limits()
 
 
 @pytest.fixture
@@ -483,3 +482,34 @@ async def test_a_disabled_prefix_cannot_remove_its_record_and_the_operator_still
         ).json()
         assert rotated["status"] == 1, rotated
         assert (await client.get(f"/api/handles/0.NA/{C}.1")).status == 404
+
+
+async def test_the_importer_takes_no_secret_keys(unlimited, tmp_path: Path):
+    """A secret imported as written would be stored in clear (or as a hash with parameters the
+    node did not choose); the Handle API hashes secrets, the importer refuses them."""
+    async with serving(unlimited):
+        pass
+    rows = tmp_path / "rows.jsonl"
+    secret = {"index": 300, "type": "HS_SECKEY", "data": {"format": "string", "value": "in-clear"}}
+    plain = {"index": 1, "type": "URL", "data": "https://a"}
+    rows.write_text(
+        orjson.dumps({"handle": "88.123/SECRET", "value": [plain, secret]}).decode()
+        + "\n"
+        + orjson.dumps({"handle": "88.123/PLAIN", "value": [plain]}).decode()
+        + "\n",
+        encoding="utf-8",
+    )
+    conn = await asyncpg.connect(unlimited.dsn)
+    try:
+        await Importer(unlimited, conn, actor="import:test").run(rows)
+        stored = {r["key"] for r in await conn.fetch("select key from handles where prefix = '88.123'")}
+        assert "88.123/plain" in stored and "88.123/secret" not in stored
+        assert "in-clear" not in str(await conn.fetch("select vals::text from handles"))
+        table = tmp_path / "rows.csv"
+        table.write_text("handle,1:URL,300:HS_SECKEY\n88.123/S2,https://a,in-clear\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="HS_SECKEY"):
+            await Importer(unlimited, conn, actor="import:test").run(table)
+        assert await conn.fetchval("select count(*) from handles where key = '88.123/s2'") == 0
+    finally:
+        await conn.close()
+    assert "HS_SECKEY" in (tmp_path / "rows.jsonl.rejected.csv").read_text(encoding="utf-8")

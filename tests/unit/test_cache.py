@@ -210,3 +210,22 @@ def test_notification_payloads_stay_under_the_postgres_limit():
     assert all(sent == 1234.5 for sent, _ in parsed)
     assert [k for _, ks in parsed for k in ks] == keys
     assert notification_payloads([]) == []
+
+
+async def test_a_record_that_cannot_be_cached_fails_its_own_waiters_and_no_one_else(caplog):
+    """Seen with a hand-written row: an exception while caching one record of a coalesced batch
+    left every later waiter of that batch waiting for ever."""
+    lookup, store = make()
+    store.rows["good"] = record("https://good")
+    store.rows["broken"] = Record("88.123/B", [{**record("x").values[0], "ttl": "not a time"}])
+    store.gate = asyncio.Event()
+    broken = asyncio.ensure_future(lookup.fetch("broken"))
+    good = asyncio.ensure_future(lookup.fetch("good"))
+    await asyncio.sleep(0)
+    store.gate.set()
+    _, pending = await asyncio.wait({broken, good}, timeout=5)
+    assert not pending
+    assert len(store.calls) == 1  # one coalesced query for both
+    assert isinstance(broken.exception(), ValueError)
+    assert good.result().record is not None
+    assert "could not be cached" in caplog.text

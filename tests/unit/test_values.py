@@ -32,12 +32,13 @@ json_values = st.recursive(
     max_leaves=10,
 )
 types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, max_size=20).filter(
-    lambda t: t.upper() != "HS_ADMIN"
+    # HS_ADMIN and URL values have rules of their own (structured data, no control characters)
+    lambda t: t.upper() != "HS_ADMIN" and t.upper() != "URL" and not t.upper().startswith("URL.")
 )
 datas = st.one_of(
     st.text(max_size=50).map(lambda s: {"format": "string", "value": s}),
     st.binary(max_size=30).map(lambda b: {"format": "hex", "value": b.hex()}),
-    st.builds(lambda v: {"format": "site", "value": v}, json_values),
+    st.builds(lambda v: {"format": "custom-x", "value": v}, json_values),
 )
 
 

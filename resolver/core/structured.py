@@ -1,0 +1,199 @@
+"""Structured value data, checked when it is written: formats `admin`, `vlist`, `site` and `key`.
+
+The rule: whatever is accepted here has a binary form (RFC 3651 section 3.2: HS_ADMIN, HS_VLIST,
+HS_SITE; a key is its octets), so that the native protocol's encoder (`resolver.native.protocol`)
+never meets data it cannot write. The JSON forms are those of the Handle.Net JSON API
+(`net/handle/hdllib/GsonUtility.java` in the reference implementation) as far as this node stores
+them: a site's `primaryMask` object or the reference's `primarySite`/`multiPrimary` booleans;
+attributes as a list of `{name, value}`. A server address must be an IP address: a host name would
+have to be looked up (I/O) every time the value is encoded, and could answer differently each time.
+
+Each error names the part of the value that is wrong (`servers[0].interfaces[1].port`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+import re
+from typing import Any
+
+from resolver.config import Limits
+from resolver.core.handles import has_control_characters
+
+STRUCTURED_FORMATS = frozenset({"admin", "vlist", "site", "key"})
+TRANSPORT_NAMES = frozenset({"UDP", "TCP", "HTTP", "HTTPS"})
+KEY_FORMATS = frozenset({"key", "base64", "hex"})
+_ADMIN_PERMISSIONS = re.compile(r"[01]{1,12}")
+_PROTOCOL_VERSION = re.compile(r"(\d{1,3})(?:\.(\d{1,3}))?")
+_UINT8, _UINT16, _INT32 = 0xFF, 0xFFFF, 2**31 - 1
+_MAX_PORT = 65535
+
+
+class InvalidStructure(ValueError):
+    """Structured data without its format's shape; the message says where and why."""
+
+
+def normalize(fmt: str, value: object, limits: Limits) -> object:
+    """The stored form of the value of structured data in format `fmt` (one of
+    STRUCTURED_FORMATS), or InvalidStructure. Admin permissions are padded to twelve bits; every
+    other value is stored as sent."""
+    if fmt == "admin":
+        return admin(value, limits)
+    if fmt == "vlist":
+        if not isinstance(value, list):
+            raise InvalidStructure("a vlist value must be a list of {handle, index}")
+        return [reference(item, f"vlist[{n}]", limits) for n, item in enumerate(value)]
+    if fmt == "site":
+        site(value)
+        return value
+    if fmt == "key":
+        _base64(value, "a key value")
+        return value
+    raise InvalidStructure(f"format {fmt!r} is not structured")
+
+
+def reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
+    """A value reference `{handle, index}` (in HS_ADMIN, HS_VLIST and a value's references)."""
+    if not isinstance(raw, dict):
+        raise InvalidStructure(f"{what} must be an object with 'handle' and 'index'")
+    handle = raw.get("handle")
+    if not isinstance(handle, str) or not handle or len(handle) > limits.max_handle_length:
+        raise InvalidStructure(
+            f"{what}.handle must be a handle of at most {limits.max_handle_length} characters"
+        )
+    if has_control_characters(handle):
+        raise InvalidStructure(f"{what}.handle contains control characters")
+    index = raw.get("index", 0)
+    if isinstance(index, str) and re.fullmatch(r"\s*\d{1,10}\s*", index):
+        index = int(index)
+    _integer(index, f"{what}.index", limits.max_index)
+    return {"handle": handle, "index": index}
+
+
+def admin(value: object, limits: Limits) -> dict[str, Any]:
+    """An HS_ADMIN value: `{handle, index, permissions}`, permissions up to twelve bits, most
+    significant first (padded with zeros)."""
+    if not isinstance(value, dict):
+        raise InvalidStructure("an admin value must be an object with handle, index and permissions")
+    ref = reference(value, "admin", limits)
+    permissions = value.get("permissions", "")
+    if not isinstance(permissions, str) or not _ADMIN_PERMISSIONS.fullmatch(permissions):
+        raise InvalidStructure("admin permissions must be up to 12 characters of 0 and 1")
+    return {**ref, "permissions": permissions.ljust(12, "0")}
+
+
+def site(value: object) -> None:
+    """An HS_SITE value (InvalidStructure when it has no binary form)."""
+    record = _object(value, "a site value")
+    if "version" in record:
+        _integer(record["version"], "version", _UINT16)
+    if "protocolVersion" in record:
+        text = record["protocolVersion"]
+        found = _PROTOCOL_VERSION.fullmatch(text) if isinstance(text, str) else None
+        if found is None or any(int(part) > _UINT8 for part in found.groups(default="0")):
+            raise InvalidStructure('protocolVersion must be a string "major.minor", each 0 to 255')
+    if "serialNumber" in record:
+        _integer(record["serialNumber"], "serialNumber", _UINT16)
+    if "hashOption" in record:
+        _integer(record["hashOption"], "hashOption", _UINT8)
+    if "hashFilter" in record:
+        _text(record["hashFilter"], "hashFilter")
+    if "primaryMask" in record:
+        mask = _object(record["primaryMask"], "primaryMask")
+        for flag in ("primary", "multiPrimary"):
+            if flag in mask:
+                _boolean(mask[flag], f"primaryMask.{flag}")
+    for flag in ("primarySite", "multiPrimary"):
+        if flag in record:
+            _boolean(record[flag], flag)
+    for n, attribute in enumerate(_array(record.get("attributes", []), "attributes")):
+        entry = _object(attribute, f"attributes[{n}]")
+        _text(entry.get("name"), f"attributes[{n}].name")
+        _text(entry.get("value"), f"attributes[{n}].value")
+    for n, server in enumerate(_array(record.get("servers", []), "servers")):
+        _server(server, f"servers[{n}]")
+
+
+def _server(raw: object, what: str) -> None:
+    server = _object(raw, what)
+    if "serverId" in server:
+        _integer(server["serverId"], f"{what}.serverId", _INT32)
+    address = server.get("address")
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else "")
+    except ValueError:
+        raise InvalidStructure(
+            f"{what}.address must be an IPv4 or IPv6 address, got {address!r:.60}"
+        ) from None
+    key = server.get("publicKey")
+    if key is not None:
+        key = _object(key, f"{what}.publicKey")
+        key_format = key.get("format", "key")
+        if not isinstance(key_format, str) or key_format.lower() not in KEY_FORMATS:
+            raise InvalidStructure(f"{what}.publicKey.format must be one of {sorted(KEY_FORMATS)}")
+        if key.get("value") is not None:
+            if key_format.lower() == "hex":
+                _hex(key["value"], f"{what}.publicKey.value")
+            else:
+                _base64(key["value"], f"{what}.publicKey.value")
+    for n, interface in enumerate(_array(server.get("interfaces", []), f"{what}.interfaces")):
+        _interface(interface, f"{what}.interfaces[{n}]")
+
+
+def _interface(raw: object, what: str) -> None:
+    interface = _object(raw, what)
+    for flag in ("query", "admin"):
+        if flag in interface:
+            _boolean(interface[flag], f"{what}.{flag}")
+    protocol = interface.get("protocol")
+    if not isinstance(protocol, str) or protocol.upper() not in TRANSPORT_NAMES:
+        raise InvalidStructure(f"{what}.protocol must be one of {sorted(TRANSPORT_NAMES)}")
+    if "port" not in interface:
+        raise InvalidStructure(f"{what}.port is missing")
+    _integer(interface["port"], f"{what}.port", _MAX_PORT)
+
+
+def _object(raw: object, what: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InvalidStructure(f"{what} must be an object")
+    return raw
+
+
+def _array(raw: object, what: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise InvalidStructure(f"{what} must be a list")
+    return raw
+
+
+def _integer(raw: object, what: str, high: int) -> None:
+    if type(raw) is not int or not 0 <= raw <= high:
+        raise InvalidStructure(f"{what} must be an integer from 0 to {high}, got {raw!r:.40}")
+
+
+def _boolean(raw: object, what: str) -> None:
+    if not isinstance(raw, bool):
+        raise InvalidStructure(f"{what} must be true or false")
+
+
+def _text(raw: object, what: str) -> None:
+    if not isinstance(raw, str):
+        raise InvalidStructure(f"{what} must be a string")
+
+
+def _base64(raw: object, what: str) -> None:
+    if not isinstance(raw, str):
+        raise InvalidStructure(f"{what} must be a base64 string")
+    try:
+        binascii.a2b_base64(raw.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidStructure(f"{what} is not valid base64") from None
+
+
+def _hex(raw: object, what: str) -> None:
+    if not isinstance(raw, str):
+        raise InvalidStructure(f"{what} must be a hex string")
+    try:
+        bytes.fromhex(raw)
+    except ValueError:
+        raise InvalidStructure(f"{what} is not valid hex") from None
