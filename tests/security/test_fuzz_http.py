@@ -64,7 +64,7 @@ from tests.security.fuzz_strategies import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 REQUESTS = int(os.environ.get("RESOLVER_FUZZ_REQUESTS", "10000"))
-SECONDS = float(os.environ.get("RESOLVER_FUZZ_SECONDS", "240"))
+SECONDS = float(os.environ.get("RESOLVER_FUZZ_SECONDS", "480"))
 PER_EXAMPLE = 4
 FINDINGS_FILE = os.environ.get("RESOLVER_FUZZ_FINDINGS")
 MAX_BODY = 65_536
