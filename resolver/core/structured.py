@@ -48,7 +48,7 @@ def normalize(fmt: str, value: object, limits: Limits) -> object:
         site(value)
         return value
     if fmt == "key":
-        _base64(value, "a key value")
+        check_base64(value, "a key value")
         return value
     raise InvalidStructure(f"format {fmt!r} is not structured")
 
@@ -134,9 +134,9 @@ def _server(raw: object, what: str) -> None:
             raise InvalidStructure(f"{what}.publicKey.format must be one of {sorted(KEY_FORMATS)}")
         if key.get("value") is not None:
             if key_format.lower() == "hex":
-                _hex(key["value"], f"{what}.publicKey.value")
+                check_hex(key["value"], f"{what}.publicKey.value")
             else:
-                _base64(key["value"], f"{what}.publicKey.value")
+                check_base64(key["value"], f"{what}.publicKey.value")
     for n, interface in enumerate(_array(server.get("interfaces", []), f"{what}.interfaces")):
         _interface(interface, f"{what}.interfaces[{n}]")
 
@@ -181,7 +181,8 @@ def _text(raw: object, what: str) -> None:
         raise InvalidStructure(f"{what} must be a string")
 
 
-def _base64(raw: object, what: str) -> None:
+def check_base64(raw: object, what: str) -> None:
+    """Raise unless `raw` is a string of strict base64."""
     if not isinstance(raw, str):
         raise InvalidStructure(f"{what} must be a base64 string")
     try:
@@ -190,7 +191,8 @@ def _base64(raw: object, what: str) -> None:
         raise InvalidStructure(f"{what} is not valid base64") from None
 
 
-def _hex(raw: object, what: str) -> None:
+def check_hex(raw: object, what: str) -> None:
+    """Raise unless `raw` is a string of hex digits."""
     if not isinstance(raw, str):
         raise InvalidStructure(f"{what} must be a hex string")
     try:

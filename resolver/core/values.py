@@ -8,7 +8,6 @@ record is filtering a list, not building objects:
 
 from __future__ import annotations
 
-import binascii
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -112,20 +111,12 @@ def _data(raw: object, value_type: str, limits: Limits, index: int | None = None
     if fmt == "string":
         if not isinstance(value, str):
             raise _invalid(f"{where}a value of format 'string' must be a JSON string")
-    elif fmt == "base64":
-        if not isinstance(value, str):
-            raise _invalid(f"{where}a value of format 'base64' must be a JSON string")
+    elif fmt in ("base64", "hex"):
+        check = structured.check_base64 if fmt == "base64" else structured.check_hex
         try:
-            binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise _invalid(f"{where}the value is not valid base64") from None
-    elif fmt == "hex":
-        if not isinstance(value, str):
-            raise _invalid(f"{where}a value of format 'hex' must be a JSON string")
-        try:
-            bytes.fromhex(value)
-        except ValueError:
-            raise _invalid(f"{where}the value is not valid hex") from None
+            check(value, f"a value of format '{fmt}'")
+        except structured.InvalidStructure as exc:
+            raise _invalid(f"{where}{exc}") from None
     elif fmt in structured.STRUCTURED_FORMATS:
         try:
             value = structured.normalize(fmt, value, limits)
