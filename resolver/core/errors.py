@@ -47,10 +47,26 @@ class HandleError(Exception):
 
 
 class Unavailable(HandleError):
-    """The database cannot be reached; the client should retry later."""
+    """The database cannot be reached; the client should retry later.
 
-    def __init__(self, message: str = "the identifier database is unavailable", retry_after: int = 2):
-        super().__init__(RC.SERVER_TOO_BUSY, message, retry_after=retry_after)
+    `uncertain`: the connection was lost while the transaction committed, so whether the write is
+    stored cannot be known here; the client reads before it retries (a retried create then says
+    the handle exists, a retried replace is harmless).
+    """
+
+    UNCERTAIN = "the identifier database went away while committing: the write may or may not be stored"
+
+    def __init__(
+        self,
+        message: str = "the identifier database is unavailable",
+        retry_after: int = 2,
+        *,
+        uncertain: bool = False,
+    ):
+        super().__init__(
+            RC.SERVER_TOO_BUSY, self.UNCERTAIN if uncertain else message, retry_after=retry_after
+        )
+        self.uncertain = uncertain
 
 
 class PayloadTooLarge(HandleError):

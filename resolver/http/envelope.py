@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from resolver.batch import in_chinese
-from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge
+from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge, Unavailable
 from resolver.core.permissions import Identity
 from resolver.http.bodies import check_json, has_nul, read_body
 from resolver.http.errors import observe
@@ -66,7 +66,13 @@ def enveloped(handler: Handler) -> Handler:
                 return envelope(FAILED, f"请求体超过 {exc.limit} 字节", http_status=413)
             if isinstance(exc, BodyTimeout):
                 return envelope(FAILED, f"请求体未在 {exc.seconds:g} 秒内传完", http_status=408)
-            if exc.rc == RC.SERVER_TOO_BUSY and exc.status != 429:
+            if isinstance(exc, Unavailable) and exc.uncertain:
+                response = envelope(
+                    INTERNAL,
+                    "提交时数据库连接中断，写入可能已保存也可能未保存，请先查询再重试",
+                    http_status=503,
+                )
+            elif exc.rc == RC.SERVER_TOO_BUSY and exc.status != 429:
                 response = envelope(INTERNAL, "数据库暂不可用，请稍后重试", http_status=503)
             else:
                 response = envelope(FAILED, in_chinese(exc), http_status=exc.status or 200)

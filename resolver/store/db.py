@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,11 @@ from resolver.store.queries import Q
 CHANNEL = "resolver_handles"
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # Errors meaning "the database is not there right now", as opposed to a bug in a statement.
+# InternalClientError is asyncpg's protocol state machine finding itself mid-operation: it is what
+# a connection that the server terminated under it raises (asyncpg issues 784 and 1069; seen here on
+# BEGIN while Postgres shut down), and such a connection is terminated, not reused, by the pool.
 _UNAVAILABLE = (
+    asyncpg.InternalClientError,
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -90,6 +94,30 @@ def parse_payload(payload: str) -> tuple[float | None, list[str]]:
         except ValueError:
             return None, lines[1:]
     return None, lines
+
+
+# A line of a change notification naming an enterprise user whose tokens' state changed. A handle
+# key is a prefix (letters, digits, '.', '-', '_'), '/' and a suffix, so it never starts like this.
+USER_LINE = "user:"
+
+
+def user_line(user_id: int) -> str:
+    """The notification line telling every worker that `user_id`'s token state changed."""
+    return f"{USER_LINE}{user_id}"
+
+
+def split_users(lines: list[str]) -> tuple[list[str], list[int]]:
+    """(the handle keys, the enterprise user ids) named by the lines of a change notification."""
+    if not any(line.startswith(USER_LINE) for line in lines):
+        return lines, []
+    keys: list[str] = []
+    users: list[int] = []
+    for line in lines:
+        if not line.startswith(USER_LINE):
+            keys.append(line)
+        elif line[len(USER_LINE) :].isdigit():
+            users.append(int(line[len(USER_LINE) :]))
+    return keys, users
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -272,6 +300,9 @@ class Tx:
         self._timeout = timeout
         self._search_types = search_types
         self.changed: list[str] = []
+        # Enterprise users whose token state this transaction changed (password, disabled, deleted,
+        # tokens revoked): notified with the handles, so that every worker forgets what it knew.
+        self.changed_users: list[int] = []
         self._audit: list[AuditEntry] = []
         self._terms: dict[str, tuple[str, list[str]]] = {}
         # Records read under lock: their terms are what an update or delete must remove.
@@ -448,8 +479,8 @@ class Tx:
             )
             self._audit = []
             self._encoded = {}
-        if self.changed:
-            payloads = notification_payloads(self.changed)
+        if self.changed or self.changed_users:
+            payloads = notification_payloads(self.changed + [user_line(u) for u in self.changed_users])
             await self._conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=self._timeout)
 
 
@@ -497,6 +528,9 @@ class HandleStore:
         self.recent_window = 5.0
         self._recent: dict[str, float] = {}
         self._all_recent_until = 0.0
+        # This worker's token states (resolver.accounts), told of a user change at once after its
+        # commit; the change feed tells every other worker.
+        self.on_users_changed: Callable[[list[int]], None] | None = None
 
     def use_replica(self, replica: Readers, primary: Readers, window: float) -> None:
         self.readers, self.primary, self.recent_window = replica, primary, window
@@ -515,6 +549,11 @@ class HandleStore:
             self._recent = recent = {k: t for k, t in recent.items() if t > now}
         for key in keys:
             recent[key] = until
+
+    def users_changed(self, user_ids: list[int]) -> None:
+        """A committed transaction changed these enterprise users: this worker forgets them now."""
+        if user_ids and self.on_users_changed is not None:
+            self.on_users_changed(user_ids)
 
     def connection_counts(self) -> dict[str, int]:
         """Open and busy write connections, and lookups waiting for a reader connection."""
@@ -552,14 +591,21 @@ class HandleStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A transaction that notifies every cache of the handles it changed, on commit."""
-        async with (
-            translated_errors(),
-            self._pool.acquire(timeout=self._timeout) as conn,
-            conn.transaction(),
-        ):
-            tx = Tx(conn, self._timeout, self.search_types)
-            yield tx
-            await tx.flush()
+        stage = "open"
+        async with translated_errors():
+            try:
+                async with self._pool.acquire(timeout=self._timeout) as conn:
+                    async with conn.transaction():
+                        tx = Tx(conn, self._timeout, self.search_types)
+                        yield tx
+                        await tx.flush()
+                        stage = "committing"
+                    stage = "committed"
+            except _UNAVAILABLE as exc:
+                if stage == "committed":  # stored; only giving the connection back failed
+                    logging.getLogger("resolver").warning("connection lost after a commit: %r", exc)
+                    return
+                raise Unavailable(uncertain=stage == "committing") from exc
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""

@@ -90,3 +90,40 @@ async def test_losing_the_change_feed_stops_trusting_the_cache(proxied):
     await proxy.restore()
     await eventually(lambda: _trusted(client), timeout=10)
     assert len(lookup.cache) == 0  # flushed before being trusted again
+
+
+async def test_a_connection_lost_during_commit_answers_that_the_outcome_is_unknown(config):
+    """The backend dies inside COMMIT (a deferred trigger terminates it): the node cannot know
+    whether the write was stored, and says so rather than claiming it was not (503, rc 3)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        await conn.execute(
+            """
+            create function die_at_commit() returns trigger language plpgsql as $$
+            begin
+              if new.key like '88.123/die-at-commit%' then
+                perform pg_terminate_backend(pg_backend_pid());
+              end if;
+              return null;
+            end $$;
+            create constraint trigger die_at_commit after insert on handles
+              deferrable initially deferred for each row execute function die_at_commit();
+            """
+        )
+    finally:
+        await conn.close()
+    async with serving(config) as client:
+        resp = await client.put(
+            "/api/handles/88.123/DIE-AT-COMMIT", json=[url_value(1, "https://a")], headers=admin_json()
+        )
+        body = await resp.json()
+        assert resp.status == 503 and resp.headers["Retry-After"], body
+        assert body["responseCode"] == 3 and "may or may not be stored" in body["message"], body
+        # the pool replaced the dead connection: the next write is stored
+        resp = await client.put(
+            "/api/handles/88.123/AFTER", json=[url_value(1, "https://b")], headers=admin_json()
+        )
+        assert resp.status in (200, 201), await resp.text()
+        assert (await client.get("/api/handles/88.123/AFTER")).status == 200
