@@ -63,8 +63,9 @@ insert into audit (actor, enterprise_id, operation, handle, before, after, detai
 select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::json[], $6::json[], $7::json[]);
 
 -- name: terms_delete
+-- each row found by search_terms_prefix_term (a term's prefix is its key's)
 delete from search_terms s using unnest($1::text[], $2::text[]) as d (term, key)
-where s.term = d.term and s.key = d.key;
+where s.prefix = split_part(d.key, '/', 1) and s.term = d.term and s.key = d.key;
 
 -- name: terms_insert
 insert into search_terms (term, key, prefix)
