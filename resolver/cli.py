@@ -672,7 +672,9 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             if args.output is None:
                 count = await export(config, conn, args.prefix, sys.stdout, args.format)
             else:
-                with open(args.output, "w", encoding="utf-8", newline="") as out:
+                from resolver.userfiles import create
+
+                with create(args.output) as out:  # replaces a link there, never writes through it
                     count = await export(config, conn, args.prefix, out, args.format)
             print(f"resolver export: {count} identifiers", file=sys.stderr)
             return 0

@@ -37,6 +37,7 @@ import asyncpg
 import orjson
 
 from resolver.config import Config
+from resolver.core.csvcells import cell, json_cell, restore
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, fold, has_control_characters, parse_handle
 from resolver.core.permissions import ALL, NONE, Identity, Perm
@@ -57,6 +58,7 @@ from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timesta
 from resolver.stats import today
 from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms, term_fits
 from resolver.store.queries import Q
+from resolver.userfiles import RefusedFile, append, create, open_regular, same_file
 
 CHUNK_ROWS = 50_000
 FIRST_CHUNK_ROWS = 10_000
@@ -186,7 +188,7 @@ class _Chunk:
 def file_digest(path: Path) -> str:
     """sha256 of the file: an import is resumed only for the very same file."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -392,7 +394,7 @@ class RowReader:
     def rows(self, path: Path, fmt: str, template_version: str | None) -> Iterator[tuple[int, str, RowItem]]:
         """(line number, handle as written, values or an error) of the data rows."""
         stamp = timestamp(datetime.now(UTC))
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             self._tell = raw.tell
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
             if fmt == "jsonl":
@@ -581,9 +583,10 @@ class RowReader:
                 continue
             if not cells:
                 continue
-            handle = cells[0].strip()
+            # this format is what export writes: its cells are restored from export's neutralisation
+            handle = restore(cells[0]).strip()
             try:
-                raw_values = orjson.loads(cells[1]) if len(cells) > 1 else None
+                raw_values = orjson.loads(restore(cells[1])) if len(cells) > 1 else None
                 if not isinstance(raw_values, list):
                     raise ValueError("values 列应为 JSON 数组")
                 values = refuse_secrets(
@@ -925,7 +928,11 @@ class Importer:
         fmt = detect_format(path, fmt)
         report = report or path.with_name(path.name + ".rejected.csv")
         digest = file_digest(path)
+        if same_file(report, path):
+            raise RefusedFile(f"报告文件 {report} 就是要导入的文件：请用 --report 另指定报告文件")
         reader = await self.load_context()
+        # A run of this file that began before wrote the start of the report: this one continues it.
+        resuming = await self.conn.fetchrow(Q["import_get"], digest) is not None
         await self.conn.execute(Q["import_start"], digest, str(path))
         state = await self.conn.fetchrow(Q["import_get"], digest)
         assert state is not None
@@ -946,7 +953,6 @@ class Importer:
             totals.seconds = time.monotonic() - started
             return totals
         size = path.stat().st_size
-        new_report = not report.exists() or not ranges
         # fork starts the reader at once; the child only reads the file and writes to the pipe, and
         # multiprocessing ends it with os._exit, so it never touches the parent's connection.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -979,9 +985,11 @@ class Importer:
             connections.put_nowait(conn)
         tasks: set[asyncio.Task[None]] = set()
         try:
-            with open(report, "w" if new_report else "a", newline="", encoding="utf-8") as out:
+            # Never written through a link or into a file another name shares (userfiles); every
+            # cell written so that a spreadsheet shows it and runs nothing (csvcells).
+            with append(report) if resuming else create(report) as out:
                 writer = csv.writer(out)
-                if new_report:
+                if out.tell() == 0:
                     writer.writerow(["line", "handle", "reason"])
 
                 async def write(chunk: EncodedChunk, conn: asyncpg.Connection) -> None:
@@ -1001,7 +1009,7 @@ class Importer:
                     totals.accepted += accepted
                     totals.rejected += len(rejected)
                     totals.rows = max(totals.rows, chunk.last_line)
-                    writer.writerows(rejected)
+                    writer.writerows((line, cell(handle), cell(reason)) for line, handle, reason in rejected)
                     out.flush()
                     os.fsync(out.fileno())
                     if progress:
@@ -1073,7 +1081,10 @@ def _same(existing: list[StoredValue] | None, values: list[StoredValue]) -> bool
 async def export(
     config: Config, conn: asyncpg.Connection, prefix: str, out: TextIO, fmt: str = "jsonl"
 ) -> int:
-    """Write every handle under a prefix, in the format `import` reads; returns the count."""
+    """Write every handle under a prefix, in the format `import` reads; returns the count.
+
+    CSV cells go through `csvcells` (nothing a spreadsheet runs, no raw control characters),
+    which the importer undoes for this format."""
     from resolver.core.handles import check_prefix
 
     folded = check_prefix(prefix, config.limits)
@@ -1087,7 +1098,7 @@ async def export(
             version = template_version_of(values)
             plain = [v for v in values if v["index"] != 1001]
             if writer:
-                writer.writerow([row[0], orjson.dumps(plain).decode()])
+                writer.writerow([cell(row[0]), json_cell(orjson.dumps(plain))])
             else:
                 item: dict[str, Any] = {"handle": row[0], "value": plain}
                 if version:

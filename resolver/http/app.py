@@ -106,7 +106,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         app[LOOKUP] = lookup
         app[REGISTRY] = registry
         app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
-        app[ACCOUNTS] = Accounts(store, Tokens(token_key, config.token_ttl))
+        app[ACCOUNTS] = accounts = Accounts(store, Tokens(token_key, config.token_ttl))
+        store.on_users_changed = accounts.states.invalidate
         app[BATCHES] = Batches(registry)
         app[OPERATORS] = Operators(config, store, registry)
         app[TEMPLATES] = TemplateRegistry(registry)
@@ -123,7 +124,7 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     """The LISTEN connection that keeps this worker's cache coherent."""
     config = app[CONFIG]
     assert config.dsn is not None
-    task = asyncio.create_task(follow_changes(config.dsn, app[LOOKUP]))
+    task = asyncio.create_task(follow_changes(config.dsn, app[LOOKUP], app[ACCOUNTS].states))
     try:
         yield
     finally:

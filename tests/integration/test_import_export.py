@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from resolver.importer import Importer, export
+from resolver.userfiles import RefusedFile
 from tests.enterprise_helpers import admit
 
 
@@ -19,6 +20,11 @@ def write_csv(path, rows):
         writer = csv.writer(out)
         writer.writerow(["handle", "productName", "manufacturer", "productionDate", "URL"])
         writer.writerows(rows)
+
+
+def write_rows(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
 
 
 def good(i, prefix="88.123"):
@@ -281,3 +287,118 @@ async def test_two_columns_for_one_index_are_refused_before_anything_is_written(
     with pytest.raises(ValueError, match="同一个索引 2000"):
         await import_file(config, source)
     assert await count(config, "select count(*) from handles where key = '88.123/twice-1'") == 0
+
+
+async def test_a_resumed_import_does_not_append_to_a_report_replaced_by_a_link(config, tmp_path, monkeypatch):
+    source = tmp_path / "big.csv"
+    write_csv(
+        source, [good(i) for i in range(60)] + [["88.123/BAD-DATE", "螺栓", "测试企业", "2026-13-45", ""]]
+    )
+    original = fail_at_chunk(monkeypatch, 2)
+    with pytest.raises(ConnectionError):
+        await import_file(config, source, chunk_rows=40)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    report = tmp_path / "big.csv.rejected.csv"
+    report.unlink()
+    report.symlink_to(victim)
+    monkeypatch.setattr(Importer, "write_chunk", original)
+    with pytest.raises(RefusedFile, match="不写入"):
+        await import_file(config, source, chunk_rows=40)
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 40
+    report.unlink()  # the operator moves the link away: the import resumes where it stopped
+    result = await import_file(config, source, chunk_rows=40)
+    assert (result.resumed_from, result.accepted, result.rejected) == (41, 60, 1)
+    assert [line["handle"] for line in csv.DictReader(io.StringIO(report.read_text(encoding="utf-8")))] == [
+        "88.123/BAD-DATE"
+    ]
+
+
+async def test_an_import_that_stopped_in_its_first_chunk_resumes_into_the_same_report(
+    config, tmp_path, monkeypatch
+):
+    source = tmp_path / "first.csv"
+    write_csv(
+        source, [["88.123/BAD-DATE", "螺栓", "测试企业", "2026-13-45", ""], *(good(i) for i in range(10))]
+    )
+    original = fail_at_chunk(monkeypatch, 1)
+    with pytest.raises(ConnectionError):
+        await import_file(config, source)
+    monkeypatch.setattr(Importer, "write_chunk", original)
+    result = await import_file(config, source)
+    assert (result.accepted, result.rejected) == (10, 1)
+    # one header: the second run appended to the report the first one had begun
+    rows = list(csv.reader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+    assert [row[:2] for row in rows] == [["line", "handle"], ["2", "88.123/BAD-DATE"]]
+
+
+async def test_a_csv_export_imports_back_unchanged(config, tmp_path):
+    """`export --format csv` neutralises formula cells and escapes control characters; the
+    importer undoes exactly that, so every row comes back as it was."""
+    source = tmp_path / "odd.jsonl"
+    texts = ["=1+1", "'quoted", "''twice", "@x", "-1", "+1", "del\x7f c1\x85", "\ttab"]
+    source.write_text(
+        "".join(
+            json.dumps({"handle": f"88.123/ODD-{i}", "value": [{"index": 1, "type": "DESC", "data": text}]})
+            + "\n"
+            for i, text in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        assert (await Importer(config, conn).run(source)).accepted == len(texts)
+        before = await conn.fetch(
+            "select key, vals::text from handles where key like '88.123/odd-%' order by key"
+        )
+        exported = tmp_path / "odd.csv"
+        out = io.StringIO(newline="")
+        assert await export(config, conn, "88.123", out, "csv") >= len(texts)
+        exported.write_bytes(out.getvalue().encode())
+        again = await Importer(config, conn).run(exported)
+        assert again.rejected == 0 and again.accepted >= len(texts)
+        after = await conn.fetch(
+            "select key, vals::text from handles where key like '88.123/odd-%' order by key"
+        )
+        assert after == before
+    finally:
+        await conn.close()
+
+
+async def test_the_export_format_is_read_with_the_quotes_export_adds_taken_off(config, tmp_path):
+    """In a `handle,values` file (what export writes) one leading quote of a cell is export's
+    neutralisation and is taken off; in any other CSV a leading quote is data."""
+    exported = tmp_path / "exported.csv"
+    value = '[{"index":1,"type":"DESC","data":"\'kept"}]'
+    write_rows(exported, [["handle", "values"], ["'88.123/Q-1", f"'{value}"]])
+    plain = tmp_path / "plain.csv"
+    write_rows(plain, [["handle", "1:DESC"], ["88.123/Q-2", "'kept"]])
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        for path in (exported, plain):
+            result = await Importer(config, conn).run(path)
+            assert (result.accepted, result.rejected) == (1, 0)
+        stored = {
+            row["key"]: json.loads(row["vals"])[0]["data"]["value"]
+            for row in await conn.fetch(
+                "select key, vals::text as vals from handles where key like '88.123/q-%'"
+            )
+        }
+        assert stored == {"88.123/q-1": "'kept", "88.123/q-2": "'kept"}
+    finally:
+        await conn.close()
+
+
+async def test_a_report_that_is_the_imported_file_itself_is_refused(config, tmp_path):
+    source = tmp_path / "rows.csv"
+    write_csv(source, [good(1)])
+    before = source.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(source)
+    # the file itself, by another name, and the link it is read through
+    for report in (source, tmp_path / "." / "rows.csv", link):
+        with pytest.raises(RefusedFile, match="就是要导入的文件"):
+            await import_file(config, link, report=report)
+    assert source.read_bytes() == before and link.is_symlink()
+    assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 0
