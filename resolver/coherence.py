@@ -3,6 +3,8 @@
 Every write transaction notifies the changed keys on commit. Each worker holds one listening
 connection; while it is down the cache is not trusted (lookups go to the database), and once it is
 back the cache is flushed before it is trusted again, so no change can be missed in between.
+The same holds for the enterprise users' token states (`resolver.accounts.TokenStates`), whose
+changes (password, disabled, deleted, tokens revoked or logged out) come as `user:<id>` lines.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from resolver.cache import Lookup
-from resolver.store.db import CHANNEL, connect, parse_payload
+from resolver.store.db import CHANNEL, connect, parse_payload, split_users
+
+if TYPE_CHECKING:
+    from resolver.accounts import TokenStates
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +28,24 @@ PING_INTERVAL = 0.5
 PING_TIMEOUT = 1.0
 
 
-async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) -> None:
-    """Run until cancelled: listen for changes and invalidate the cache entries they name."""
+async def follow_changes(
+    dsn: str, lookup: Lookup, users: TokenStates | None = None, *, max_backoff: float = 2.0
+) -> None:
+    """Run until cancelled: listen for changes and invalidate the cache entries (and token states
+    of `users`) they name."""
     cache = lookup.cache
     backoff = 0.1
 
+    def trust(trusted: bool) -> None:
+        cache.trusted = trusted
+        if users is not None:
+            users.trusted = trusted
+
     def on_change(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        sent_at, keys = parse_payload(str(payload))
+        sent_at, lines = parse_payload(str(payload))
+        keys, user_ids = split_users(lines)
+        if user_ids and users is not None:
+            users.invalidate(user_ids)
         lookup.invalidate(keys)
         if sent_at is not None and len(lookup.invalidation_delays) < 100_000:
             lookup.invalidation_delays.append(max(0.0, time.time() - sent_at))
@@ -43,7 +59,9 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
             await conn.add_listener(CHANNEL, on_change)
             # Listening from here on: whatever changed before is covered by the flush.
             cache.clear()
-            cache.trusted = True
+            if users is not None:
+                users.clear()
+            trust(True)
             if backoff > 0.1:
                 log.info("change feed restored; cache flushed")
             backoff = 0.1
@@ -53,7 +71,7 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
                 except TimeoutError:
                     await conn.fetchval("select 1", timeout=PING_TIMEOUT)
         except asyncio.CancelledError:
-            cache.trusted = False
+            trust(False)
             if conn is not None:
                 conn.terminate()
             raise
@@ -62,7 +80,7 @@ async def follow_changes(dsn: str, lookup: Lookup, *, max_backoff: float = 2.0) 
                 log.warning("change feed lost (%s); cache not trusted until it is back", exc)
         if cache.trusted:
             log.warning("change feed lost; cache not trusted until it is back")
-        cache.trusted = False
+        trust(False)
         if conn is not None:
             conn.terminate()
         await asyncio.sleep(backoff)

@@ -308,7 +308,8 @@ class Operators:
     async def update_user(
         self, enterprise_id: int, user_id: int, body: dict[str, Any], actor: Identity
     ) -> None:
-        """Change an account's password, or disable and enable it."""
+        """Change an account's password, or disable and enable it. A new password and disabling
+        void every token of the user, on every worker, once this returns."""
         password = body.get("password")
         disabled = body.get("disabled")
         if password is not None and (not isinstance(password, str) or len(password) < 8):
@@ -320,12 +321,44 @@ class Operators:
             if password is None
             else await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
         )
+        revokes = password is not None or disabled is True
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named("user_update", user_id, hashed, disabled, enterprise_id)
+            row = await tx.fetchrow_named(
+                "user_update", user_id, hashed, disabled, enterprise_id, 1 if revokes else 0
+            )
             if row is None:
                 raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
-            detail = {"userId": user_id, "passwordChanged": password is not None, "disabled": disabled}
+            tx.changed_users.append(user_id)
+            detail = {
+                "userId": user_id,
+                "passwordChanged": password is not None,
+                "disabled": disabled,
+                "tokensRevoked": revokes,
+            }
             tx.audit(AuditEntry(actor.name, "user.update", None, enterprise_id, None, None, detail))
+        self.store.users_changed(tx.changed_users)
+
+    async def revoke_tokens(self, enterprise_id: int, user_id: int, actor: Identity) -> None:
+        """Void every token of an account (it logs in again with its password)."""
+        async with self.store.write() as tx:
+            row = await tx.fetchrow_named("user_revoke_tokens", user_id, enterprise_id)
+            if row is None:
+                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+            tx.changed_users.append(user_id)
+            detail = {"userId": user_id, "username": row["username"]}
+            tx.audit(AuditEntry(actor.name, "user.tokens.revoke", None, enterprise_id, None, None, detail))
+        self.store.users_changed(tx.changed_users)
+
+    async def delete_user(self, enterprise_id: int, user_id: int, actor: Identity) -> None:
+        """Delete an account; its tokens die with it. Its audit entries stay (they name it)."""
+        async with self.store.write() as tx:
+            row = await tx.fetchrow_named("user_delete", user_id, enterprise_id)
+            if row is None:
+                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+            tx.changed_users.append(user_id)
+            before = {"userId": user_id, "username": row["username"]}
+            tx.audit(AuditEntry(actor.name, "user.delete", None, enterprise_id, before, None))
+        self.store.users_changed(tx.changed_users)
 
     # -- audit ---------------------------------------------------------------------------------
 

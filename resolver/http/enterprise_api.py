@@ -37,6 +37,24 @@ async def token(request: web.Request) -> web.Response:
     )
 
 
+async def logout(request: web.Request) -> web.Response:
+    """POST /identity/logout with the token in Authorization: that token ends at once on every
+    worker (the user's other tokens stay valid). Logging out a token that is void already succeeds."""
+    header = request.headers.get("Authorization", "").strip()
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        presented = credentials.strip()
+    elif header and " " not in header:
+        presented = header
+    elif header:
+        raise HandleError(RC.PROTOCOL_ERROR, "退出登录须携带要结束的令牌：Authorization: Bearer <令牌>")
+    else:
+        raise HandleError(RC.AUTHENTICATION_NEEDED, "未登录：请在 Authorization: Bearer 中携带要结束的令牌")
+    throttle = request.app[RATE_LIMITER].throttle(request)
+    ended = await request.app[ACCOUNTS].logout(presented, throttle)
+    return ok(None, "已退出登录，该令牌已失效" if ended else "该令牌已失效，无需再退出")
+
+
 def _count_new(request: web.Request, results: list[ItemResult]) -> None:
     daily = request.app[DAILY]
     for result in results:
@@ -179,6 +197,7 @@ def add_routes(app: web.Application) -> None:
     """Register the enterprise API routes."""
     routes: list[tuple[str, dict[str, Any]]] = [
         ("/identity/token", {"POST": token}),
+        ("/identity/logout", {"POST": logout}),
         ("/identityv2/data", {"POST": create_one, "PUT": update_one, "DELETE": delete_one}),
         ("/identityv2/data/detail", {"GET": detail}),
         ("/identityv2/data/batchCreate", {"POST": batch_create}),

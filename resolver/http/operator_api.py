@@ -113,6 +113,18 @@ async def update_user(request: web.Request) -> web.Response:
     return ok(None, "用户已更新")
 
 
+async def delete_user(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    await request.app[OPERATORS].delete_user(_id(request, "enterprise"), _id(request, "user"), actor)
+    return ok(None, "用户已删除，其令牌全部失效")
+
+
+async def revoke_user_tokens(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    await request.app[OPERATORS].revoke_tokens(_id(request, "enterprise"), _id(request, "user"), actor)
+    return ok(None, "该用户的全部令牌已撤销，须用密码重新登录")
+
+
 async def audit(request: web.Request) -> web.Response:
     await node_admin(request)
     enterprise = request.query.get("enterprise")
@@ -131,7 +143,8 @@ def add_routes(app: web.Application) -> None:
         ("/admin/enterprises/{enterprise}", {"GET": get_enterprise}),
         ("/admin/enterprises/{enterprise}/prefixes", {"POST": allocate_prefix}),
         ("/admin/enterprises/{enterprise}/users", {"POST": create_user}),
-        ("/admin/enterprises/{enterprise}/users/{user}", {"PUT": update_user}),
+        ("/admin/enterprises/{enterprise}/users/{user}", {"PUT": update_user, "DELETE": delete_user}),
+        ("/admin/enterprises/{enterprise}/users/{user}/tokens", {"DELETE": revoke_user_tokens}),
         ("/admin/prefixes/{prefix}/state", {"PUT": set_prefix_state}),
         ("/admin/prefixes/{prefix}/credentials", {"POST": rotate_credentials}),
         ("/admin/audit", {"GET": audit}),
