@@ -24,6 +24,9 @@ DELAY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 BATCH_BOUNDS = (1, 10, 100, 500, 1000, 2000, 5000)
 LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OUTCOMES = ("hit", "miss", "not_found", "refused")
+# Request methods with a label of their own (RESOLVE: the native protocol); any other method a
+# client sends counts as OTHER, so clients cannot add label values.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "RESOLVE"))
 
 
 def prepare_multiprocess_dir(path: Path) -> None:
@@ -69,7 +72,7 @@ class RouteStats:
         self.total_seconds = 0.0
 
     def add(self, method: str, status: int, seconds: float) -> None:
-        key = (method, f"{status // 100}xx")
+        key = (method if method in METHODS else "OTHER", f"{status // 100}xx")
         self.by_status[key] = self.by_status.get(key, 0) + 1
         self.buckets[bisect_left(LATENCY_BOUNDS, seconds)] += 1
         self.total_seconds += seconds

@@ -3,16 +3,29 @@
 Each worker counts resolutions, not-found answers and registrations per prefix in memory (a dict
 addition per request) and adds them to `daily_counts` every few seconds, off the hot path; a crash
 loses at most those seconds. Registrations reconcile with the identifiers table by creation day.
+
+Anyone can ask for any handle, so the counts name only what the node serves: its own prefix and
+the allocated enterprise prefixes (`ServedPrefixes.label`). A not-found answer for anything else
+(an unknown prefix, a sub-prefix nobody was given, another node's handle through recursion) counts
+in the one `OTHER` row; recursive resolutions of other nodes' identifiers are theirs to count
+(`resolver_recursive_resolutions` on /metrics has them). A worker keeps the prefixes it saw as they
+were sent, at most `MAX_PENDING_PREFIXES` of them per flush, and labels them when it flushes, with
+the allocations read just then: a prefix allocated through any worker of any instance is counted
+under its own name by every worker from its next flush on, the requests since its allocation
+included. Rows therefore stay bounded whatever clients send: per worker in memory, per day in
+`daily_counts`, in `/api/stats` and in the statistics for the top-level node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from resolver.core.handles import PREFIX_NA, fold
 from resolver.metrics import NodeMetrics
 from resolver.store.db import HandleStore
 
@@ -22,56 +35,141 @@ log = logging.getLogger(__name__)
 REGISTRATIONS_PER_YEAR = 30_000_000
 RESOLUTIONS_PER_DAY = 10_000_000
 FLUSH_SECONDS = 5.0
+# The row of the not-found answers for prefixes the node does not serve. No prefix can be named
+# so under the node prefix, and out of it nothing else is counted.
+OTHER = "other"
+# Distinct prefixes as sent that a worker keeps between two flushes; past them a new prefix is
+# labelled at once, with the allocations of the last flush.
+MAX_PENDING_PREFIXES = 1000
 
 
 def today() -> date:
     return datetime.now(UTC).date()
 
 
+class ServedPrefixes:
+    """The prefixes the node counts under their own names: its own and the allocated ones."""
+
+    def __init__(self, node_prefix: str, allocated: Iterable[str] = ()) -> None:
+        self.node_prefix = fold(node_prefix)
+        self.allocated = frozenset(fold(p) for p in allocated)
+        self._labels = self.allocated | {self.node_prefix, OTHER}
+
+    def label(self, prefix: str, found: bool) -> str | None:
+        """The row that counts a handle of `prefix` (case-folded): the nearest allocated prefix
+        at or above it; else, for an identifier that exists here (or a prefix record), the node
+        prefix; else, for a not-found answer, the node prefix itself or `OTHER`. None for an
+        identifier of another node (resolved through recursion): not ours to count."""
+        if prefix in self._labels:
+            return None if found and prefix == OTHER else prefix
+        parent = prefix
+        while True:
+            cut = parent.rfind(".")
+            if cut < 0:
+                break
+            parent = parent[:cut]
+            if parent in self.allocated:
+                return parent
+            if parent == self.node_prefix:
+                return parent if found else OTHER
+        if not found:
+            return OTHER
+        return self.node_prefix if prefix == PREFIX_NA else None
+
+    def fold_counts(self, counts: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Counts per prefix as sent -> counts per label."""
+        labelled: dict[str, list[int]] = {}
+        for prefix, (registered, resolved, missing) in counts.items():
+            if registered or resolved:
+                name = self.label(prefix, True)
+                if name is not None:
+                    row = labelled.setdefault(name, [0, 0, 0])
+                    row[0] += registered
+                    row[1] += resolved
+            if missing:
+                name = self.label(prefix, False) or OTHER
+                labelled.setdefault(name, [0, 0, 0])[2] += missing
+        return labelled
+
+
 class DailyCounter:
     """One worker's counts since its last flush, per prefix."""
 
-    def __init__(self) -> None:
-        # prefix -> [registrations, resolutions, not found]
+    def __init__(self, node_prefix: str) -> None:
+        self.served = ServedPrefixes(node_prefix)
+        # prefix as sent (or, past MAX_PENDING_PREFIXES, its label) -> [registrations,
+        # resolutions, not found]
         self.counts: dict[str, list[int]] = {}
 
-    def _row(self, prefix: str) -> list[int]:
-        row = self.counts.get(prefix)
-        if row is None:
-            row = self.counts[prefix] = [0, 0, 0]
+    def _new_row(self, prefix: str, found: bool) -> list[int]:
+        counts = self.counts
+        if len(counts) >= MAX_PENDING_PREFIXES:
+            name = self.served.label(prefix, found)
+            if name is None:
+                return [0, 0, 0]  # not counted
+            row = counts.get(name)
+            if row is not None:
+                return row
+            prefix = name
+        row = counts[prefix] = [0, 0, 0]
         return row
 
     def resolved(self, prefix: str) -> None:
-        self._row(prefix)[1] += 1
+        row = self.counts.get(prefix)
+        if row is None:
+            row = self._new_row(prefix, True)
+        row[1] += 1
 
     def not_found(self, prefix: str) -> None:
-        self._row(prefix)[2] += 1
+        row = self.counts.get(prefix)
+        if row is None:
+            row = self._new_row(prefix, False)
+        row[2] += 1
 
     def registered(self, prefix: str, count: int = 1) -> None:
-        self._row(prefix)[0] += count
+        row = self.counts.get(prefix)
+        if row is None:
+            row = self._new_row(prefix, True)
+        row[0] += count
+
+    async def refresh(self, store: HandleStore) -> None:
+        """Read the allocated prefixes again."""
+        rows = await store.fetch_named("enterprise_prefix_all")
+        self.served = ServedPrefixes(self.served.node_prefix, (r[0] for r in rows))
 
     async def flush(self, store: HandleStore, day: date | None = None) -> None:
-        """Add the counts to `daily_counts`; on failure they are kept for the next try."""
+        """Add the counts, labelled with the allocations as they are now, to `daily_counts`; on
+        failure they are kept for the next try."""
         if not self.counts:
             return
+        await self.refresh(store)
         counts, self.counts = self.counts, {}
+        labelled = self.served.fold_counts(counts)
         when = day or today()
-        prefixes = sorted(counts)
+        prefixes = sorted(labelled)
         try:
             await store.fetch_named(
                 "daily_add",
                 [when] * len(prefixes),
                 prefixes,
-                [counts[p][0] for p in prefixes],
-                [counts[p][1] for p in prefixes],
-                [counts[p][2] for p in prefixes],
+                [labelled[p][0] for p in prefixes],
+                [labelled[p][1] for p in prefixes],
+                [labelled[p][2] for p in prefixes],
             )
         except Exception:
-            for prefix, row in counts.items():
-                mine = self._row(prefix)
+            for prefix, row in labelled.items():  # labels are their own labels
+                mine = self.counts.setdefault(prefix, [0, 0, 0])
                 for i in range(3):
                     mine[i] += row[i]
             raise
+
+
+async def fold_unserved(store: HandleStore, node_prefix: str) -> None:
+    """Relabel rows of `daily_counts` written for prefixes the node does not serve (by versions
+    before the labels, or by an import under a prefix nobody was given) as `ServedPrefixes.label`
+    would have: into the enterprise prefix above, the node prefix, or `OTHER`. Idempotent; when
+    several workers do it at once, the first one moves the rows and the others find none."""
+    await store.fetch_named("daily_fold_unserved", fold(node_prefix), OTHER, PREFIX_NA)
 
 
 GAUGE_EVERY = 6  # flushes between refreshes of the threshold gauges (30 s)
@@ -81,6 +179,13 @@ async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: Node
     """Run until cancelled: flush every few seconds (a failed flush keeps its counts), and keep
     the threshold gauges of /metrics current."""
     rounds = 0
+    try:
+        await counter.refresh(store)
+        await fold_unserved(store, counter.served.node_prefix)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the next start tries again; counting goes on meanwhile
+        log.warning("could not relabel the daily counts of unserved prefixes: %s", exc)
     while True:
         try:
             if rounds % GAUGE_EVERY == 0:

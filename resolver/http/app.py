@@ -238,7 +238,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[RATE_LIMITER] = RateLimiter(config)
     app[METRICS] = NodeMetrics()
-    app[DAILY] = DailyCounter()
+    app[DAILY] = DailyCounter(config.node_prefix)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)
     app.cleanup_ctx.append(metrics_flush)

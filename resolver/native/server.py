@@ -116,7 +116,7 @@ class NativeService:
         except HandleError as exc:
             if exc.rc == RC.HANDLE_NOT_FOUND:
                 self.metrics.outcomes["not_found"] += 1
-                self.daily.not_found(_prefix_of(text))
+                self.daily.not_found(name.prefix)  # only the lookup says not found: name is parsed
             else:
                 self.metrics.outcomes["refused"] += 1
             return _RC_FROM_HANDLE.get(exc.rc, p.RC_ERROR), p.error_body(exc.message)
@@ -146,10 +146,6 @@ def use_tcp(envelope: p.Envelope, request: p.Request | None) -> bytes:
     if request is None:
         return p.refusal(envelope, p.RC_ERROR, reflection.USE_TCP)
     return p.answer(request, p.RC_ERROR, p.error_body(reflection.USE_TCP))
-
-
-def _prefix_of(text: str) -> str:
-    return text.partition("/")[0].lower()
 
 
 def _reuse_port_socket(kind: int, host: str, port: int) -> socket.socket:

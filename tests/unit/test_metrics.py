@@ -65,3 +65,22 @@ def test_requests_latency_and_outcomes():
     # running totals are exported as their growth: a second flush adds only what is new
     flush(metrics, evictions=6, lookups=2, keys_fetched=7)
     assert samples(metrics)["resolver_cache_evictions_total"] == 6
+
+
+def test_methods_clients_invent_share_one_label():
+    metrics = NodeMetrics()
+    for method in ("GET", "PROPFIND", "MKCOL", "X-ANYTHING", "RESOLVE"):
+        metrics.request("/api/handles/{handle}", method, 405, 0.001)
+    flush(metrics)
+    methods = {
+        name.partition('method="')[2].partition('"')[0]
+        for name in samples(metrics)
+        if name.startswith("resolver_http_requests_total{")
+    }
+    assert methods == {"GET", "RESOLVE", "OTHER"}
+    assert (
+        samples(metrics)[
+            'resolver_http_requests_total{method="OTHER",route="/api/handles/{handle}",status="4xx"}'
+        ]
+        == 3
+    )
