@@ -45,8 +45,13 @@ class Entry:
             self.size = _ENTRY_OVERHEAD + 2 * len(self.tail)
 
 
-def record_expiry(record: Record, now_wall: float, max_ttl: float) -> float:
-    """Seconds a record may stay cached: its smallest TTL, capped."""
+def record_expiry(record: Record, now_wall: float, max_ttl: float, floor: float = 0.0) -> float:
+    """Seconds a record may stay cached: its smallest TTL, at least `floor`, capped.
+
+    The TTL tells clients how long they may keep an answer; this cache needs no such bound to stay
+    right, since every change invalidates its entries through the change feed. The floor keeps a
+    TTL of 0 (or an expiry time in the past) from sending every resolution to the database.
+    """
     smallest = max_ttl
     for value in record.values:
         ttl = value.get("ttl", max_ttl)  # every value written here has one; a hand-made row may not
@@ -54,7 +59,7 @@ def record_expiry(record: Record, now_wall: float, max_ttl: float) -> float:
             ttl = ttl_seconds(ttl, now_wall)
         if ttl < smallest:
             smallest = ttl
-    return float(smallest)
+    return float(min(max_ttl, max(floor, smallest)))
 
 
 class ResolutionCache:
@@ -112,7 +117,9 @@ class ResolutionCache:
         if record is None:
             entry = Entry(None, now + self.settings.negative_ttl)
         else:
-            entry = Entry(record, now + record_expiry(record, time.time(), self.settings.max_ttl))
+            settings = self.settings
+            expiry = record_expiry(record, time.time(), settings.max_ttl, settings.ttl_floor)
+            entry = Entry(record, now + expiry)
         if (
             not self.trusted
             or self._cleared_at > started_epoch

@@ -36,6 +36,12 @@ def _bool(text: str) -> bool:
 _CONFIG, _LIMITS, _CACHE, _RATE = Config(workers=1), Limits(), CacheSettings(), RateLimits()
 
 
+def _header_value(text: str) -> str:
+    if not text.strip() or not all(" " <= c <= "~" for c in text):
+        raise argparse.ArgumentTypeError(f"expected printable ASCII text, got {text!r}")
+    return text
+
+
 def _types(text: str) -> tuple[str, ...]:
     return tuple(t.strip().lower() for t in text.split(",") if t.strip())
 
@@ -236,6 +242,14 @@ SERVE_OPTIONS = [
         False,
     ),
     Option(
+        "--server-header",
+        "RESOLVER_SERVER_HEADER",
+        "server_header",
+        _header_value,
+        "the Server header of every answer (aiohttp's own names the Python and aiohttp versions)",
+        _CONFIG.server_header,
+    ),
+    Option(
         "--cache-max-entries",
         "RESOLVER_CACHE_MAX_ENTRIES",
         "cache.max_entries",
@@ -258,6 +272,14 @@ SERVE_OPTIONS = [
         float,
         "longest time in seconds a handle stays cached",
         _CACHE.max_ttl,
+    ),
+    Option(
+        "--cache-ttl-floor",
+        "RESOLVER_CACHE_TTL_FLOOR",
+        "cache.ttl_floor",
+        float,
+        "shortest time in seconds a handle stays cached, whatever its TTL (changes invalidate it at once)",
+        _CACHE.ttl_floor,
     ),
     Option(
         "--cache-negative-entries",

@@ -41,6 +41,9 @@ class CacheSettings:
     max_entries: int = 200_000
     max_bytes: int = 256 * 1024 * 1024
     max_ttl: float = 600.0
+    # The shortest time a handle stays cached, whatever its TTL says (a TTL of 0 would make every
+    # resolution a database read). Changes still invalidate the entry at once (resolver/coherence.py).
+    ttl_floor: float = 1.0
     negative_entries: int = 50_000
     negative_ttl: float = 5.0
 
@@ -95,6 +98,8 @@ class Config:
     body_timeout: float = 60.0
     max_connections_per_address: int = 256
     access_log: bool = False
+    # The Server header of every answer; aiohttp's default names the Python and aiohttp versions.
+    server_header: str = "resolver"
     limits: Limits = field(default_factory=Limits)
     cache: CacheSettings = field(default_factory=CacheSettings)
     # How long a database call may take before the request is answered with 503.

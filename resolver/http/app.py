@@ -19,6 +19,7 @@ from resolver.cache import Lookup, ResolutionCache
 from resolver.coherence import follow_changes
 from resolver.config import Config
 from resolver.http import enterprise_api, handles, health, operator_api, proxy, search
+from resolver.http.encoded import use_server_header
 from resolver.http.keys import (
     ACCOUNTS,
     AUTHENTICATOR,
@@ -234,6 +235,7 @@ async def _freeze_startup_objects(_app: web.Application) -> None:
 def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
+    use_server_header(config.server_header)
     app = web.Application(client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes))
     app[CONFIG] = config
     app[RATE_LIMITER] = RateLimiter(config)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 _date_second = -1
 _date_line = b""
@@ -34,7 +34,25 @@ def date_line() -> bytes:
     return _date_line
 
 
-_JSON_HEAD = f"Content-Type: application/json\r\nServer: {SERVER_SOFTWARE}\r\n".encode()
+def _json_head(server: str) -> bytes:
+    return b"Content-Type: application/json\r\nServer: " + server.encode("ascii") + b"\r\n"
+
+
+_JSON_HEAD = _json_head("resolver")
+
+
+def use_server_header(server: str) -> None:
+    """Send `server` as the Server header of every answer of this process: these, aiohttp's
+    responses and aiohttp's own error pages (for what it cannot parse), whose default names the
+    Python and aiohttp versions. For the whole process, which serves one node's configuration:
+    aiohttp reads the value from its `web_response` module for every response it prepares."""
+    global _JSON_HEAD
+    if not server.strip() or not all(" " <= c <= "~" for c in server):
+        raise ValueError(f"a Server header is printable ASCII text, not {server!r}")
+    _JSON_HEAD = _json_head(server)
+    setattr(web_response, "SERVER_SOFTWARE", server)  # noqa: B010 (not a public attribute)
+
+
 _STATUS = {HttpVersion11: b"HTTP/1.1 200 OK\r\n", HttpVersion10: b"HTTP/1.0 200 OK\r\n"}
 
 

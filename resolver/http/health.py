@@ -1,4 +1,4 @@
-"""Liveness and readiness for orchestrators."""
+"""Liveness and readiness for orchestrators, and the workers' status for the administrator."""
 
 from __future__ import annotations
 
@@ -8,14 +8,26 @@ import os
 import orjson
 from aiohttp import web
 
-from resolver.core.errors import Unavailable
-from resolver.http.errors import method_not_allowed
-from resolver.http.keys import CONFIG, LOOKUP, METRICS, SCHEMA_VERSION, STORE
+from resolver.core.errors import RC, HandleError, Unavailable
+from resolver.http.errors import mapped, method_not_allowed
+from resolver.http.handles import identity_of
+from resolver.http.keys import CONFIG, LOOKUP, METRICS, REGISTRY, SCHEMA_VERSION, STORE
 from resolver.metrics import workers_listening
 
+_ALIVE = orjson.dumps({"status": "alive"})
 
-async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and its event loop answers; names the worker that answered and its cache."""
+
+async def healthz(_request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers (for load balancers and orchestrators:
+    anonymous, so it names nothing about the worker; `/status` does, for the administrator)."""
+    return web.Response(body=_ALIVE, content_type="application/json")
+
+
+async def status(request: web.Request) -> web.Response:
+    """GET /status (node administrator): the worker that answered and its cache."""
+    identity = await identity_of(request, required=True)
+    if not request.app[REGISTRY].is_node_admin(identity):
+        raise HandleError(RC.INSUFFICIENT_PERMISSIONS, "the status is for the node administrator")
     body: dict[str, object] = {"status": "alive", "pid": os.getpid()}
     lookup = request.app.get(LOOKUP)
     if lookup is not None:
@@ -72,7 +84,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+    for path, handler in (
+        ("/healthz", healthz),
+        ("/readyz", readyz),
+        ("/metrics", metrics),
+        ("/status", mapped(status)),
+    ):
         resource = app.router.add_resource(path)
         resource.add_route("GET", handler)
         resource.add_route("*", method_not_allowed("GET, HEAD"))

@@ -37,6 +37,15 @@ class Node:
         return self.process.wait(timeout)
 
 
+def worker_pid(url: str, timeout: float = 5.0) -> int:
+    """The pid of the worker that answers a new connection (`/status`, for the node administrator)."""
+    from tests.helpers import basic
+
+    answer = requests.get(f"{url}/status", headers=basic(), timeout=timeout)
+    answer.raise_for_status()
+    return int(answer.json()["pid"])
+
+
 def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> Node:
     port = free_port()
     log = tmp / f"node-{port}.log"
@@ -68,7 +77,7 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
         try:
             # a new connection each time: ready when every worker has answered at least once
             if requests.get(f"{node.url}/readyz", timeout=1).status_code == 200:
-                seen.add(requests.get(f"{node.url}/healthz", timeout=1).json()["pid"])
+                seen.add(worker_pid(node.url, timeout=1))
                 if len(seen) >= workers:
                     return node
         except requests.RequestException:

@@ -18,7 +18,7 @@ import requests
 
 from resolver.embedded import EmbeddedPostgres
 from tests.conftest import ADMIN_SECRET, ADMIN_USER
-from tests.e2e.conftest import start_node
+from tests.e2e.conftest import start_node, worker_pid
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{quote(ADMIN_USER)}:{ADMIN_SECRET}".encode()).decode()}
 
@@ -34,7 +34,7 @@ def put(url: str, handle: str, target: str, timeout: float = 10.0) -> requests.R
 
 def workers_of(url: str, tries: int = 40) -> set[int]:
     """The worker pids that answer (new connection each time, so the kernel spreads them)."""
-    return {requests.get(f"{url}/healthz", timeout=5).json()["pid"] for _ in range(tries)}
+    return {worker_pid(url) for _ in range(tries)}
 
 
 def test_kill_9_of_a_worker_under_load_fails_only_its_in_flight_requests(fresh_database: str, tmp_path: Path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import start_node
+from tests.e2e.conftest import start_node, worker_pid
 from tests.helpers import admin_json, basic
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ class Conn:
         host, port = url.removeprefix("http://").split(":")
         self.http = http.client.HTTPConnection(host, int(port), timeout=10)
         _OPEN.append(self.http)
-        self.pid = self.request("GET", "/healthz")[1]["pid"]
+        self.pid = self.request("GET", "/status", headers=basic())[1]["pid"]
 
     def request(self, method, path, body=None, headers=None):
         payload = json.dumps(body).encode() if body is not None else None
@@ -257,7 +257,7 @@ def test_ready_only_once_every_worker_accepts_connections(fresh_database, tmp_pa
             assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
             time.sleep(0.01)
         assert answers[-1] == "ready", answers
-        pids = {requests.get(f"{url}/healthz", timeout=5).json()["pid"] for _ in range(24)}
+        pids = {worker_pid(url) for _ in range(24)}
         assert len(pids) == 2, f"24 new connections reached only {pids}"
     finally:
         process.send_signal(signal.SIGTERM)

@@ -252,6 +252,7 @@ ROUTES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     ("/healthz", ANY, PROBES),
     ("/readyz", ANY, PROBES),
     ("/metrics", ANY, PROBES),
+    ("/status", ANY, HANDLE_API),
     ("/api/handles", ANY, HANDLE_API),
     ("/api/prefixes", ANY, HANDLE_API),
     ("/api/stats", ANY, HANDLE_API),

@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from resolver.cache import Lookup, ResolutionCache
+from resolver.cache import Lookup, ResolutionCache, record_expiry
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
 from resolver.store.db import Record
@@ -92,11 +92,26 @@ async def test_negative_entries_expire_quickly():
 
 
 async def test_entries_expire_by_smallest_ttl_capped():
-    lookup, store = make(CacheSettings(max_ttl=100))
+    lookup, store = make(CacheSettings(max_ttl=100, ttl_floor=0))
     store.rows["short"] = record("https://s", ttl=0)
     await lookup.get("short")
     await lookup.get("short")
-    assert len(store.calls) == 2  # ttl 0: never served from the cache
+    assert len(store.calls) == 2  # ttl 0 and no floor: never served from the cache
+    assert record_expiry(record("https://l", ttl=86400), 0.0, 100) == 100
+
+
+async def test_a_ttl_of_zero_is_cached_for_the_floor_and_invalidated_by_changes():
+    lookup, store = make(CacheSettings(ttl_floor=60))
+    store.rows["short"] = record("https://old", ttl=0)
+    for _ in range(200):
+        assert (await lookup.get("short")).record.values[0]["data"]["value"] == "https://old"
+    assert len(store.calls) == 1
+    store.rows["short"] = record("https://new", ttl=0)
+    lookup.invalidate(["short"])  # a change, through this worker or the change feed
+    assert (await lookup.get("short")).record.values[0]["data"]["value"] == "https://new"
+    assert len(store.calls) == 2
+    assert record_expiry(record("https://x", ttl=0), 0.0, 600, CacheSettings().ttl_floor) == 1.0
+    assert record_expiry(record("https://x", ttl=0), 0.0, 0.5, 1.0) == 0.5  # the cap wins
 
 
 async def test_bounded_by_count_and_bytes():
