@@ -20,6 +20,8 @@ from aiohttp import web, web_response
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion10, HttpVersion11
 
+from resolver.config import Config
+
 _date_second = -1
 _date_line = b""
 
@@ -38,7 +40,7 @@ def _json_head(server: str) -> bytes:
     return b"Content-Type: application/json\r\nServer: " + server.encode("ascii") + b"\r\n"
 
 
-_JSON_HEAD = _json_head("resolver")
+_JSON_HEAD = _json_head(Config.server_header)  # until create_app sets the node's
 
 
 def use_server_header(server: str) -> None:
