@@ -363,3 +363,38 @@ async def test_the_worker_that_answered_refuses_at_once(deaf, method, path, body
     resp = await deaf.request(method, path.format(e=eid, u=uid), json=body, headers=headers)
     assert (await resp.json())["status"] == 1
     await refused_with(deaf, token, message)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/enterprises/abc/users/1",
+        "/admin/enterprises/1/users/-1",
+        "/admin/enterprises/1/users/99999999999999999999/tokens",
+        "/admin/enterprises/１/users/1/tokens",
+    ],
+)
+async def test_bad_ids_on_the_new_operator_routes_are_clear_errors(client, path):
+    resp = await client.delete(path, headers=basic())
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == -2 and "整数" in body["message"], body
+
+
+async def test_revocations_and_logouts_are_audited(client):
+    eid, _ = await admit(client, "88.123.45", 1)
+    token = await user_token(client, eid, "acme", PASSWORD)
+    uid = await user_id(client, eid, "acme")
+    await client.post("/identity/logout", headers=bearer(token))
+    await operator(client, "DELETE", f"/admin/enterprises/{eid}/users/{uid}/tokens")
+    await operator(client, "PUT", f"/admin/enterprises/{eid}/users/{uid}", {"disabled": True})
+    trail = await (await client.get("/admin/audit", params={"enterprise": str(eid)}, headers=basic())).json()
+    entries = [(e["operation"], e["actor"], e["detail"]) for e in reversed(trail["data"]["items"])]
+    assert entries[-3:] == [
+        ("user.logout", "user:acme", {"userId": uid, "everyToken": False}),
+        ("user.tokens.revoke", "300:0.NA/88.123", {"userId": uid, "username": "acme"}),
+        (
+            "user.update",
+            "300:0.NA/88.123",
+            {"userId": uid, "passwordChanged": False, "disabled": True, "tokensRevoked": True},
+        ),
+    ]
