@@ -106,6 +106,12 @@ class Config:
     db_timeout: float = 5.0
     # Value types that reverse lookup (/hrls/handles) can search, case-folded.
     search_types: tuple[str, ...] = ("url", "checksum")
+    # Reverse lookup is bounded (resolver/http/search.py): searches running at once in a worker, of
+    # which one tenant's (more are refused with 429), and the seconds a search may take from its
+    # arrival before it is stopped (503).
+    search_concurrency: int = 2
+    search_per_credential: int = 1
+    search_timeout: float = 2.0
     # Most items in one enterprise API batch call.
     max_batch_items: int = 2000
     # Lifetime of an enterprise API bearer token, in seconds.

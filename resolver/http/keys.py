@@ -21,7 +21,8 @@ from resolver.store.db import HandleStore
 from resolver.template_registry import TemplateRegistry
 from resolver.upstream import Upstream
 
-if TYPE_CHECKING:  # the native listeners read these keys themselves
+if TYPE_CHECKING:  # the native listeners and the search handler read these keys themselves
+    from resolver.http.search import Searches
     from resolver.native.server import NativeListeners
 
 CONFIG = web.AppKey("config", Config)
@@ -40,3 +41,4 @@ DAILY = web.AppKey("daily", DailyCounter)
 UPSTREAM: web.AppKey[Upstream | None] = web.AppKey("upstream")
 RECURSIVE: web.AppKey[RecursiveResolver | None] = web.AppKey("recursive")
 NATIVE: web.AppKey[NativeListeners | None] = web.AppKey("native")
+SEARCHES: web.AppKey[Searches] = web.AppKey("searches")

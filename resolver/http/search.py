@@ -1,47 +1,138 @@
 """Reverse lookup, as the Handle reverse-lookup servlet answers it: `GET /hrls/handles?URL=...`.
 
 Keys are the value types the operator allows (`--search-types`), matched case-insensitively; values
-match exactly, or with `*` as a wildcard. Several keys must all match. The answer is a JSON array
-of handles. Enterprises see only their own handles; the node administrator sees all.
+match exactly, or with `*` as a wildcard (resolver/core/search.py says which patterns the index
+answers). Several keys must all match. The answer is a JSON array of handles, in value order, then
+handle order. Enterprises see only their own handles; the node administrator sees all.
+
+A search is bounded: at most `--search-concurrency` run at once in a worker, of which
+`--search-per-credential` for one tenant (more: 429), and each is stopped at `--search-timeout`
+(503, rc 3), the wait for its turn included.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import orjson
 from aiohttp import web
 
-from resolver.core.errors import RC, HandleError
+from resolver.config import Config
+from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold
+from resolver.core.permissions import Identity
+from resolver.core.search import MAX_LIMIT, SearchTimeout, plan_search
 from resolver.core.values import parse_int
 from resolver.http.envelope import caller
 from resolver.http.errors import mapped
-from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, STORE
+from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, SEARCHES, STORE
 
-MAX_LIMIT = 10_000
+_PAGING = ("limit", "page", "prefix")
 
 
-def like_pattern(value_type: str, value: str) -> str:
-    """The LIKE pattern of a search term: SQL wildcards escaped, `*` becomes `%`."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-    return f"{fold(value_type)}={escaped}"
+class TooManySearches(RateLimited):
+    """The tenant already runs as many searches as it may at once (429, rc 3)."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__(1)
+        self.message = (
+            f"too many searches at once: a tenant runs at most {allowed} per worker; "
+            "send the next when one has answered"
+        )
+        self.args = (self.message,)
+
+
+class SearchesBusy(HandleError):
+    """No search slot came free before the search deadline (503, rc 3, retry shortly)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            RC.SERVER_TOO_BUSY, "the node is answering too many searches; retry shortly", retry_after=1
+        )
+
+
+class Searches:
+    """One worker's admission of searches: `concurrency` at once, `per_tenant` of them for one
+    tenant (counting those waiting for their turn), each within `timeout` seconds from arrival."""
+
+    def __init__(self, concurrency: int, per_tenant: int, timeout: float) -> None:
+        self.per_tenant = max(1, per_tenant)
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._running: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, config: Config) -> Searches:
+        return cls(config.search_concurrency, config.search_per_credential, config.search_timeout)
+
+    @asynccontextmanager
+    async def admit(self, tenant: str) -> AsyncIterator[float]:
+        """A turn for one search of `tenant`: the seconds it has left to run."""
+        running = self._running.get(tenant, 0)
+        if running >= self.per_tenant:
+            raise TooManySearches(self.per_tenant)
+        self._running[tenant] = running + 1
+        arrived = time.monotonic()
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise SearchesBusy() from None
+            try:
+                yield max(0.001, self.timeout - (time.monotonic() - arrived))
+            except SearchTimeout:
+                raise SearchTimeout(self.timeout) from None  # the deadline, not what was left of it
+            finally:
+                self._slots.release()
+        finally:
+            left = self._running[tenant] - 1
+            if left:
+                self._running[tenant] = left
+            else:
+                del self._running[tenant]
+
+
+def tenant_of(identity: Identity) -> str:
+    """Whose searches count together: an enterprise's users, else the identity."""
+    return f"enterprise {identity.enterprise_id}" if identity.enterprise_id is not None else identity.key
+
+
+async def visible_prefixes(request: web.Request, identity: Identity, wanted: str | None) -> list[str] | None:
+    """The prefixes whose handles the caller may find (None: all of them), narrowed to `wanted`."""
+    prefixes: list[str] | None
+    if request.app[REGISTRY].is_node_admin(identity):
+        prefixes = None
+    elif identity.enterprise_id is not None:
+        rows = await request.app[STORE].fetch_named("enterprise_prefixes", identity.enterprise_id)
+        prefixes = [row[0] for row in rows]
+    else:
+        # A prefix administrator (300:0.NA/<prefix>) sees the handles of that prefix.
+        head, _, tail = identity.key.partition("/")
+        prefixes = [tail] if head == "0.na" else []
+    if wanted:
+        prefixes = [fold(wanted)] if prefixes is None or fold(wanted) in prefixes else []
+    return prefixes
 
 
 async def search(request: web.Request) -> web.Response:
-    """GET /hrls/handles?URL=...&limit=&page=: the handles whose values match."""
+    """GET /hrls/handles?URL=...&limit=&page=&prefix=: the handles whose values match."""
     request.app[RATE_LIMITER].check(request)
     identity = await caller(request)
     config = request.app[CONFIG]
-    registry = request.app[REGISTRY]
     allowed = set(config.search_types)
-    terms: list[str] = []
+    terms: list[tuple[str, str]] = []
     for key, value in request.query.items():
-        if key in ("limit", "page", "prefix"):
+        if key in _PAGING:
             continue
         if fold(key) not in allowed:
             raise HandleError(
                 RC.PROTOCOL_ERROR, f"cannot search by {key}; searchable: {', '.join(sorted(allowed))}"
             )
-        terms.append(like_pattern(key, value))
+        terms.append((key, value))
     if not terms:
         raise HandleError(RC.PROTOCOL_ERROR, f"give at least one search key: {', '.join(sorted(allowed))}")
     try:
@@ -49,23 +140,16 @@ async def search(request: web.Request) -> web.Response:
         page = parse_int(request.query.get("page", "0"), "page", 0, 10_000_000)
     except HandleError as exc:
         raise HandleError(RC.PROTOCOL_ERROR, exc.message) from None
-    if registry.is_node_admin(identity):
-        prefixes: list[str] = []
-    elif identity.enterprise_id is not None:
-        rows = await request.app[STORE].fetch_named("enterprise_prefixes", identity.enterprise_id)
-        prefixes = [row[0] for row in rows] or ["!none"]
-    else:
-        # A prefix administrator (300:0.NA/<prefix>) sees the handles of that prefix.
-        head, _, tail = identity.key.partition("/")
-        prefixes = [tail] if head == "0.na" else ["!none"]
-    wanted = request.query.get("prefix")
-    if wanted:
-        prefixes = [p for p in prefixes if p == fold(wanted)] if prefixes else [fold(wanted)]
-        prefixes = prefixes or ["!none"]
-    rows = await request.app[STORE].fetch_named("search", terms[0], prefixes, terms[1:], page * limit, limit)
-    return web.Response(body=orjson.dumps([row[0] for row in rows]), content_type="application/json")
+    plan = plan_search(terms, limit, page)
+    prefixes = await visible_prefixes(request, identity, request.query.get("prefix"))
+    handles: list[str] = []
+    if prefixes is None or prefixes:
+        async with request.app[SEARCHES].admit(tenant_of(identity)) as seconds:
+            handles = await request.app[STORE].search(prefixes, plan, seconds)
+    return web.Response(body=orjson.dumps(handles), content_type="application/json")
 
 
 def add_routes(app: web.Application) -> None:
+    app[SEARCHES] = Searches.of(app[CONFIG])
     for path in ("/hrls/handles", "/hrls/handles/"):
         app.router.add_get(path, mapped(search), allow_head=False)

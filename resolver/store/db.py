@@ -18,6 +18,7 @@ import orjson
 
 from resolver.core.errors import RC, HandleError, Unavailable
 from resolver.core.handles import fold
+from resolver.core.search import SearchPlan, SearchTimeout
 from resolver.core.values import StoredValue
 from resolver.store.queries import Q
 
@@ -617,6 +618,33 @@ class HandleStore:
                 Q["list_page"], prefix, page * page_size, page_size, timeout=self._timeout
             )
             return int(total), [row[0] for row in rows]
+
+    async def search(self, prefixes: list[str] | None, plan: SearchPlan, seconds: float) -> list[str]:
+        """One page of the handles in `prefixes` (None: every prefix) whose terms match `plan`, in
+        term then key order; raises SearchTimeout when Postgres has not finished within `seconds`."""
+        first, rest = plan.first, plan.rest
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            try:
+                async with conn.transaction(readonly=True):
+                    await conn.execute(
+                        Q["search_deadline"], f"{max(1, round(seconds * 1000))}ms", timeout=self._timeout
+                    )
+                    rows = await conn.fetch(
+                        Q["search"],
+                        prefixes,
+                        first.low,
+                        first.high,
+                        first.like,
+                        [p.low for p in rest],
+                        [p.high for p in rest],
+                        [p.like for p in rest],
+                        plan.offset,
+                        plan.limit,
+                        timeout=seconds + self._timeout,
+                    )
+            except asyncpg.QueryCanceledError:
+                raise SearchTimeout(seconds) from None
+        return [row[0] for row in rows]
 
     async def prefix_handles(self) -> list[str]:
         """Every prefix handle (`0.NA/...`) stored here."""

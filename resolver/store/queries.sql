@@ -189,14 +189,43 @@ where ($1::text is null or handle = $1)
   and ($3::timestamptz is null or at >= $3)
   and ($4::timestamptz is null or at < $4);
 
+-- name: search_deadline
+-- for the rest of the search's read-only transaction
+select set_config('statement_timeout', $1, true);
+
 -- name: search
-select h.handle from search_terms t join handles h on h.key = t.key
-where t.term like $1
-  and (cardinality($2::text[]) = 0 or t.prefix = any($2::text[]))
-  and (select count(*) from unnest($3::text[]) as p (pattern)
-       where exists (select 1 from search_terms o where o.key = t.key and o.term like p.pattern))
-      = cardinality($3::text[])
-order by t.key offset $4 limit $5;
+-- Reverse lookup (resolver/core/search.py): in each prefix searched ($1; null: every prefix, found
+-- by a skip scan of the index), the first $8 + $9 terms from $2 up to $3 that are like $4 and
+-- whose handle also has a term in each (low, high, like) of $5, $6, $7; all of it range reads of
+-- search_terms_prefix_term in its order (term bytes, then key). One page of those, merged.
+with recursive every (prefix) as (
+    (select s.prefix from search_terms s order by s.prefix limit 1)
+    union all
+    select (select s.prefix from search_terms s where s.prefix > every.prefix order by s.prefix limit 1)
+    from every where every.prefix is not null
+), searched (prefix) as (
+    select p.prefix from unnest($1::text[]) as p (prefix) where $1 is not null
+    union all
+    select every.prefix from every where $1 is null and every.prefix is not null
+), found as (
+    select m.term, m.key from searched
+    cross join lateral (
+        select t.term, t.key from search_terms t
+        where t.prefix = searched.prefix and t.term ~>=~ $2::text and t.term ~<~ $3::text and t.term like $4::text
+          and not exists (
+              select 1 from unnest($5::text[], $6::text[], $7::text[]) as x (low, high, pattern)
+              where not exists (
+                  select 1 from search_terms o
+                  where o.prefix = t.prefix and o.term ~>=~ x.low and o.term ~<~ x.high
+                    and o.term like x.pattern and o.key = t.key))
+        order by t.term using ~<~, t.key
+        limit $8::bigint + $9::bigint
+    ) m
+    order by m.term using ~<~, m.key
+    offset $8::bigint limit $9::bigint
+)
+select h.handle from found join handles h on h.key = found.key
+order by found.term using ~<~, found.key;
 
 -- name: prefix_info_read
 select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
