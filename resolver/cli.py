@@ -46,6 +46,16 @@ def _types(text: str) -> tuple[str, ...]:
     return tuple(t.strip().lower() for t in text.split(",") if t.strip())
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated networks (CIDR, or single addresses), each checked and written canonically."""
+    import ipaddress
+
+    try:
+        return tuple(str(ipaddress.ip_network(n.strip(), strict=False)) for n in text.split(",") if n.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 DATABASE_OPTIONS = [
     Option(
         "--dsn",
@@ -116,6 +126,57 @@ SERVE_OPTIONS = [
         int,
         "most upstream requests of recursive resolution at once, per worker",
         _CONFIG.recursive_concurrency,
+    ),
+    Option(
+        "--recursive-allow",
+        "RESOLVER_RECURSIVE_ALLOW",
+        "recursive_allow",
+        _networks,
+        "networks (comma-separated CIDRs) recursion may contact although they are loopback, private "
+        "or link-local, which it refuses otherwise",
+        ",".join(_CONFIG.recursive_allow),
+    ),
+    Option(
+        "--recursive-max-bytes",
+        "RESOLVER_RECURSIVE_MAX_BYTES",
+        "recursive_max_bytes",
+        int,
+        "largest answer recursion reads from another node, in bytes (a larger one fails the hop)",
+        _CONFIG.recursive_max_bytes,
+    ),
+    Option(
+        "--recursive-cache-bytes",
+        "RESOLVER_RECURSIVE_CACHE_BYTES",
+        "recursive_cache_bytes",
+        int,
+        "bytes per worker of what recursion caches (prefix sites and unreachable addresses get a "
+        "sixteenth of it each, answers the rest)",
+        _CONFIG.recursive_cache_bytes,
+    ),
+    Option(
+        "--recursive-ttl-floor",
+        "RESOLVER_RECURSIVE_TTL_FLOOR",
+        "recursive_ttl_floor",
+        float,
+        "shortest time in seconds recursion keeps a prefix site or an answer, whatever its TTL",
+        _CONFIG.recursive_ttl_floor,
+    ),
+    Option(
+        "--recursive-negative-ttl",
+        "RESOLVER_RECURSIVE_NEGATIVE_TTL",
+        "recursive_negative_ttl",
+        float,
+        "seconds recursion remembers an unknown prefix, an unknown handle or a failed hop",
+        _CONFIG.recursive_negative_ttl,
+    ),
+    Option(
+        "--recursive-max-depth",
+        "RESOLVER_RECURSIVE_MAX_DEPTH",
+        "recursive_max_depth",
+        int,
+        "most prefix components recursion asks the top-level node about (a deeper prefix is looked up "
+        "by its first ones)",
+        _CONFIG.recursive_max_depth,
     ),
     Option(
         "--native-port",
@@ -647,6 +708,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if config.recursive and not config.upstream_url:
             print("resolver: --recursive needs --upstream-url (the top-level node)", file=sys.stderr)
+            return 2
+        if min(config.recursive_max_bytes, config.recursive_max_depth) < 1:
+            print(
+                "resolver: --recursive-max-bytes and --recursive-max-depth must be at least 1",
+                file=sys.stderr,
+            )
             return 2
         try:
             return serve(config)

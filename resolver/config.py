@@ -127,6 +127,16 @@ class Config:
     recursive: bool = False
     recursive_timeout: float = 3.0
     recursive_concurrency: int = 64
+    # What recursion may contact and keep (resolver/recursive.py): site addresses in these networks
+    # even when loopback, private or link-local (which are refused otherwise); the largest answer
+    # read; the bytes its caches may hold per worker; the shortest and the negative lifetimes of
+    # what it caches; the most prefix components it asks the top-level node about.
+    recursive_allow: tuple[str, ...] = ()
+    recursive_max_bytes: int = 1_048_576
+    recursive_cache_bytes: int = 64 * 1024 * 1024
+    recursive_ttl_floor: float = 1.0
+    recursive_negative_ttl: float = 10.0
+    recursive_max_depth: int = 5
     # The native Handle protocol (UDP and TCP) on this port; 0 switches it off.
     native_port: int = 0
     # Response rate limiting of native UDP answers per client network (/24, /56): answers a second

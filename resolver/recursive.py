@@ -1,187 +1,350 @@
 """Recursive resolution: answering handles of other nodes (off unless `--recursive`).
 
-Two hops, each cached by TTL, each with a timeout, all under one bound on concurrent upstream
-requests per worker:
-1. the top-level node: the prefix record `0.NA/<prefix>` (the handle's prefix, then its parents)
-   and the HTTP interface its HS_SITE value names;
-2. that node: `GET /api/handles/<handle>` with the client's query, answered to the client as is.
-A failure says which hop failed. Requests carry a hop header; a node never recurses for a request
-that arrived through recursion, so two misconfigured nodes cannot bounce a request forever.
+Two hops:
+1. the top-level node: the prefix record `0.NA/<prefix>` (the handle's prefix, then its parents;
+   at most `--recursive-max-depth` components of it) and the HTTP query interface its HS_SITE
+   value names;
+2. that interface: `GET /api/handles/<handle>`, the path built from the parsed handle
+   (resolver/core/remote.py), nothing of the client's query passed on.
+
+Recursion is a client of HTTP JSON answers from addresses the operator allows, so that a public
+node cannot be turned against the networks behind it or its own memory:
+- only IP literals in the public unicast ranges, plus `--recursive-allow` networks; no redirects;
+  no content codings; at most `--recursive-max-bytes` read (stopping there), within
+  `--recursive-timeout` per hop, at most `--recursive-concurrency` requests at once per worker;
+- an answer must have the Handle JSON shape and values valid as this node validates its own; it
+  is rendered again from what was checked (type and index filters are applied here);
+- every outcome is cached, failures and unknown prefixes for `--recursive-negative-ttl`, the rest
+  by TTL with a floor of `--recursive-ttl-floor`, in caches bounded in bytes
+  (`--recursive-cache-bytes`); concurrent requests share one lookup per prefix and per handle,
+  and a target that could not be reached is not knocked at again while that is remembered;
+- a failure says which hop failed, never the internal address or what a non-HTTP service said:
+  refused, silent and non-HTTP ports look alike.
+
+Requests carry a hop header; a node never recurses for a request that arrived through
+recursion, so two misconfigured nodes cannot bounce a request forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from resolver.config import Config
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import fold
-from resolver.upstream import Upstream, UpstreamError
+from resolver.core.handles import HandleName
+from resolver.core.remote import (
+    AddressPolicy,
+    Interface,
+    InvalidAnswer,
+    Site,
+    handle_path,
+    parse_answer,
+    record_ttl,
+    site_of,
+    values_ttl,
+)
+from resolver.core.values import StoredValue, select
+from resolver.upstream import TooLarge, Upstream, UpstreamError, read_limited
 
 HOP_HEADER = "X-Resolver-Hop"
-NEGATIVE_TTL = 30.0
 MAX_PREFIX_TTL = 3600.0
+# Of --recursive-cache-bytes, the prefix sites get a sixteenth, the unreachable targets another,
+# and the answers the rest.
+SITE_SHARE = 16
+# Bytes counted for a cache entry on top of what it holds (the key, the entry, the dict slot).
+ENTRY_OVERHEAD = 256
+MAX_HEADERS = 64
+UNREACHABLE = "could not be reached or gave no HTTP answer in time"
+
+T = TypeVar("T")
 
 
 class HopFailed(HandleError):
-    """A hop of a recursive resolution did not answer: 502 (or 504 on a timeout)."""
+    """A hop of a recursive resolution did not answer: 502 (or 504 when the top-level node timed out)."""
 
     def __init__(self, message: str, *, timeout: bool = False) -> None:
         super().__init__(RC.ERROR, message)
         self.status = 504 if timeout else 502
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    expires: float
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A remembered error, raised again as a new exception each time it is served."""
+
+    rc: RC
+    message: str
+    status: int | None
+
+    @classmethod
+    def of(cls, exc: HandleError) -> Refusal:
+        return cls(exc.rc, exc.message, exc.status)
+
+    def error(self) -> HandleError:
+        if self.status in (502, 504):
+            return HopFailed(self.message, timeout=self.status == 504)
+        return HandleError(self.rc, self.message)
 
 
-def http_servers(record: dict[str, Any]) -> list[str]:
-    """Base URLs of the HTTP query interfaces in a prefix record's HS_SITE values."""
-    urls = []
-    for value in record.get("values", []):
-        if fold(str(value.get("type", ""))) != "hs_site":
-            continue
-        data = value.get("data", {})
-        site = data.get("value") if isinstance(data, dict) else None
-        if not isinstance(site, dict):
-            continue
-        for server in site.get("servers", []):
-            address = server.get("address")
-            for interface in server.get("interfaces", []):
-                protocol = str(interface.get("protocol", "")).lower()
-                if address and interface.get("query") and protocol in ("http", "https"):
-                    host = f"[{address}]" if ":" in address else address
-                    urls.append(f"{protocol}://{host}:{int(interface['port'])}")
-    return urls
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The site that answers for a prefix, found in the record of `prefix` (it or a parent)."""
+
+    prefix: str
+    site: Site
 
 
-def _ttl_of(record: dict[str, Any], default: float, cap: float) -> float:
-    ttls = [v.get("ttl") for v in record.get("values", []) if isinstance(v.get("ttl"), int | float)]
-    return float(min([cap, *ttls])) if ttls else default
+# What the top-level node said about one candidate prefix: a site, no site (None), or a failure.
+SiteAnswer = Found | Refusal | None
+# What a node said about a handle: its values as JSON, or a failure (not found included).
+HandleAnswer = bytes | Refusal
+
+
+class BoundedCache(Generic[T]):
+    """Entries with a lifetime, least recently used first, their total size bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[str, tuple[T, float, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str, now: float) -> tuple[T] | None:
+        """The fresh entry for `key` (a 1-tuple, since None is a value), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return (entry[0],)
+
+    def put(self, key: str, value: T, ttl: float, size: int, now: float) -> None:
+        if key in self._entries:
+            self._drop(key)
+        size += ENTRY_OVERHEAD + len(key)
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (value, now + ttl, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        self.bytes -= self._entries.pop(key)[2]
+
+
+class SingleFlight(Generic[T]):
+    """One running lookup per key, whoever asks; it runs on when the request that started it goes."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task[T]] = {}
+
+    async def run(self, key: str, lookup: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(lookup())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever waits gets it, nobody is warned about it
+
+    async def close(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def render(sent: str, values_json: bytes, indexes: frozenset[int], types: Sequence[str]) -> bytes:
+    """The Handle API answer for a resolved handle, echoing it as the client sent it; with type or
+    index filters, the matching values (responseCode 200 when there are none), as for local ones."""
+    if not indexes and not types:
+        return b'{"responseCode":1,"handle":' + orjson.dumps(sent) + b',"values":' + values_json + b"}"
+    values = select(orjson.loads(values_json), indexes, types)
+    rc = RC.SUCCESS if values else RC.VALUES_NOT_FOUND
+    return orjson.dumps({"responseCode": int(rc), "handle": sent, "values": values})
 
 
 class RecursiveResolver:
     def __init__(self, config: Config, upstream: Upstream) -> None:
         self.config = config
         self.upstream = upstream
+        self.policy = AddressPolicy(config.recursive_allow)
         self._limit = asyncio.Semaphore(config.recursive_concurrency)
-        self._sites: dict[str, tuple[list[str], float]] = {}
-        self._answers: OrderedDict[str, Answer] = OrderedDict()  # least recently used first
-        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        share = config.recursive_cache_bytes // SITE_SHARE
+        self._answers: BoundedCache[HandleAnswer] = BoundedCache(config.recursive_cache_bytes - 2 * share)
+        self._sites: BoundedCache[SiteAnswer] = BoundedCache(share)
+        self._unreachable: BoundedCache[bool] = BoundedCache(share)
+        self._handle_flights: SingleFlight[HandleAnswer] = SingleFlight()
+        self._site_flights: SingleFlight[SiteAnswer] = SingleFlight()
         self._timeout = aiohttp.ClientTimeout(total=config.recursive_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers={HOP_HEADER: "1"})
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={HOP_HEADER: "1", "Accept": "application/json", "Accept-Encoding": "identity"},
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                max_headers=MAX_HEADERS,
+                connector=aiohttp.TCPConnector(limit=self.config.recursive_concurrency),
+            )
         return self._session
 
     async def close(self) -> None:
+        await self._handle_flights.close()
+        await self._site_flights.close()
         if self._session is not None:
             await self._session.close()
 
-    async def _site(self, prefix: str) -> tuple[str, list[str]]:
-        """The prefix (or nearest parent) the top-level node knows, and its HTTP servers."""
-        now = time.monotonic()
-        parts = prefix.split(".")
+    def _ttl(self, ttl: float | None, cap: float) -> float:
+        """How long to keep an answer: its TTL (the negative TTL when it has none), at most `cap`,
+        at least the floor."""
+        return max(self.config.recursive_ttl_floor, self._negative_ttl() if ttl is None else min(cap, ttl))
+
+    def _negative_ttl(self) -> float:
+        return max(self.config.recursive_ttl_floor, self.config.recursive_negative_ttl)
+
+    # -- the handle ------------------------------------------------------------------------------
+
+    async def resolve(
+        self, name: HandleName, sent: str, indexes: frozenset[int] = frozenset(), types: Sequence[str] = ()
+    ) -> bytes:
+        """The Handle API answer for `name`, a handle of another node; raises HandleError (404 when
+        that node has no such handle, 502/504 when a hop failed)."""
+        path = handle_path(name)
+        cached = self._answers.get(name.key, time.monotonic())
+        if cached is not None:
+            answer = cached[0]
+        else:
+            answer = await self._handle_flights.run(name.key, functools.partial(self._load, name, path))
+        if isinstance(answer, Refusal):
+            raise answer.error()
+        return render(sent, answer, indexes, types)
+
+    async def _load(self, name: HandleName, path: str) -> HandleAnswer:
+        try:
+            found = await self._site(name.prefix)
+        except HandleError as exc:
+            return Refusal.of(exc)  # remembered with the prefix, not with each handle under it
+        try:
+            values = await self._ask(found, name, path)
+        except HandleError as exc:
+            refusal = Refusal.of(exc)
+            self._answers.put(name.key, refusal, self._negative_ttl(), len(exc.message), time.monotonic())
+            return refusal
+        encoded = orjson.dumps(values)
+        ttl = self._ttl(values_ttl(values, time.time()), self.config.cache.max_ttl)
+        self._answers.put(name.key, encoded, ttl, len(encoded), time.monotonic())
+        return encoded
+
+    async def _ask(self, found: Found, name: HandleName, path: str) -> list[StoredValue]:
+        hop = f"recursive resolution: the node for prefix {found.prefix}"
+        if not found.site.interfaces:
+            raise HopFailed(f"{hop} is at an address this node is not allowed to contact")
+        interface = found.site.interfaces[0]
+        if self._unreachable.get(interface.base, time.monotonic()) is not None:
+            raise HopFailed(f"{hop} {UNREACHABLE}")
+        try:
+            status, body = await self._get(interface, path)
+        except InvalidAnswer as exc:
+            raise HopFailed(f"{hop} {exc.reason}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            # one message whatever happened (refused, silent, reset, not HTTP), and no address
+            self._unreachable.put(interface.base, True, self._negative_ttl(), 0, time.monotonic())
+            raise HopFailed(f"{hop} {UNREACHABLE}") from None
+        try:
+            values = parse_answer(status, body, name, self.config.limits)
+        except InvalidAnswer as exc:
+            raise HopFailed(f"{hop} {exc.reason}") from None
+        if values is None:
+            raise HandleError(RC.HANDLE_NOT_FOUND, f"{hop} has no handle {name.text}")
+        return values
+
+    async def _get(self, interface: Interface, path: str) -> tuple[int, bytes]:
+        """Status and body of GET `path` at `interface`: no redirect, no coding, bounded in bytes."""
+        url = URL(interface.base + path, encoded=True)
+        limit = self.config.recursive_max_bytes
+        async with self._limit, self._client().get(url, allow_redirects=False) as resp:
+            if 300 <= resp.status < 400:
+                resp.close()
+                raise InvalidAnswer("answered with a redirect, which recursion does not follow")
+            if resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                resp.close()
+                raise InvalidAnswer("answered in a content coding, which recursion does not accept")
+            try:
+                body = await read_limited(resp, limit)
+            except TooLarge:
+                raise InvalidAnswer(f"answered more than {limit} bytes") from None
+            return resp.status, body
+
+    # -- the prefix ------------------------------------------------------------------------------
+
+    async def _site(self, prefix: str) -> Found:
+        """The site of the prefix, or of its nearest parent the top-level node has a site for."""
+        parts = prefix.split(".")[: self.config.recursive_max_depth]
         for cut in range(len(parts), 0, -1):
             candidate = ".".join(parts[:cut])
-            cached = self._sites.get(candidate)
-            if cached is not None and cached[1] > now:
-                if cached[0]:
-                    return candidate, cached[0]
-                continue
-            try:
-                async with self._limit:
-                    record = await asyncio.wait_for(
-                        self.upstream.prefix_record(candidate), self.config.recursive_timeout
-                    )
-            except TimeoutError:
-                raise HopFailed(
-                    f"recursive resolution: the top-level node did not answer for 0.NA/{candidate} "
-                    f"within {self.config.recursive_timeout:g} s",
-                    timeout=True,
-                ) from None
-            except (UpstreamError, aiohttp.ClientError, OSError, ValueError) as exc:
-                raise HopFailed(
-                    f"recursive resolution: the top-level node failed for 0.NA/{candidate}: {exc}"
-                ) from None
-            servers = http_servers(record) if record else []
-            ttl = _ttl_of(record, NEGATIVE_TTL, MAX_PREFIX_TTL) if servers and record else NEGATIVE_TTL
-            self._sites[candidate] = (servers, now + ttl)
-            if servers:
-                return candidate, servers
+            cached = self._sites.get(candidate, time.monotonic())
+            if cached is not None:
+                answer = cached[0]
+            else:
+                answer = await self._site_flights.run(candidate, functools.partial(self._lookup, candidate))
+            if isinstance(answer, Refusal):
+                raise answer.error()
+            if isinstance(answer, Found):
+                return answer
         raise HandleError(
             RC.HANDLE_NOT_FOUND,
             f"recursive resolution: the top-level node has no site for prefix {prefix} or its parents",
         )
 
-    async def resolve(self, handle: str, prefix: str, query: str) -> Answer:
-        """The answer of the node responsible for `handle`, from the cache while it is fresh."""
-        key = f"{fold(handle)}?{query}"
-        cached = self._answers.get(key)
-        if cached is not None and cached.expires > time.monotonic():
-            self._answers.move_to_end(key)
-            return cached
-        running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+    async def _lookup(self, candidate: str) -> SiteAnswer:
+        """Ask the top-level node about one prefix, and remember what it said."""
+        answer: SiteAnswer = None  # no site here: the parent's may answer
+        ttl, size = self._negative_ttl(), 0
         try:
-            answer = await self._fetch(handle, prefix, query)
-            self._answers[key] = answer
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.config.cache.max_entries:
-                self._answers.popitem(last=False)
-            future.set_result(answer)
-            return answer
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters get it, nobody is warned about it
-            raise
-        finally:
-            del self._inflight[key]
-
-    async def _fetch(self, handle: str, prefix: str, query: str) -> Answer:
-        known, servers = await self._site(prefix)
-        url = f"{servers[0]}/api/handles/{handle}" + (f"?{query}" if query else "")
-        try:
-            async with self._limit, self._client().get(url) as resp:
-                body = await resp.read()
-                status = resp.status
+            async with self._limit:
+                record = await asyncio.wait_for(
+                    self.upstream.prefix_record(candidate), self.config.recursive_timeout
+                )
         except TimeoutError:
-            raise HopFailed(
-                f"recursive resolution: the node for prefix {known} ({servers[0]}) did not answer "
-                f"within {self.config.recursive_timeout:g} s",
-                timeout=True,
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise HopFailed(
-                f"recursive resolution: the node for prefix {known} ({servers[0]}) failed: {exc}"
-            ) from None
-        now = time.monotonic()
-        if status == 200:
-            try:
-                ttl = _ttl_of(orjson.loads(body), self.config.cache.negative_ttl, self.config.cache.max_ttl)
-            except orjson.JSONDecodeError:
-                raise HopFailed(
-                    f"recursive resolution: the node for prefix {known} answered with something not JSON"
-                ) from None
-            return Answer(200, body, now + ttl)
-        if status in (400, 404):
-            return Answer(status, body, now + self.config.cache.negative_ttl)
-        raise HopFailed(f"recursive resolution: the node for prefix {known} answered HTTP {status}")
+            answer = Refusal.of(
+                HopFailed(
+                    f"recursive resolution: the top-level node did not answer for 0.NA/{candidate} "
+                    f"within {self.config.recursive_timeout:g} s",
+                    timeout=True,
+                )
+            )
+        except (UpstreamError, aiohttp.ClientError, OSError, ValueError):
+            # what went wrong is the operator's to see at the top-level node, not the client's
+            answer = Refusal.of(
+                HopFailed(f"recursive resolution: the top-level node failed for 0.NA/{candidate}")
+            )
+        else:
+            site = site_of(record, self.policy) if record is not None else None
+            if site is not None and (site.interfaces or site.unusable):
+                answer = Found(candidate, site)
+                ttl = self._ttl(record_ttl(record), MAX_PREFIX_TTL)
+                size = 64 * (1 + len(site.interfaces))
+        self._sites.put(candidate, answer, ttl, size, time.monotonic())
+        return answer

@@ -41,10 +41,32 @@ STATISTICS_LANE = "statistics"
 # Statistics of a day are queued this long after it closed, when every worker has flushed its counts.
 DAY_CLOSE_GRACE = timedelta(seconds=30)
 MAX_BACKOFF = 300.0
+# What is read of the answer to a message (a refusal's text goes to the outbox's last error).
+ERROR_TEXT_BYTES = 4096
 
 
 class UpstreamError(Exception):
-    """A message was not accepted; it stays in the outbox and is retried."""
+    """A message was not accepted (it stays in the outbox and is retried), or a prefix record
+    could not be read."""
+
+
+class TooLarge(Exception):
+    """An answer is larger than the reader allows."""
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of `resp`, at most `limit` bytes: a larger one (announced or not) raises TooLarge
+    as soon as that is known, and its connection is closed rather than read to the end."""
+    if resp.content_length is not None and resp.content_length > limit:
+        resp.close()
+        raise TooLarge
+    body = bytearray()
+    while chunk := await resp.content.read(min(65536, limit + 1 - len(body))):
+        body += chunk
+        if len(body) > limit:
+            resp.close()
+            raise TooLarge
+    return bytes(body)
 
 
 class Upstream(Protocol):
@@ -62,8 +84,16 @@ class Upstream(Protocol):
 class HttpUpstream:
     """The top-level node over HTTP: messages as JSON, prefix records through its Handle API."""
 
-    def __init__(self, url: str, user: str | None, secret: str | None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        user: str | None,
+        secret: str | None,
+        timeout: float = 5.0,
+        max_record_bytes: int = 1_048_576,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.max_record_bytes = max_record_bytes
         headers = {"Accept": "application/json"}
         if user:
             token = base64.b64encode(f"{user}:{secret or ''}".encode()).decode()
@@ -75,28 +105,43 @@ class HttpUpstream:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                headers=self._headers,
+                headers={**self._headers, "Accept-Encoding": "identity"},
                 timeout=self._timeout,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
             )
         return self._session
 
     async def deliver(self, kind: str, message: dict[str, Any]) -> None:
+        url = f"{self.url}/upstream/v1/messages"
         try:
-            async with self._client().post(f"{self.url}/upstream/v1/messages", json=message) as resp:
-                text = await resp.text()
+            async with self._client().post(url, json=message, allow_redirects=False) as resp:
+                text = (await resp.content.read(ERROR_TEXT_BYTES)).decode("utf-8", "replace")
                 if resp.status // 100 != 2:
                     raise UpstreamError(f"HTTP {resp.status}: {text[:200]}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
 
     async def prefix_record(self, prefix: str) -> dict[str, Any] | None:
-        async with self._client().get(f"{self.url}/api/handles/{PREFIX_NA.upper()}/{prefix}") as resp:
+        """The record, read as any outside answer is: no redirect, no content coding, at most
+        `max_record_bytes`, a JSON object (what its values say is checked by the caller)."""
+        url = f"{self.url}/api/handles/{PREFIX_NA.upper()}/{prefix}"
+        async with self._client().get(url, allow_redirects=False) as resp:
             if resp.status == 404:
                 return None
             if resp.status != 200:
                 raise UpstreamError(f"HTTP {resp.status}")
-            body: dict[str, Any] = await resp.json(loads=orjson.loads)
+            if resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                raise UpstreamError("the record came in a content coding")
+            try:
+                body = orjson.loads(await read_limited(resp, self.max_record_bytes))
+            except TooLarge:
+                raise UpstreamError(f"the record is larger than {self.max_record_bytes} bytes") from None
+            except orjson.JSONDecodeError:
+                raise UpstreamError("the record is not JSON") from None
+            if not isinstance(body, dict):
+                raise UpstreamError("the record is not a JSON object")
             return body
 
     async def close(self) -> None:
@@ -107,7 +152,12 @@ class HttpUpstream:
 def make_upstream(config: Config) -> Upstream | None:
     if not config.upstream_url:
         return None
-    return HttpUpstream(config.upstream_url, config.upstream_user, config.upstream_secret)
+    return HttpUpstream(
+        config.upstream_url,
+        config.upstream_user,
+        config.upstream_secret,
+        max_record_bytes=config.recursive_max_bytes,
+    )
 
 
 # -- what the messages say ---------------------------------------------------------------------

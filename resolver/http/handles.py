@@ -152,13 +152,16 @@ async def _recursive(request: web.Request, sent: str) -> web.StreamResponse:
             )
         if "Authorization" in request.headers:
             raise HandleError(RC.SERVER_NOT_RESPONSIBLE, "credentials are not passed on to other nodes")
-        name = parse_handle(sent, request.app[CONFIG].limits)
-        answer = await recursive.resolve(name.text, name.prefix, request.rel_url.raw_query_string)
+        limits = request.app[CONFIG].limits
+        name = parse_handle(sent, limits)
+        # the filters are applied here to the whole record; nothing of the query is passed on
+        indexes, types = indexes_of(request.query, limits.max_index), request.query.getall("type", [])
+        body = await recursive.resolve(name, sent, indexes, types)
     except HandleError as exc:
         metrics.recursive.labels("failed" if exc.status in (502, 504) else "not_found").inc()
         return failure(request, exc)
-    metrics.recursive.labels("ok" if answer.status == 200 else "not_found").inc()
-    return web.Response(status=answer.status, body=answer.body, headers=_JSON_HEADERS)
+    metrics.recursive.labels("ok").inc()
+    return web.Response(body=body, headers=_JSON_HEADERS)
 
 
 async def _resolve(request: web.Request, sent: str) -> web.Response:

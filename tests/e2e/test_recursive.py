@@ -41,6 +41,7 @@ def test_two_nodes_resolve_each_other_through_the_top_level_node(
     sim = start_process(sim_port, tmp_path / "simulator.log", "--user", "nodes", "--secret", "sim-secret")
     upstream = f"http://127.0.0.1:{sim_port}"
     common = ("--upstream-url", upstream, "--upstream-user", "nodes", "--upstream-secret", "sim-secret")
+    common += ("--recursive-allow", "127.0.0.1")  # the other node is on loopback, refused by default
     # one worker: what A resolved recursively is cached per worker, and the test reads it back after B stops
     a = start_node(tmp_path, "--workers", "1", "--dsn", fresh_database, "--recursive", *common)
     b = start_node(tmp_path, "--dsn", second_database, "--node-prefix", "88.456", "--recursive", *common)
