@@ -37,11 +37,12 @@ class Node:
         return self.process.wait(timeout)
 
 
-def worker_pid(url: str, timeout: float = 5.0) -> int:
-    """The pid of the worker that answers a new connection (`/status`, for the node administrator)."""
+def worker_pid(url: str, timeout: float = 5.0, node_prefix: str = NODE_PREFIX) -> int:
+    """The pid of the worker that answers a new connection (`/status`, for the node administrator
+    300:0.NA/<node prefix>)."""
     from tests.helpers import basic
 
-    answer = requests.get(f"{url}/status", headers=basic(), timeout=timeout)
+    answer = requests.get(f"{url}/status", headers=basic(f"300:0.NA/{node_prefix}"), timeout=timeout)
     answer.raise_for_status()
     return int(answer.json()["pid"])
 
@@ -69,6 +70,7 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
         )
     node = Node(process, f"http://127.0.0.1:{port}", log)
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+    node_prefix = args[args.index("--node-prefix") + 1] if "--node-prefix" in args else NODE_PREFIX
     deadline = time.monotonic() + ready_timeout
     seen: set[int] = set()
     while time.monotonic() < deadline:
@@ -77,7 +79,7 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
         try:
             # a new connection each time: ready when every worker has answered at least once
             if requests.get(f"{node.url}/readyz", timeout=1).status_code == 200:
-                seen.add(worker_pid(node.url, timeout=1))
+                seen.add(worker_pid(node.url, timeout=1, node_prefix=node_prefix))
                 if len(seen) >= workers:
                     return node
         except requests.RequestException:
