@@ -43,9 +43,12 @@ def test_two_nodes_resolve_each_other_through_the_top_level_node(
     common = ("--upstream-url", upstream, "--upstream-user", "nodes", "--upstream-secret", "sim-secret")
     common += ("--recursive-allow", "127.0.0.1")  # the other node is on loopback, refused by default
     # one worker: what A resolved recursively is cached per worker, and the test reads it back after B stops
-    a = start_node(tmp_path, "--workers", "1", "--dsn", fresh_database, "--recursive", *common)
-    b = start_node(tmp_path, "--dsn", second_database, "--node-prefix", "88.456", "--recursive", *common)
+    nodes = []  # stopped at the end, also when the other one failed to start
     try:
+        a = start_node(tmp_path, "--workers", "1", "--dsn", fresh_database, "--recursive", *common)
+        nodes.append(a)
+        b = start_node(tmp_path, "--dsn", second_database, "--node-prefix", "88.456", "--recursive", *common)
+        nodes.append(b)
         secret = admit_over_http(b.url, "88.456.7", 71, "b-user", "b-password-1", node_prefix="88.456")
         put = requests.put(
             f"{b.url}/api/handles/88.456.7/P-1",
@@ -93,7 +96,7 @@ def test_two_nodes_resolve_each_other_through_the_top_level_node(
         # what A resolved before stays answerable for its TTL
         assert requests.get(f"{a.url}/api/handles/88.456.7/P-1", timeout=10).status_code == 200
     finally:
-        for node in (a, b):
+        for node in nodes:
             node.stop()
         sim.terminate()
         sim.wait(10)
