@@ -71,22 +71,35 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
     node = Node(process, f"http://127.0.0.1:{port}", log)
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     node_prefix = args[args.index("--node-prefix") + 1] if "--node-prefix" in args else NODE_PREFIX
+    try:
+        if _wait_ready(node, workers, node_prefix, ready_timeout):
+            return node
+    except BaseException:  # nothing outlives a failed start, whatever stopped it
+        try:
+            node.stop(15)
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+        raise
+    node.stop()
+    raise RuntimeError(f"resolver did not become ready:\n{log.read_text()}")
+
+
+def _wait_ready(node: Node, workers: int, node_prefix: str, ready_timeout: float) -> bool:
+    """True once every worker has answered at least once (a new connection each time)."""
     deadline = time.monotonic() + ready_timeout
     seen: set[int] = set()
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"resolver exited with {process.returncode}:\n{log.read_text()}")
+        if node.process.poll() is not None:
+            raise RuntimeError(f"resolver exited with {node.process.returncode}:\n{node.log.read_text()}")
         try:
-            # a new connection each time: ready when every worker has answered at least once
             if requests.get(f"{node.url}/readyz", timeout=1).status_code == 200:
                 seen.add(worker_pid(node.url, timeout=1, node_prefix=node_prefix))
                 if len(seen) >= workers:
-                    return node
+                    return True
         except requests.RequestException:
             pass
         time.sleep(0.05)
-    node.stop()
-    raise RuntimeError(f"resolver did not become ready:\n{log.read_text()}")
+    return False
 
 
 @pytest.fixture
