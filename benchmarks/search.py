@@ -7,11 +7,14 @@
 3. `resolver serve --workers 2` (the tree given with --checkout, to compare an older commit), and
    the searches the attack used, each --repeat times in a row by tenant A: exact, `value*`, `*`,
    `limit=10`, a deep page (`limit=10&page=100`), and the node administrator's `value*`.
-4. Tenant B's write latency (enterprise API creates, 20 a second) for --duration seconds
-   alone, then for --duration seconds while --searchers concurrent loops of tenant A search.
+4. Tenant B's write latency (enterprise API creates, 20 a second, from 127.0.0.2: another client
+   address) for --duration seconds alone, then while --searchers concurrent loops of tenant A
+   search (each sends its next search when the last has answered), then while they send the worst
+   search there is (a star inside, no match: it runs to the deadline), then, for comparison, while
+   as many loops resolve a cached handle (the cheapest request: what a flood costs by itself).
 
 Usage: python benchmarks/search.py [--identifiers 200000] [--dsn postgresql://...]
-       [--checkout DIR] [--repeat 5] [--duration 8] [--searchers 24] [--report FILE]
+       [--checkout DIR] [--repeat 5] [--duration 8] [--searchers 24] [--no-rate-limits] [--report FILE]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from benchmarks.harness import SECRET, embedded_database, start_node, stop
 from resolver.core.enterprises import credit_code_check_character
 
 TENANT_A, TENANT_B = "88.123.45", "88.123.46"
+B_ADDRESS = "127.0.0.2"
 PASSWORD = "bench-password-1"
 REQUEST_TIMEOUT = 60.0  # seconds: no single request of the run waits longer
 LOAD_BATCH = 1_000_000
@@ -148,12 +152,15 @@ async def search(
     return resp.status, elapsed, str(body.get("message", ""))[:90]
 
 
+# the worst a tenant can send: a star inside, no match, so the whole range is checked (to the deadline)
+FILTERED = "URL=https://example.com/*/none"
 CASES = [
     ("exact", "URL=https://example.com/p/{middle}"),
     ("prefix `https://example.com/p/*`", "URL=https://example.com/p/*"),
     ("`*`", "URL=*"),
     ("prefix, `limit=10`", "URL=https://example.com/p/*&limit=10"),
     ("deep page `limit=10&page=100`", "URL=https://example.com/p/*&limit=10&page=100"),
+    ("a star inside, no match `https://example.com/*/none`", FILTERED),
 ]
 ATTACK = ["URL=https://example.com/p/*", "URL=*", "URL=https://example.com/p/*&limit=10&page=100"]
 
@@ -195,13 +202,25 @@ async def search_loop(
     deadline: float,
     answers: collections.Counter[str],
     latencies: list[float],
+    queries: list[str],
 ) -> None:
     turn = first
     while time.monotonic() < deadline:
-        status, elapsed, what = await search(session, url, ATTACK[turn % len(ATTACK)], headers)
+        status, elapsed, what = await search(session, url, queries[turn % len(queries)], headers)
         answers[f"{status} {what if status != 200 else ''}".strip()] += 1
         latencies.append(elapsed)
         turn += 1
+
+
+async def resolve_loop(
+    session: aiohttp.ClientSession, url: str, deadline: float, latencies: list[float]
+) -> None:
+    """For comparison: the cheapest request (a cached resolution) on the same connections."""
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        async with session.get(f"{url}/api/handles/{TENANT_A}/ABC-00000001") as resp:
+            await resp.read()
+        latencies.append(time.perf_counter() - started)
 
 
 def spread(latencies: list[float]) -> str:
@@ -214,9 +233,16 @@ async def measure(
     url: str, dsn: str, identifiers: int, repeat: int, duration: float, searchers: int
 ) -> list[str]:
     lines: list[str] = []
-    connector = aiohttp.TCPConnector(limit=searchers + 4)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    # Tenant B is another client: it connects from 127.0.0.2 (loopback still), so that the limits
+    # per client address that A's flood exhausts are not B's.
+    elsewhere = aiohttp.TCPConnector(limit=4, local_addr=(B_ADDRESS, 0))
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=searchers + 4), timeout=timeout
+        ) as session,
+        aiohttp.ClientSession(connector=elsewhere, timeout=timeout) as b_session,
+    ):
         a = {"Authorization": f"Bearer {await tenant(session, url, dsn, TENANT_A, 45)}"}
         b = {"Authorization": f"Bearer {await tenant(session, url, dsn, TENANT_B, 46)}"}
         lines += ["| search (tenant A) | statuses | median ms | max ms | answer |", "|---|---|---|---|---|"]
@@ -224,19 +250,39 @@ async def measure(
         cases.append(("node administrator, prefix", "URL=https://example.com/p/*&limit=10", admin_headers()))
         cases.append(("tenant B, prefix (isolation)", "URL=https://example.com/p/*", b))
         for name, query, headers in cases:
-            runs = [await search(session, url, query, headers) for _ in range(repeat)]
+            client = b_session if headers is b else session
+            runs = [await search(client, url, query, headers) for _ in range(repeat)]
             statuses = ",".join(sorted({str(s) for s, _, _ in runs}))
             times = [t for _, t, _ in runs]
             lines.append(
                 f"| {name} | {statuses} | {statistics.median(times) * 1000:.1f} | {max(times) * 1000:.1f} | {runs[-1][2]} |"
             )
-        quiet, quiet_statuses = await write_loop(session, url, b, "quiet", time.monotonic() + duration)
+        quiet, quiet_statuses = await write_loop(b_session, url, b, "quiet", time.monotonic() + duration)
         answers: collections.Counter[str] = collections.Counter()
         search_latencies: list[float] = []
         deadline = time.monotonic() + duration
         (busy, busy_statuses), *_ = await asyncio.gather(
-            write_loop(session, url, b, f"busy{time.time_ns()}", deadline),
-            *(search_loop(session, url, a, i, deadline, answers, search_latencies) for i in range(searchers)),
+            write_loop(b_session, url, b, f"busy{time.time_ns()}", deadline),
+            *(
+                search_loop(session, url, a, i, deadline, answers, search_latencies, ATTACK)
+                for i in range(searchers)
+            ),
+        )
+        worst: collections.Counter[str] = collections.Counter()
+        worst_latencies: list[float] = []
+        deadline = time.monotonic() + duration
+        (slow, slow_statuses), *_ = await asyncio.gather(
+            write_loop(b_session, url, b, f"worst{time.time_ns()}", deadline),
+            *(
+                search_loop(session, url, a, i, deadline, worst, worst_latencies, [FILTERED])
+                for i in range(searchers)
+            ),
+        )
+        resolutions: list[float] = []
+        deadline = time.monotonic() + duration
+        (flooded, flooded_statuses), *_ = await asyncio.gather(
+            write_loop(b_session, url, b, f"flood{time.time_ns()}", deadline),
+            *(resolve_loop(session, url, deadline, resolutions) for _ in range(searchers)),
         )
     lines += [
         "",
@@ -244,10 +290,18 @@ async def measure(
         "|---|---|---|---|---|---|",
         f"| alone | {spread(quiet)} | {dict(quiet_statuses)} |",
         f"| during {searchers} concurrent searches of tenant A | {spread(busy)} | {dict(busy_statuses)} |",
+        f"| during {searchers} concurrent searches of tenant A with a star inside and no match | {spread(slow)} "
+        f"| {dict(slow_statuses)} |",
+        f"| during {searchers} concurrent loops of a cached resolution (no search) | {spread(flooded)} "
+        f"| {dict(flooded_statuses)} |",
         "",
         f"tenant A's searches during that: {len(search_latencies)} answered, median "
         f"{statistics.median(search_latencies) * 1000:.1f} ms, max {max(search_latencies) * 1000:.1f} ms; "
-        + ", ".join(f"{count} x {answer}" for answer, count in answers.most_common()),
+        + ", ".join(f"{count} x {answer}" for answer, count in answers.most_common())
+        + f"; those with a star inside: {len(worst_latencies)} answered, median "
+        f"{statistics.median(worst_latencies) * 1000:.1f} ms, max {max(worst_latencies) * 1000:.1f} ms; "
+        + ", ".join(f"{count} x {answer}" for answer, count in worst.most_common())
+        + f"; the resolution loops made {len(resolutions)} requests.",
     ]
     return lines
 
@@ -277,6 +331,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of each write-latency phase")
     parser.add_argument("--searchers", type=int, default=24)
     parser.add_argument("--report", type=Path, help="append the results (markdown) to this file")
+    parser.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="run the node with the request rates per address and credential off (the search limits alone)",
+    )
     args = parser.parse_args()
     with database(args.dsn) as (workdir, dsn):
         started = time.perf_counter()
@@ -292,7 +351,8 @@ def main() -> None:
         git = subprocess.run(
             ["git", "-C", str(args.checkout), "log", "-1", "--format=%h %s"], capture_output=True, text=True
         ).stdout.strip()
-        node, url = start_node(workdir, "--dsn", dsn, workers=2, checkout=args.checkout)
+        rates = ("--rate-per-address", "0", "--rate-per-credential", "0") if args.no_rate_limits else ()
+        node, url = start_node(workdir, "--dsn", dsn, *rates, workers=2, checkout=args.checkout)
         assert urlsplit(url).hostname == "127.0.0.1"
         try:
             lines = asyncio.run(
@@ -303,7 +363,8 @@ def main() -> None:
     header = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.identifiers:,} identifiers, code {git[:70]}",
         "",
-        f"`resolver migrate` {migrated:.1f} s; loading {loaded:.1f} s (0 when reused).",
+        f"`resolver migrate` {migrated:.1f} s; loading {loaded:.1f} s (0 when reused); "
+        f"request rate limits {'off' if args.no_rate_limits else 'on (defaults)'}.",
         "",
     ]
     report = "\n".join(header + lines) + "\n"

@@ -451,7 +451,7 @@ SERVE_OPTIONS = [
         "RESOLVER_SEARCH_PER_CREDENTIAL",
         "search_per_credential",
         int,
-        "reverse lookups one tenant may have at once, per worker (more: 429)",
+        "reverse lookups one tenant may run at once in the node, all workers and instances (more: 429)",
         _CONFIG.search_per_credential,
     ),
     Option(

@@ -106,9 +106,9 @@ class Config:
     db_timeout: float = 5.0
     # Value types that reverse lookup (/hrls/handles) can search, case-folded.
     search_types: tuple[str, ...] = ("url", "checksum")
-    # Reverse lookup is bounded (resolver/http/search.py): searches running at once in a worker, of
-    # which one tenant's (more are refused with 429), and the seconds a search may take from its
-    # arrival before it is stopped (503).
+    # Reverse lookup is bounded (resolver/http/search.py): searches running at once in a worker,
+    # one tenant's at once in the node (every worker and instance; more are refused with 429), and
+    # the seconds a search may take once admitted, its wait for a turn included (then 503).
     search_concurrency: int = 2
     search_per_credential: int = 1
     search_timeout: float = 2.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold
 
 MAX_LIMIT = 10_000
@@ -42,6 +42,18 @@ class SearchTimeout(HandleError):
             "the first * or ask for an earlier page",
         )
         self.seconds = seconds
+
+
+class TooManySearches(RateLimited):
+    """The tenant already runs as many searches as it may at once (429, rc 3, Retry-After: 1)."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__(1)
+        self.message = (
+            f"too many searches at once: a tenant runs at most {allowed} at a time; "
+            "send the next when one has answered"
+        )
+        self.args = (self.message,)
 
 
 class Pattern(NamedTuple):

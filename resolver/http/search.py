@@ -5,9 +5,10 @@ match exactly, or with `*` as a wildcard (resolver/core/search.py says which pat
 answers). Several keys must all match. The answer is a JSON array of handles, in value order, then
 handle order. Enterprises see only their own handles; the node administrator sees all.
 
-A search is bounded: at most `--search-concurrency` run at once in a worker, of which
-`--search-per-credential` for one tenant (more: 429), and each is stopped at `--search-timeout`
-(503, rc 3), the wait for its turn included.
+A search is bounded: at most `--search-concurrency` run at once in a worker, and one tenant runs at
+most `--search-per-credential` at once in the node, every worker and instance on the database
+together (more: 429); each is stopped at `--search-timeout` (503, rc 3), its wait for a turn
+included.
 """
 
 from __future__ import annotations
@@ -21,28 +22,16 @@ import orjson
 from aiohttp import web
 
 from resolver.config import Config
-from resolver.core.errors import RC, HandleError, RateLimited
+from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold
 from resolver.core.permissions import Identity
-from resolver.core.search import MAX_LIMIT, SearchTimeout, plan_search
+from resolver.core.search import MAX_LIMIT, SearchTimeout, TooManySearches, plan_search
 from resolver.core.values import parse_int
 from resolver.http.envelope import caller
 from resolver.http.errors import mapped
 from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, SEARCHES, STORE
 
 _PAGING = ("limit", "page", "prefix")
-
-
-class TooManySearches(RateLimited):
-    """The tenant already runs as many searches as it may at once (429, rc 3)."""
-
-    def __init__(self, allowed: int) -> None:
-        super().__init__(1)
-        self.message = (
-            f"too many searches at once: a tenant runs at most {allowed} per worker; "
-            "send the next when one has answered"
-        )
-        self.args = (self.message,)
 
 
 class SearchesBusy(HandleError):
@@ -56,7 +45,11 @@ class SearchesBusy(HandleError):
 
 class Searches:
     """One worker's admission of searches: `concurrency` at once, `per_tenant` of them for one
-    tenant (counting those waiting for their turn), each within `timeout` seconds from arrival."""
+    tenant (counting those waiting for their turn), each within `timeout` seconds from admission.
+
+    The per-tenant count here keeps a tenant's flood off the worker's queue without a database
+    round trip; the node-wide one is a transaction lock the search takes in Postgres (store.search).
+    """
 
     def __init__(self, concurrency: int, per_tenant: int, timeout: float) -> None:
         self.per_tenant = max(1, per_tenant)
@@ -144,8 +137,9 @@ async def search(request: web.Request) -> web.Response:
     prefixes = await visible_prefixes(request, identity, request.query.get("prefix"))
     handles: list[str] = []
     if prefixes is None or prefixes:
-        async with request.app[SEARCHES].admit(tenant_of(identity)) as seconds:
-            handles = await request.app[STORE].search(prefixes, plan, seconds)
+        searches, tenant = request.app[SEARCHES], tenant_of(identity)
+        async with searches.admit(tenant) as seconds:
+            handles = await request.app[STORE].search(prefixes, plan, seconds, tenant, searches.per_tenant)
     return web.Response(body=orjson.dumps(handles), content_type="application/json")
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from resolver.core.errors import RC, HandleError, Unavailable
 from resolver.core.handles import fold
-from resolver.core.search import SearchPlan, SearchTimeout
+from resolver.core.search import SearchPlan, SearchTimeout, TooManySearches
 from resolver.core.values import StoredValue
 from resolver.store.queries import Q
 
@@ -619,16 +619,23 @@ class HandleStore:
             )
             return int(total), [row[0] for row in rows]
 
-    async def search(self, prefixes: list[str] | None, plan: SearchPlan, seconds: float) -> list[str]:
+    async def search(
+        self, prefixes: list[str] | None, plan: SearchPlan, seconds: float, tenant: str, turns: int
+    ) -> list[str]:
         """One page of the handles in `prefixes` (None: every prefix) whose terms match `plan`, in
-        term then key order; raises SearchTimeout when Postgres has not finished within `seconds`."""
+        term then key order, as one of the `turns` searches `tenant` may run at once across every
+        node on this database (TooManySearches when it runs them all); SearchTimeout when Postgres
+        has not finished within `seconds`."""
         first, rest = plan.first, plan.rest
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
             try:
                 async with conn.transaction(readonly=True):
-                    await conn.execute(
-                        Q["search_deadline"], f"{max(1, round(seconds * 1000))}ms", timeout=self._timeout
+                    deadline = f"{max(1, round(seconds * 1000))}ms"
+                    begun = await conn.fetchrow(
+                        Q["search_begin"], deadline, tenant, turns, timeout=self._timeout
                     )
+                    if begun is None or not begun["admitted"]:
+                        raise TooManySearches(turns)
                     rows = await conn.fetch(
                         Q["search"],
                         prefixes,

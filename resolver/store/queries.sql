@@ -189,9 +189,13 @@ where ($1::text is null or handle = $1)
   and ($3::timestamptz is null or at >= $3)
   and ($4::timestamptz is null or at < $4);
 
--- name: search_deadline
--- for the rest of the search's read-only transaction
-select set_config('statement_timeout', $1, true);
+-- name: search_begin
+-- In the search's read-only transaction: its deadline, and one of its tenant's $3 turns, held until
+-- the transaction ends, whichever worker or instance holds the others (false: all are taken).
+-- 1397052008 names the node's search locks ('SEAR'); $2 is the tenant.
+select set_config('statement_timeout', $1, true) as deadline,
+       exists (select 1 from generate_series(0, $3::int - 1) as turn
+               where pg_try_advisory_xact_lock(1397052008, hashtext($2::text || ' ' || turn))) as admitted;
 
 -- name: search
 -- Reverse lookup (resolver/core/search.py): in each prefix searched ($1; null: every prefix, found

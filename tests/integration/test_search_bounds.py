@@ -38,6 +38,7 @@ async def world(config) -> AsyncIterator[dict[str, Any]]:
         b_id, _ = await admit(client, B, 61)
         world = {
             "client": client,
+            "config": config,
             "dsn": config.dsn,
             "a": bearer(await user_token(client, a_id, "a-user")),
             "a2": bearer(await user_token(client, a_id, "a-second-user")),
@@ -218,28 +219,33 @@ async def test_a_search_past_its_deadline_answers_its_own_error(config, locked_t
 
 
 async def test_one_tenant_cannot_take_every_search(world, locked_terms):
+    """One search at a time per tenant, in the node: the worker refuses a second without asking
+    Postgres, another worker (a second app on the same database) finds the tenant's turn taken."""
     client = world["client"]
     params = {"URL": "https://example.com/p/*", "limit": "3"}
     first = asyncio.create_task(client.get("/hrls/handles", params=params, headers=world["a"]))
     monitor = await asyncpg.connect(world["dsn"])
     try:
-        await searches_waiting(monitor, 1)
-        # the same tenant, with the same credential or another user of it, waits for its answer
-        for headers in (world["a"], world["a2"]):
-            refused = await client.get("/hrls/handles", params=params, headers=headers)
-            body = await refused.json()
-            assert refused.status == 429 and body["responseCode"] == 3, body
-            assert "a tenant runs at most 1 per worker" in body["message"]
-            assert refused.headers["Retry-After"] == "1"
-        # another tenant still gets its turn while A's search runs
-        other = asyncio.create_task(client.get("/hrls/handles", params=params, headers=world["b"]))
-        await searches_waiting(monitor, 2)
+        async with serving(world["config"]) as other_worker:
+            await searches_waiting(monitor, 1)
+            # the same tenant, with the same credential or another user of it, in either worker,
+            # waits for its answer
+            for worker, headers in ((client, world["a"]), (client, world["a2"]), (other_worker, world["a2"])):
+                refused = await worker.get("/hrls/handles", params=params, headers=headers)
+                body = await refused.json()
+                assert refused.status == 429 and body["responseCode"] == 3, body
+                assert "a tenant runs at most 1 at a time" in body["message"]
+                assert refused.headers["Retry-After"] == "1"
+            # another tenant still gets its turn while A's search runs, in either worker
+            other = asyncio.create_task(other_worker.get("/hrls/handles", params=params, headers=world["b"]))
+            await searches_waiting(monitor, 2)
+            await locked_terms.execute("rollback")
+            answers = [await first, await other]
+            assert [r.status for r in answers] == [200, 200]
+            assert await answers[0].json() == answer_order(world["a_rows"])[:3]
+            assert await answers[1].json() == answer_order(world["b_rows"])[:3]
+            # and A searches again, anywhere, once its search has answered
+            for worker in (client, other_worker):
+                assert await found(worker, params, world["a2"]) == answer_order(world["a_rows"])[:3]
     finally:
         await monitor.close()
-        await locked_terms.execute("rollback")
-    answers = [await first, await other]
-    assert [r.status for r in answers] == [200, 200]
-    assert await answers[0].json() == answer_order(world["a_rows"])[:3]
-    assert await answers[1].json() == answer_order(world["b_rows"])[:3]
-    # and A searches again once its search has answered
-    assert await found(client, params, world["a2"]) == answer_order(world["a_rows"])[:3]

@@ -15,8 +15,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resolver.core.search import MAX_WINDOW, SearchRefused, parse_pattern, plan_search, successor
-from resolver.http.search import Searches, SearchesBusy, TooManySearches
+from resolver.core.search import (
+    MAX_WINDOW,
+    SearchRefused,
+    TooManySearches,
+    parse_pattern,
+    plan_search,
+    successor,
+)
+from resolver.http.search import Searches, SearchesBusy
 
 
 def matches(pattern: str, value: str) -> bool:
