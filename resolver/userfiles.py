@@ -72,19 +72,32 @@ def same_file(name: Path | str, path: Path | str) -> bool:
 def create(path: Path | str) -> TextIO:
     """A new, empty text file at `path`, replacing (never writing into) whatever was there."""
     path = Path(path)
-    fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fresh = f".{path.name}.{secrets.token_hex(8)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    descriptor = os.open(fresh, flags, 0o666)
+    # Every step relative to the directory opened once: a parent that someone turns into a link
+    # to another directory meanwhile cannot split the file from its rename or its cleanup.
+    directory = _open_directory(path)
     try:
-        os.rename(fresh, path)
-    except BaseException as exc:
-        os.close(descriptor)
-        with contextlib.suppress(OSError):
-            os.unlink(fresh)
-        if isinstance(exc, OSError):
-            raise RefusedFile(f"无法写入 {path}：{exc.strerror}") from exc
-        raise
+        descriptor = os.open(fresh, flags, 0o666, dir_fd=directory)
+        try:
+            os.rename(fresh, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException as exc:
+            os.close(descriptor)
+            with contextlib.suppress(OSError):
+                os.unlink(fresh, dir_fd=directory)
+            if isinstance(exc, OSError):
+                raise RefusedFile(f"无法写入 {path}：{exc.strerror}") from exc
+            raise
+    finally:
+        os.close(directory)
     return open(descriptor, "w", encoding="utf-8", newline="")
+
+
+def _open_directory(path: Path) -> int:
+    try:
+        return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RefusedFile(f"无法写入 {path}：{exc.strerror}") from exc
 
 
 def append(path: Path | str) -> TextIO:

@@ -93,3 +93,26 @@ def test_append_refuses_what_is_not_a_plain_file_of_its_own(tmp_path, victim, ki
         append(report)
     assert str(report) in str(refused.value)
     assert victim.read_text(encoding="utf-8") == "precious\n"
+
+
+def test_a_parent_turned_into_a_link_meanwhile_gets_nothing(tmp_path, monkeypatch):
+    """The parent directory is swapped for a link to another one between the fresh file's creation
+    and its rename (an attacker racing the import, as found by the second attack): the file and its
+    rename stay in the directory opened first, and nothing lands in the other one."""
+    real, target = tmp_path / "real", tmp_path / "target"
+    real.mkdir()
+    target.mkdir()
+    (tmp_path / "batch").symlink_to(real)
+    rename = os.rename
+
+    def flip_then_rename(*args, **kwargs):
+        (tmp_path / "batch").unlink()
+        (tmp_path / "batch").symlink_to(target)
+        return rename(*args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", flip_then_rename)
+    with create(tmp_path / "batch" / "data.csv.rejected.csv") as out:
+        out.write("row\n")
+    assert [p.name for p in real.iterdir()] == ["data.csv.rejected.csv"]
+    assert (real / "data.csv.rejected.csv").read_text(encoding="utf-8") == "row\n"
+    assert list(target.iterdir()) == []
