@@ -157,8 +157,15 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     raw_value = data["value"]
     if isinstance(raw_value, str):
         size = len(raw_value) if raw_value.isascii() else len(raw_value.encode("utf-8"))
+        nul = "\x00" in raw_value
     else:
-        size = len(orjson.dumps(raw_value))
+        encoded = orjson.dumps(raw_value)
+        size = len(encoded)
+        nul = b"\\u0000" in encoded  # how JSON writes a NUL in any nested string or key
+    if nul:
+        # Postgres text cannot hold a NUL (a searchable value becomes a text search term):
+        # every path refuses it here, as the HTTP APIs do for the whole body
+        raise _invalid(f"value {index}: data contains a NUL character (\\u0000)")
     if size > limits.max_value_bytes:
         raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
     if (

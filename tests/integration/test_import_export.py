@@ -402,3 +402,35 @@ async def test_a_report_that_is_the_imported_file_itself_is_refused(config, tmp_
             await import_file(config, link, report=report)
     assert source.read_bytes() == before and link.is_symlink()
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 0
+
+
+async def test_a_row_with_a_nul_in_a_value_is_reported_and_the_good_rows_are_written(config, tmp_path):
+    # a NUL cannot be stored in a search term (Postgres text); the HTTP APIs refuse it anywhere,
+    # so the importer refuses it too, in a searchable value or not, as one invalid row
+    source = tmp_path / "nul.jsonl"
+    rows = [
+        {
+            "handle": "88.123/NUL9",
+            "value": [
+                {"index": 9, "type": "CHECKSUM", "data": {"format": "string", "value": "sha256:ab\x00cd"}}
+            ],
+        },
+        {"handle": "88.123/NUL-DESC", "value": [{"index": 3, "type": "DESC", "data": "a\x00b"}]},
+        {"handle": "88.123/NUL-GOOD", "value": [{"index": 9, "type": "CHECKSUM", "data": "sha256:abcd"}]},
+    ]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert "\\u0000" in source.read_text(encoding="utf-8")
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        for _ in range(2):  # a re-run behaves the same: nothing was left half-done
+            result = await Importer(config, conn).run(source)
+            assert (result.accepted, result.rejected) == (1, 2)
+            report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+            assert {line["handle"] for line in report} == {"88.123/NUL9", "88.123/NUL-DESC"}
+            assert all("NUL" in line["reason"] for line in report), report
+        assert await conn.fetchval("select count(*) from handles where key like '88.123/nul%'") == 1
+        assert (
+            await conn.fetchval("select count(*) from search_terms where term = 'checksum=sha256:abcd'") == 1
+        )
+    finally:
+        await conn.close()

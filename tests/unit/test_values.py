@@ -25,10 +25,16 @@ from resolver.core.values import (
 LIMITS = Limits()
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+# a NUL is refused in any value (Postgres text cannot hold one): see test_a_nul_is_refused_in_any_value
+no_nul = st.characters(blacklist_characters="\x00")
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet=no_nul, max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(alphabet=no_nul, max_size=8), kids, max_size=4)
+    ),
     max_leaves=10,
 )
 types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, max_size=20).filter(
@@ -36,7 +42,7 @@ types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.0123456789", min_size=1, m
     lambda t: t.upper() != "HS_ADMIN" and t.upper() != "URL" and not t.upper().startswith("URL.")
 )
 datas = st.one_of(
-    st.text(max_size=50).map(lambda s: {"format": "string", "value": s}),
+    st.text(alphabet=no_nul, max_size=50).map(lambda s: {"format": "string", "value": s}),
     st.binary(max_size=30).map(lambda b: {"format": "hex", "value": b.hex()}),
     st.builds(lambda v: {"format": "custom-x", "value": v}, json_values),
 )
@@ -56,6 +62,22 @@ def test_stored_form_round_trips(index, value_type, data, ttl, perms):
     assert again == stored
     assert stored["index"] == index and stored["data"] == data
     assert ("permissions" in stored) == (perms != "1110")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "sha256:ab\x00cd",
+        {"format": "string", "value": "\x00"},
+        {"format": "custom-x", "value": {"nested": ["a\x00"]}},
+        {"format": "custom-x", "value": {"key\x00": 1}},
+    ],
+)
+@pytest.mark.parametrize("value_type", ["CHECKSUM", "DESC"])
+def test_a_nul_is_refused_in_any_value(data, value_type):
+    with pytest.raises(HandleError) as caught:
+        parse_value({"index": 9, "type": value_type, "data": data}, LIMITS, NOW)
+    assert caught.value.rc == RC.INVALID_VALUE and "NUL" in caught.value.message
 
 
 def test_bare_string_data_is_format_string():
