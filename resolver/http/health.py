@@ -92,6 +92,7 @@ def add_routes(app: web.Application) -> None:
     ):
         resource = app.router.add_resource(path)
         resource.add_route("GET", handler)
+        resource.add_route("HEAD", handler)
         resource.add_route("*", method_not_allowed("GET, HEAD"))
 
 

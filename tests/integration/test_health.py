@@ -52,3 +52,13 @@ async def test_the_server_header_is_neutral_and_configurable(client, config):
     async with serving(replace(config, server_header="idis-node")) as other:
         for path in paths:
             assert (await other.get(path)).headers["Server"] == "idis-node", path
+
+
+async def test_head_is_answered_where_allow_says_it_is(client):
+    """Load balancers probe with HEAD; the 405 of other methods names GET and HEAD, so both answer."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        resp = await client.head(path)
+        assert resp.status == 200, path
+        assert await resp.read() == b""
+    resp = await client.post("/healthz")
+    assert resp.status == 405 and resp.headers["Allow"] == "GET, HEAD"
