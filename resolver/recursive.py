@@ -11,7 +11,8 @@ Recursion is a client of HTTP JSON answers from addresses the operator allows, s
 node cannot be turned against the networks behind it or its own memory:
 - only IP literals in the public unicast ranges, plus `--recursive-allow` networks; no redirects;
   no content codings; at most `--recursive-max-bytes` read (stopping there), within
-  `--recursive-timeout` per hop, at most `--recursive-concurrency` requests at once per worker;
+  `--recursive-timeout` per hop (the wait for a slot included), at most `--recursive-concurrency`
+  requests at once per worker and QUEUED_PER_SLOT times as many waiting (past that, 503 at once);
 - an answer must have the Handle JSON shape and values valid as this node validates its own; it
   is rendered again from what was checked (type and index filters are applied here);
 - every outcome is cached, failures and unknown prefixes for `--recursive-negative-ttl`, the rest
@@ -64,6 +65,9 @@ SITE_SHARE = 16
 # Bytes counted for a cache entry on top of what it holds (the key, the entry, the dict slot).
 ENTRY_OVERHEAD = 256
 MAX_HEADERS = 64
+# Lookups that may wait for a slot, per slot of --recursive-concurrency, in each worker; past that a
+# request is refused at once rather than queued behind targets that are slow to answer.
+QUEUED_PER_SLOT = 4
 UNREACHABLE = "could not be reached or gave no HTTP answer in time"
 
 T = TypeVar("T")
@@ -75,6 +79,16 @@ class HopFailed(HandleError):
     def __init__(self, message: str, *, timeout: bool = False) -> None:
         super().__init__(RC.ERROR, message)
         self.status = 504 if timeout else 502
+
+
+class Busy(HandleError):
+    """Too many recursive lookups wait for a slot in this worker, or one waited past its deadline:
+    503, not remembered (the next request may find a slot)."""
+
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(RC.SERVER_TOO_BUSY, f"recursive resolution: {message}", retry_after=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +203,8 @@ class RecursiveResolver:
         self.upstream = upstream
         self.policy = AddressPolicy(config.recursive_allow)
         self._limit = asyncio.Semaphore(config.recursive_concurrency)
+        self._queued = 0
+        self._max_queued = QUEUED_PER_SLOT * config.recursive_concurrency
         share = config.recursive_cache_bytes // SITE_SHARE
         self._answers: BoundedCache[HandleAnswer] = BoundedCache(config.recursive_cache_bytes - 2 * share)
         self._sites: BoundedCache[SiteAnswer] = BoundedCache(share)
@@ -224,6 +240,25 @@ class RecursiveResolver:
     def _negative_ttl(self) -> float:
         return max(self.config.recursive_ttl_floor, self.config.recursive_negative_ttl)
 
+    async def _slot(self, deadline: float) -> None:
+        """Take a slot of --recursive-concurrency by `deadline` (loop time); raises Busy when too
+        many lookups wait already or none came free in time. The caller releases it."""
+        if self._limit.locked() and self._queued >= self._max_queued:
+            raise Busy(f"more than {self._max_queued} lookups are waiting in this worker")
+        self._queued += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._limit.acquire()
+        except TimeoutError:
+            raise Busy(
+                f"no lookup could start within {self.config.recursive_timeout:g} s: too many are running"
+            ) from None
+        finally:
+            self._queued -= 1
+
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self.config.recursive_timeout
+
     # -- the handle ------------------------------------------------------------------------------
 
     async def resolve(
@@ -244,10 +279,14 @@ class RecursiveResolver:
     async def _load(self, name: HandleName, path: str) -> HandleAnswer:
         try:
             found = await self._site(name.prefix)
+        except Busy:
+            raise  # not remembered: the next request may find a slot
         except HandleError as exc:
             return Refusal.of(exc)  # remembered with the prefix, not with each handle under it
         try:
             values = await self._ask(found, name, path)
+        except Busy:
+            raise
         except HandleError as exc:
             refusal = Refusal.of(exc)
             self._answers.put(name.key, refusal, self._negative_ttl(), len(exc.message), time.monotonic())
@@ -264,14 +303,22 @@ class RecursiveResolver:
         interface = found.site.interfaces[0]
         if self._unreachable.get(interface.base, time.monotonic()) is not None:
             raise HopFailed(f"{hop} {UNREACHABLE}")
+        deadline = self._deadline()  # the wait for a slot counts: one deadline for the hop
+        await self._slot(deadline)
         try:
-            status, body = await self._get(interface, path)
+            # asked again: it may have been found unreachable while this lookup waited
+            if self._unreachable.get(interface.base, time.monotonic()) is not None:
+                raise HopFailed(f"{hop} {UNREACHABLE}")
+            async with asyncio.timeout_at(deadline):
+                status, body = await self._get(interface, path)
         except InvalidAnswer as exc:
             raise HopFailed(f"{hop} {exc.reason}") from None
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
             # one message whatever happened (refused, silent, reset, not HTTP), and no address
             self._unreachable.put(interface.base, True, self._negative_ttl(), 0, time.monotonic())
             raise HopFailed(f"{hop} {UNREACHABLE}") from None
+        finally:
+            self._limit.release()
         try:
             values = parse_answer(status, body, name, self.config.limits)
         except InvalidAnswer as exc:
@@ -281,10 +328,11 @@ class RecursiveResolver:
         return values
 
     async def _get(self, interface: Interface, path: str) -> tuple[int, bytes]:
-        """Status and body of GET `path` at `interface`: no redirect, no coding, bounded in bytes."""
+        """Status and body of GET `path` at `interface`: no redirect, no coding, bounded in bytes
+        (the caller holds a slot and bounds the time)."""
         url = URL(interface.base + path, encoded=True)
         limit = self.config.recursive_max_bytes
-        async with self._limit, self._client().get(url, allow_redirects=False) as resp:
+        async with self._client().get(url, allow_redirects=False) as resp:
             if 300 <= resp.status < 400:
                 resp.close()
                 raise InvalidAnswer("answered with a redirect, which recursion does not follow")
@@ -322,11 +370,11 @@ class RecursiveResolver:
         """Ask the top-level node about one prefix, and remember what it said."""
         answer: SiteAnswer = None  # no site here: the parent's may answer
         ttl, size = self._negative_ttl(), 0
+        deadline = self._deadline()
+        await self._slot(deadline)  # Busy is not remembered
         try:
-            async with self._limit:
-                record = await asyncio.wait_for(
-                    self.upstream.prefix_record(candidate), self.config.recursive_timeout
-                )
+            async with asyncio.timeout_at(deadline):
+                record = await self.upstream.prefix_record(candidate)
         except TimeoutError:
             answer = Refusal.of(
                 HopFailed(
@@ -346,5 +394,7 @@ class RecursiveResolver:
                 answer = Found(candidate, site)
                 ttl = self._ttl(record_ttl(record), MAX_PREFIX_TTL)
                 size = 64 * (1 + len(site.interfaces))
+        finally:
+            self._limit.release()
         self._sites.put(candidate, answer, ttl, size, time.monotonic())
         return answer

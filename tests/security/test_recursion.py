@@ -416,3 +416,37 @@ def test_remote_bodies_are_checked_and_rendered_again(node: Node, world: World) 
     assert document["values"][0]["data"]["value"] == "https://example.com/99.104/X"
     assert document["values"][0]["timestamp"] == "2026-01-02T03:04:05Z"
     assert set(document) == {"responseCode", "handle", "values"}
+
+
+# -- 8. a target that never answers cannot stall recursion for everyone ---------------------------
+
+
+def test_a_silent_target_cannot_queue_lookups_without_bound(
+    template_ready: str, world: World, tmp_path: Path
+) -> None:
+    """Seen before: 1,000 requests for random handles at a site that accepts and never answers
+    queued without bound or deadline behind --recursive-concurrency; a good site then took 23 s.
+    Now a lookup waits for a slot within its hop's deadline, and past a bound on waiting lookups a
+    request is refused at once (503, rc 3), never remembered, so the good site answers after."""
+    world.hostile("99.110", good, world.silent_port)
+    world.hostile("99.111", good)
+    options = ("--workers", "1", "--recursive", "--recursive-allow", "127.0.0.1/32",
+               "--recursive-concurrency", "2", "--recursive-timeout", "5")  # fmt: skip
+    with scratch_database(template_ready, "t_", TEMPLATE) as dsn:
+        busy = start_recursive(tmp_path, dsn, world, *options)
+        try:
+            assert get_json(busy, "/api/handles/99.111/WARM")[0] == 200  # the site record is cached
+            targets = [f"/api/handles/99.110/R{random.randrange(10**9)}" for _ in range(40)]
+            with ThreadPoolExecutor(max_workers=40) as pool:
+                answers = list(pool.map(lambda target: get_json(busy, target), targets))
+            refused = [body for status, body in answers if status == 503]
+            for status, body in answers:
+                assert status in (502, 503), body
+                assert set(body) == {"responseCode", "handle", "message"}, body
+            assert refused, answers  # 40 at once, 2 slots and 8 places to wait: some are refused
+            assert all(b["responseCode"] == 3 and "recursive resolution" in b["message"] for b in refused)
+            assert any("lookups are waiting" in b["message"] for b in refused), refused
+            status, body = get_json(busy, "/api/handles/99.111/AFTER")  # the refusal is not remembered
+            assert status == 200, body
+        finally:
+            stop_cleanly(busy)
