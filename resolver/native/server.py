@@ -70,6 +70,7 @@ class NativeService:
         request: p.Request | None = None
         rc = p.RC_ERROR
         status: int | None = None
+        found: str | None = None  # the prefix of a handle found, counted once its answer goes out
         try:
             try:
                 request = p.parse_request(envelope, message)
@@ -77,52 +78,61 @@ class NativeService:
                 rc = p.RC_PROTOCOL_ERROR
                 reply = p.refusal(envelope, rc, str(exc))
             else:
-                rc, body = await self._answer(request, address)
+                rc, body, found = await self._answer(request, address)
                 reply = p.answer(request, rc, body)
             if budget is not None and p.udp_size(len(reply)) > budget:
                 rc, status = p.RC_ERROR, _USE_TCP_STATUS
                 reply = use_tcp(envelope, request)
                 if p.udp_size(len(reply)) > budget:
                     return b""
+            elif found is not None:
+                # only an answer delivered counts: one replaced by USE_TCP counts on its TCP retry
+                self.daily.resolved(found)
             return reply
         finally:
             if status is None:
                 status = _HTTP_STATUS.get(rc, 400 if rc != p.RC_ERROR else 500)
             self.metrics.request(ROUTES[transport], "RESOLVE", status, time.perf_counter() - started)
 
-    async def _answer(self, request: p.Request, address: str) -> tuple[int, bytes]:
+    async def _answer(self, request: p.Request, address: str) -> tuple[int, bytes, str | None]:
+        """(response code, body, the prefix of the handle found: counted once the answer is sent)"""
         if request.response_code != 0:
-            return p.RC_PROTOCOL_ERROR, p.error_body("a request must have response code 0")
+            return p.RC_PROTOCOL_ERROR, p.error_body("a request must have response code 0"), None
         if request.opcode == p.OC_GET_SITE_INFO:
-            return p.RC_SUCCESS, self.site
+            return p.RC_SUCCESS, self.site, None
         if request.opcode != p.OC_RESOLUTION:
-            return p.RC_OPERATION_NOT_SUPPORTED, p.error_body(
-                f"operation {request.opcode} is not supported; this server resolves"
-            )
+            message = f"operation {request.opcode} is not supported; this server resolves"
+            return p.RC_OPERATION_NOT_SUPPORTED, p.error_body(message), None
         return await self._resolve(request, address)
 
-    async def _resolve(self, request: p.Request, address: str) -> tuple[int, bytes]:
+    async def _resolve(self, request: p.Request, address: str) -> tuple[int, bytes, str | None]:
         try:
             text, indexes, types = p.parse_resolution(request.body)
         except p.ProtocolError as exc:
-            return p.RC_PROTOCOL_ERROR, p.error_body(str(exc))
+            return p.RC_PROTOCOL_ERROR, p.error_body(str(exc)), None
         try:
             self.limiter.check_resolution(address)
             name = parse_handle(strip_scheme(text), self.config.limits)
             entry: Entry = await self.registry.entry(name)
         except RateLimited as exc:
             self.metrics.outcomes["refused"] += 1
-            return p.RC_SERVER_TOO_BUSY, p.error_body(exc.message)
+            return p.RC_SERVER_TOO_BUSY, p.error_body(exc.message), None
         except HandleError as exc:
             if exc.rc == RC.HANDLE_NOT_FOUND:
                 self.metrics.outcomes["not_found"] += 1
                 self.daily.not_found(name.prefix)  # only the lookup says not found: name is parsed
             else:
                 self.metrics.outcomes["refused"] += 1
-            return _RC_FROM_HANDLE.get(exc.rc, p.RC_ERROR), p.error_body(exc.message)
+            return _RC_FROM_HANDLE.get(exc.rc, p.RC_ERROR), p.error_body(exc.message), None
         assert entry.record is not None
         self.metrics.outcomes["hit"] += 1
-        self.daily.resolved(name.prefix)
+        rc, body = self._encode(entry, text, indexes, types)
+        return rc, body, name.prefix
+
+    @staticmethod
+    def _encode(entry: Entry, text: str, indexes: list[int], types: list[str]) -> tuple[int, bytes]:
+        """The answer to a resolution of a handle found: its public values, or those asked for."""
+        assert entry.record is not None
         head = p.utf8(text)
         try:
             if not indexes and not types:

@@ -191,3 +191,32 @@ def test_networks_are_slash_24_and_slash_56_and_the_bucket_counts_answers():
     assert limiter.verdict("198.51.100.1", 100.0) is Verdict.ANSWER
     assert ResponseRateLimiter(rate=0, burst=0, slip=2).verdict("192.0.2.1", 0.0) is Verdict.ANSWER
     assert budget(75) == 225 and budget(1400) == 4 * 512
+
+
+async def test_an_answer_replaced_by_use_tcp_is_not_counted_as_a_resolution(config, monkeypatch):
+    from resolver import stats
+    from resolver.http.keys import DAILY
+
+    # counts stay in the worker's memory for the whole test: no flush moves them meanwhile
+    monkeypatch.setattr(stats, "FLUSH_SECONDS", 3600.0)
+    port = free_port()
+    bigger = replace(config.limits, max_body_bytes=8 * 1024 * 1024)
+    async with serving(replace(config, native_port=port, limits=bigger)) as client:
+        await register(client, BIG, BIG_VALUES)
+        await register(client, SMALL, [{"index": 1, "type": "URL", "data": "https://example.com/s"}])
+        daily = client.server.app[DAILY]
+
+        def resolutions() -> int:
+            return daily.counts.get("88.123", [0, 0, 0])[1]
+
+        before = resolutions()
+        request, _ = request_message(1, resolution_body(BIG))
+        (use_tcp,) = await asyncio.to_thread(exchange, port, [request])
+        assert rc_of(use_tcp) == 2 and "TCP" in message_of(use_tcp)
+        assert resolutions() == before  # nothing was delivered
+        (answer,) = await asyncio.to_thread(over_tcp, port, request, timeout=30)
+        assert answer.rc == 1
+        assert resolutions() == before + 1  # the retry over TCP is the one resolution
+        small = await asyncio.to_thread(exchange, port, [request_message(1, resolution_body(SMALL))[0]])
+        assert [rc_of(packet) for packet in small] == [1]
+        assert resolutions() == before + 2  # an answer that fits a packet counts as before
