@@ -34,6 +34,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 _DOT_SEGMENTS = frozenset({".", ".."})
 _SEPARATORS = re.compile(r"[/\\]")
+# How deep a remote value may nest (the value object is level 1): what orjson can write back
+# (resolver/http/bodies.py MAX_JSON_DEPTH, 254, as for local bodies) less a margin for the levels
+# the node wraps a value in when it renders it ({"values": [value]} and any filter's answer).
+MAX_VALUE_DEPTH = 254 - 8
 
 
 class InvalidAnswer(Exception):
@@ -213,6 +217,8 @@ def checked_values(raw_values: Sequence[object], limits: Limits) -> list[StoredV
     values: list[StoredValue] = []
     seen: set[int] = set()
     for raw in raw_values:
+        if _too_deep(raw, MAX_VALUE_DEPTH):
+            raise InvalidAnswer("answered values that are not valid Handle values")
         try:
             value = parse_value(raw, limits, now)
         except HandleError:
@@ -228,6 +234,20 @@ def checked_values(raw_values: Sequence[object], limits: Limits) -> list[StoredV
         if is_public(value):
             values.append(value)
     return values
+
+
+def _too_deep(document: object, limit: int) -> bool:
+    """True when `document` nests lists and objects more than `limit` levels deep."""
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if type(node) is dict else node if type(node) is list else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
 
 
 def values_ttl(values: Sequence[StoredValue], now: float) -> float | None:

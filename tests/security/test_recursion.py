@@ -367,6 +367,9 @@ def test_hostile_prefix_records_and_answers_are_never_500(node: Node, world: Wor
         "99.95": raw(200, b"\xff\xfe{}"),
         "99.96": raw(500, b'{"responseCode":2,"message":"boom"}'),
         "99.97": raw(200, b'{"responseCode":1,"values":[' + b"[" * 5000 + b"]" * 5000 + b"]}"),
+        # a value nested deeper than this node can write back: was a 500 text/plain
+        "99.99": raw(200, b'{"responseCode":1,"values":[{"index":1,"type":"X","data":{"format":"x","value":'
+                     + b"[" * 300 + b"]" * 300 + b"}}]}"),
     }  # fmt: skip
     for prefix, behaviour in answers.items():
         world.hostile(prefix, behaviour)
@@ -378,12 +381,26 @@ def test_hostile_prefix_records_and_answers_are_never_500(node: Node, world: Wor
     for attempt in range(2):
         for prefix, (status_wanted, words) in expected.items():
             status, body = get_json(node, f"/api/handles/{prefix}/X")
+            if prefix == "99.99":
+                assert "not valid Handle values" in body["message"], body
             assert (status, body["responseCode"]) == (status_wanted, 100 if status_wanted == 404 else 2), body
             assert words in body["message"], body
             assert set(body) == {"responseCode", "handle", "message"}
         # the second time, nothing is asked again: failures are remembered like any answer
         assert {p: world.toplevel_asked[p] for p in expected} == dict.fromkeys(expected, 1), attempt
         assert {p: len(world.asked(p)) for p in answers} == dict.fromkeys(answers, 1), attempt
+
+
+def test_a_value_too_deep_to_render_with_a_filter_is_a_failed_hop(node: Node, world: World) -> None:
+    # seen before: 251 levels passed the check, then the ?type= answer could not be written (500)
+    deep = b"[" * 249 + b"]" * 249
+    world.hostile("99.105", raw(200, b'{"responseCode":1,"values":[{"index":1,"type":"X","data":{"format":"x","value":'
+                                + deep + b"}}]}"))  # fmt: skip
+    for target in ("/api/handles/99.105/X?type=X", "/api/handles/99.105/X", "/api/handles/99.105/X?index=1"):
+        status, body = get_json(node, target)
+        assert_hop_failed(status, body, "99.105")
+        assert "not valid Handle values" in body["message"], body
+    assert len(world.asked("99.105")) == 1  # cached as a failed hop
 
 
 # -- 7. nothing of a remote body is passed through as is -------------------------------------------

@@ -15,6 +15,7 @@ from resolver.config import Limits
 from resolver.core.errors import HandleError
 from resolver.core.handles import parse_handle
 from resolver.core.remote import (
+    MAX_VALUE_DEPTH,
     AddressPolicy,
     InvalidAnswer,
     handle_path,
@@ -23,6 +24,7 @@ from resolver.core.remote import (
     site_of,
     values_ttl,
 )
+from resolver.http.bodies import MAX_JSON_DEPTH
 from resolver.recursive import ENTRY_OVERHEAD, BoundedCache, SingleFlight, render
 
 LIMITS = Limits()
@@ -212,6 +214,31 @@ def test_anything_else_is_an_invalid_answer(status: int, body: bytes) -> None:
     with pytest.raises(InvalidAnswer) as invalid:
         parse_answer(status, body, NAME, LIMITS)
     assert "<" not in invalid.value.reason and "script" not in invalid.value.reason
+
+
+def nested_value(levels: int) -> bytes:
+    """An answer whose one value nests `levels` deep (the value object, its data, lists inside)."""
+    inner = b"[" * (levels - 2) + b"0" + b"]" * (levels - 2)
+    return (
+        b'{"responseCode":1,"values":[{"index":1,"type":"X","data":{"format":"x","value":' + inner + b"}}]}"
+    )
+
+
+@pytest.mark.parametrize("levels", [MAX_VALUE_DEPTH + 1, 253, 256, 300, 1000])
+def test_a_value_nested_too_deep_to_render_is_an_invalid_answer(levels: int) -> None:
+    # seen before: past ~252 levels parse_value's orjson.dumps raised TypeError (a 500)
+    with pytest.raises(InvalidAnswer) as invalid:
+        parse_answer(200, nested_value(levels), NAME, LIMITS)
+    assert invalid.value.reason == "answered values that are not valid Handle values"
+
+
+def test_a_value_as_deep_as_allowed_renders_with_and_without_filters() -> None:
+    assert MAX_VALUE_DEPTH + 2 < MAX_JSON_DEPTH  # room for {"values": [value]} within the local limit
+    parsed = parse_answer(200, nested_value(MAX_VALUE_DEPTH), NAME, LIMITS)
+    assert parsed is not None
+    encoded = orjson.dumps(parsed)
+    for indexes, types in ((frozenset(), ()), (frozenset({1}), ()), (frozenset(), ("x",))):
+        assert orjson.loads(render("99.1/X", encoded, indexes, types))["values"][0]["index"] == 1
 
 
 def test_the_rendered_answer_is_this_nodes_shape_with_filters_applied_here() -> None:
