@@ -11,8 +11,18 @@ from resolver.batch import OK as ITEM_OK
 from resolver.batch import ItemResult
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold, parse_handle
+from resolver.core.permissions import Identity
 from resolver.core.templates import TEMPLATE_INDEX, template_version_of
-from resolver.http.envelope import FAILED, batch_limit, caller, envelope, enveloped, json_body, ok
+from resolver.http.envelope import (
+    FAILED,
+    authenticated_body,
+    batch_limit,
+    caller,
+    envelope,
+    enveloped,
+    json_body,
+    ok,
+)
 from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, RATE_LIMITER, REGISTRY, TEMPLATES
 
 
@@ -70,8 +80,7 @@ def _single(result: ItemResult) -> web.Response:
 
 async def create_one(request: web.Request) -> web.Response:
     """POST /identityv2/data: register one identifier."""
-    identity = await caller(request)
-    body = await json_body(request, _small_limit(request))
+    identity, body = await authenticated_body(request, _small_limit(request))
     batches = request.app[BATCHES]
     (result,) = await batches.create(identity, batches.parse_items([body]))
     request.app[METRICS].registered("enterprise", "single", [result.code == ITEM_OK])
@@ -81,8 +90,7 @@ async def create_one(request: web.Request) -> web.Response:
 
 async def update_one(request: web.Request) -> web.Response:
     """PUT /identityv2/data: change one identifier's values."""
-    identity = await caller(request)
-    body = await json_body(request, _small_limit(request))
+    identity, body = await authenticated_body(request, _small_limit(request))
     batches = request.app[BATCHES]
     (result,) = await batches.update(identity, batches.parse_items([body]))
     return _single(result)
@@ -90,8 +98,7 @@ async def update_one(request: web.Request) -> web.Response:
 
 async def delete_one(request: web.Request) -> web.Response:
     """DELETE /identityv2/data {"handle": ...}: delete one identifier."""
-    identity = await caller(request)
-    body = await json_body(request, _small_limit(request))
+    identity, body = await authenticated_body(request, _small_limit(request))
     handle = body.get("handle") if isinstance(body, dict) else None
     if not isinstance(handle, str):
         raise HandleError(RC.PROTOCOL_ERROR, '请求体应为 {"handle": "前缀/后缀"}')
@@ -124,8 +131,9 @@ def _batch_answer(results: list[ItemResult]) -> web.Response:
     return ok([r.to_json() for r in results], message)
 
 
-async def _batch_items(request: web.Request) -> list[Any]:
-    body = await json_body(request, batch_limit(request))
+async def _batch_items(request: web.Request) -> tuple[Identity, list[Any]]:
+    """The caller and the items of a batch (the body is read before the credentials are checked)."""
+    identity, body = await authenticated_body(request, batch_limit(request))
     if isinstance(body, dict):
         body = body.get("data", body.get("items"))
     if not isinstance(body, list):
@@ -136,14 +144,14 @@ async def _batch_items(request: web.Request) -> list[Any]:
         raise HandleError(RC.PROTOCOL_ERROR, f"一次最多 {limit} 条，本次 {len(body)} 条；请分批提交")
     if not body:
         raise HandleError(RC.PROTOCOL_ERROR, "批量请求为空")
-    return body
+    return identity, body
 
 
 async def batch_create(request: web.Request) -> web.Response:
     """POST /identityv2/data/batchCreate: up to 2000 identifiers, a result each."""
-    identity = await caller(request)
+    identity, items = await _batch_items(request)
     batches = request.app[BATCHES]
-    results = await batches.create(identity, batches.parse_items(await _batch_items(request)))
+    results = await batches.create(identity, batches.parse_items(items))
     request.app[METRICS].registered("enterprise", "batch", [r.code == ITEM_OK for r in results])
     _count_new(request, results)
     return _batch_answer(results)
@@ -151,15 +159,15 @@ async def batch_create(request: web.Request) -> web.Response:
 
 async def batch_update(request: web.Request) -> web.Response:
     """PUT /identityv2/data/batchUpdate."""
-    identity = await caller(request)
+    identity, items = await _batch_items(request)
     batches = request.app[BATCHES]
-    return _batch_answer(await batches.update(identity, batches.parse_items(await _batch_items(request))))
+    return _batch_answer(await batches.update(identity, batches.parse_items(items)))
 
 
 async def batch_delete(request: web.Request) -> web.Response:
     """DELETE /identityv2/data/batchDelete ["h1", "h2", ...]."""
-    identity = await caller(request)
-    return _batch_answer(await request.app[BATCHES].delete(identity, await _batch_items(request)))
+    identity, items = await _batch_items(request)
+    return _batch_answer(await request.app[BATCHES].delete(identity, items))
 
 
 async def templates_get(request: web.Request) -> web.Response:
@@ -173,15 +181,15 @@ async def templates_get(request: web.Request) -> web.Response:
 
 async def templates_post(request: web.Request) -> web.Response:
     """POST /snms/api/v5/template: define a template version."""
-    identity = await caller(request)
-    template = await request.app[TEMPLATES].create(await json_body(request, _small_limit(request)), identity)
+    identity, body = await authenticated_body(request, _small_limit(request))
+    template = await request.app[TEMPLATES].create(body, identity)
     return ok(template.to_json(), "模板已创建")
 
 
 async def templates_put(request: web.Request) -> web.Response:
     """PUT /snms/api/v5/template: add items or enable/disable items of a version."""
-    identity = await caller(request)
-    template = await request.app[TEMPLATES].update(await json_body(request, _small_limit(request)), identity)
+    identity, body = await authenticated_body(request, _small_limit(request))
+    template = await request.app[TEMPLATES].update(body, identity)
     return ok(template.to_json(), "模板已更新")
 
 

@@ -94,7 +94,11 @@ def enveloped(handler: Handler) -> Handler:
 
 async def json_body(request: web.Request, limit: int) -> Any:
     """The JSON body, refusing more than `limit` bytes whatever the transfer encoding (413)."""
-    raw = await read_body(request, limit)
+    return parse_json(await read_body(request, limit))
+
+
+def parse_json(raw: bytes) -> Any:
+    """A body read with `read_body`, as JSON."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -134,6 +138,17 @@ async def caller(request: web.Request) -> Identity:
         RC.AUTHENTICATION_NEEDED,
         "未登录：请先调用 /identity/token 获取令牌，并在 Authorization: Bearer 中携带",
     )
+
+
+async def authenticated_body(
+    request: web.Request, limit: int, authenticate: Callable[[web.Request], Awaitable[Identity]] = caller
+) -> tuple[Identity, Any]:
+    """The caller and the JSON body of a write: the (bounded) body is read first and the credentials
+    checked after it arrived, so that a credential changed, disabled or revoked while a client
+    trickles its body no longer writes. The credentials are still refused before a malformed body."""
+    raw = await read_body(request, limit)
+    identity = await authenticate(request)
+    return identity, parse_json(raw)
 
 
 async def node_admin(request: web.Request) -> Identity:

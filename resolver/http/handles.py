@@ -183,11 +183,9 @@ async def _resolve(request: web.Request, sent: str) -> web.Response:
     return json_response({"responseCode": 1, "handle": sent, "values": values})
 
 
-async def _json_body(request: web.Request) -> object:
-    config = request.app[CONFIG]
+def _parse_body(request: web.Request, raw: bytes) -> object:
     if request.content_type != JSON_TYPE:
         raise _protocol("a PUT needs Content-Type: application/json")
-    raw = await read_body(request, config.limits.max_body_bytes)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -209,10 +207,13 @@ async def put(request: web.Request) -> web.Response:
         name = registry.mint(name)
         sent = name.text
     registry.check_responsible(name)
+    # the body first, the credentials after it arrived: a secret rotated while a client trickles
+    # its body no longer writes
+    raw = await read_body(request, config.limits.max_body_bytes)
     identity = await identity_of(request, required=True)
     assert identity is not None
     overwrite = flag(query, "overwrite", True) and not mint
-    body = await _json_body(request)
+    body = _parse_body(request, raw)
     raw_values = values_from_body(body, name.key, config.limits)
     if "index" in query:
         various = [v for v in query.getall("index") if v.strip().lower() == "various"]

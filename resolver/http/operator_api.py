@@ -8,8 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from resolver.core.errors import RC, HandleError
+from resolver.core.permissions import Identity
 from resolver.core.values import parse_int
-from resolver.http.envelope import FAILED, envelope, enveloped, json_body, node_admin, ok
+from resolver.http.envelope import FAILED, authenticated_body, envelope, enveloped, node_admin, ok
 from resolver.http.keys import CONFIG, OPERATORS
 
 _MAX_ID = 2**63 - 1  # Postgres bigint
@@ -26,11 +27,15 @@ def _id(request: web.Request, key: str) -> int:
     return _number(request.match_info[key], key)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    body = await json_body(request, int(request.app[CONFIG].limits.max_body_bytes))
+async def _admin_body(request: web.Request) -> tuple[Identity, dict[str, Any]]:
+    """The node administrator and the JSON object of a write (the body read before the credentials
+    are checked, so that a credential changed while the body trickles in no longer writes)."""
+    actor, body = await authenticated_body(
+        request, int(request.app[CONFIG].limits.max_body_bytes), node_admin
+    )
     if not isinstance(body, dict):
         raise HandleError(RC.PROTOCOL_ERROR, "请求体应为 JSON 对象")
-    return body
+    return actor, body
 
 
 def _paging(request: web.Request) -> tuple[int, int]:
@@ -54,8 +59,8 @@ def _time(request: web.Request, key: str) -> datetime | None:
 
 
 async def create_enterprise(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
-    return ok(await request.app[OPERATORS].register_enterprise(await _body(request), actor), "企业已登记")
+    actor, body = await _admin_body(request)
+    return ok(await request.app[OPERATORS].register_enterprise(body, actor), "企业已登记")
 
 
 async def list_enterprises(request: web.Request) -> web.Response:
@@ -69,18 +74,14 @@ async def get_enterprise(request: web.Request) -> web.Response:
 
 
 async def allocate_prefix(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
-    result = await request.app[OPERATORS].allocate_prefix(
-        _id(request, "enterprise"), await _body(request), actor
-    )
+    actor, body = await _admin_body(request)
+    result = await request.app[OPERATORS].allocate_prefix(_id(request, "enterprise"), body, actor)
     return ok(result, "前缀已分配，待审核")
 
 
 async def set_prefix_state(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
-    change = await request.app[OPERATORS].set_prefix_state(
-        request.match_info["prefix"], await _body(request), actor
-    )
+    actor, body = await _admin_body(request)
+    change = await request.app[OPERATORS].set_prefix_state(request.match_info["prefix"], body, actor)
     data: dict[str, Any] = {"prefix": change.prefix, "state": change.state.value}
     if change.secret is not None:
         data["admin"] = {"identity": f"300:0.NA/{change.prefix}", "secret": change.secret}
@@ -88,9 +89,9 @@ async def set_prefix_state(request: web.Request) -> web.Response:
 
 
 async def rotate_credentials(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
+    actor, body = await _admin_body(request)
     prefix = request.match_info["prefix"]
-    secret = await request.app[OPERATORS].rotate_credentials(prefix, await _body(request), actor)
+    secret = await request.app[OPERATORS].rotate_credentials(prefix, body, actor)
     data: dict[str, Any] = {"identity": f"300:0.NA/{prefix}"}
     if secret is not None:
         data["secret"] = secret
@@ -98,18 +99,16 @@ async def rotate_credentials(request: web.Request) -> web.Response:
 
 
 async def create_user(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
+    actor, body = await _admin_body(request)
     return ok(
-        await request.app[OPERATORS].create_user(_id(request, "enterprise"), await _body(request), actor),
+        await request.app[OPERATORS].create_user(_id(request, "enterprise"), body, actor),
         "用户已创建",
     )
 
 
 async def update_user(request: web.Request) -> web.Response:
-    actor = await node_admin(request)
-    await request.app[OPERATORS].update_user(
-        _id(request, "enterprise"), _id(request, "user"), await _body(request), actor
-    )
+    actor, body = await _admin_body(request)
+    await request.app[OPERATORS].update_user(_id(request, "enterprise"), _id(request, "user"), body, actor)
     return ok(None, "用户已更新")
 
 
