@@ -196,6 +196,18 @@ class Registry:
         infos = {r[0]: PrefixInfo(r[0], r[1], r[2]) for r in rows}
         return next((infos[p] for p in candidates if p in infos), None)
 
+    async def enterprise_of_prefix_admin(self, identity: Identity) -> int | None:
+        """The enterprise owning the prefix that a prefix administrator `300:0.NA/<prefix>`
+        administers (the nearest enterprise prefix at or above it), if any."""
+        head, _, prefix = identity.key.partition("/")
+        if head != "0.na" or not prefix or self.is_node_admin(identity):
+            return None
+        parts = prefix.split(".")
+        candidates = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]  # nearest first
+        rows = await self.store.fetch_named("prefix_info_read", candidates)
+        owners = {r[0]: int(r[2]) for r in rows}
+        return next((owners[p] for p in candidates if p in owners), None)
+
     async def readable_values(
         self, name: HandleName, record: Record, identity: Identity | None
     ) -> list[StoredValue]:

@@ -89,9 +89,13 @@ class Searches:
                 del self._running[tenant]
 
 
-def tenant_of(identity: Identity) -> str:
-    """Whose searches count together: an enterprise's users, else the identity."""
-    return f"enterprise {identity.enterprise_id}" if identity.enterprise_id is not None else identity.key
+async def tenant_of(request: web.Request, identity: Identity) -> str:
+    """Whose searches count together: an enterprise's users and the administrators of its
+    prefixes, else the identity."""
+    enterprise = identity.enterprise_id
+    if enterprise is None:
+        enterprise = await request.app[REGISTRY].enterprise_of_prefix_admin(identity)
+    return f"enterprise {enterprise}" if enterprise is not None else identity.key
 
 
 async def visible_prefixes(request: web.Request, identity: Identity, wanted: str | None) -> list[str] | None:
@@ -137,7 +141,7 @@ async def search(request: web.Request) -> web.Response:
     prefixes = await visible_prefixes(request, identity, request.query.get("prefix"))
     handles: list[str] = []
     if prefixes is None or prefixes:
-        searches, tenant = request.app[SEARCHES], tenant_of(identity)
+        searches, tenant = request.app[SEARCHES], await tenant_of(request, identity)
         async with searches.admit(tenant) as seconds:
             handles = await request.app[STORE].search(prefixes, plan, seconds, tenant, searches.per_tenant)
     return web.Response(body=orjson.dumps(handles), content_type="application/json")

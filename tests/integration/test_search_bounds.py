@@ -249,3 +249,37 @@ async def test_one_tenant_cannot_take_every_search(world, locked_terms):
                 assert await found(worker, params, world["a2"]) == answer_order(world["a_rows"])[:3]
     finally:
         await monitor.close()
+
+
+async def test_an_enterprises_prefix_administrator_and_its_users_are_one_tenant(world, locked_terms):
+    """The administrator of an enterprise's allocated prefix (300:0.NA/<prefix>) searches in the
+    enterprise's turn, as its users do: neither takes a second turn node-wide."""
+    client = world["client"]
+    params = {"URL": "https://example.com/p/*", "limit": "3"}
+    first = asyncio.create_task(client.get("/hrls/handles", params=params, headers=world["a_admin"]))
+    monitor = await asyncpg.connect(world["dsn"])
+    try:
+        async with serving(world["config"]) as other_worker:
+            await searches_waiting(monitor, 1)
+            for worker, headers in (
+                (client, world["a"]),
+                (other_worker, world["a2"]),
+                (other_worker, world["a_admin"]),
+            ):
+                refused = await worker.get("/hrls/handles", params=params, headers=headers)
+                body = await refused.json()
+                assert refused.status == 429 and body["responseCode"] == 3, body
+                assert "a tenant runs at most 1 at a time" in body["message"]
+            await locked_terms.execute("rollback")
+            assert (await first).status == 200
+            assert await (await first).json() == answer_order(world["a_rows"])[:3]
+            # and the other way round: while a user of A searches, A's prefix administrator waits
+            await locked_terms.execute("begin; lock table search_terms in access exclusive mode")
+            second = asyncio.create_task(other_worker.get("/hrls/handles", params=params, headers=world["a"]))
+            await searches_waiting(monitor, 1)
+            refused = await client.get("/hrls/handles", params=params, headers=world["a_admin"])
+            assert refused.status == 429, await refused.text()
+            await locked_terms.execute("rollback")
+            assert (await second).status == 200
+    finally:
+        await monitor.close()
