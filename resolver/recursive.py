@@ -197,6 +197,28 @@ def render(sent: str, values_json: bytes, indexes: frozenset[int], types: Sequen
     return orjson.dumps({"responseCode": int(rc), "handle": sent, "values": values})
 
 
+class Progress:
+    """How far one request got: whether a connection to the target was made (or reused)."""
+
+    __slots__ = ("connected",)
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+async def _connected(session: aiohttp.ClientSession, context: object, params: object) -> None:
+    progress = getattr(context, "trace_request_ctx", None)
+    if isinstance(progress, Progress):
+        progress.connected = True
+
+
+def _tracing() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_connected)
+    trace.on_connection_reuseconn.append(_connected)
+    return trace
+
+
 class RecursiveResolver:
     def __init__(self, config: Config, upstream: Upstream) -> None:
         self.config = config
@@ -223,6 +245,7 @@ class RecursiveResolver:
                 auto_decompress=False,
                 max_headers=MAX_HEADERS,
                 connector=aiohttp.TCPConnector(limit=self.config.recursive_concurrency),
+                trace_configs=[_tracing()],
             )
         return self._session
 
@@ -305,17 +328,21 @@ class RecursiveResolver:
             raise HopFailed(f"{hop} {UNREACHABLE}")
         deadline = self._deadline()  # the wait for a slot counts: one deadline for the hop
         await self._slot(deadline)
+        progress = Progress()
         try:
             # asked again: it may have been found unreachable while this lookup waited
             if self._unreachable.get(interface.base, time.monotonic()) is not None:
                 raise HopFailed(f"{hop} {UNREACHABLE}")
             async with asyncio.timeout_at(deadline):
-                status, body = await self._get(interface, path)
+                status, body = await self._get(interface, path, progress)
         except InvalidAnswer as exc:
             raise HopFailed(f"{hop} {exc.reason}") from None
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
-            # one message whatever happened (refused, silent, reset, not HTTP), and no address
-            self._unreachable.put(interface.base, True, self._negative_ttl(), 0, time.monotonic())
+            # one message whatever happened (refused, silent, reset, not HTTP), and no address;
+            # only a target that could not be connected to is remembered: a slow or broken answer
+            # fails this handle, not every handle of the site
+            if not progress.connected:
+                self._unreachable.put(interface.base, True, self._negative_ttl(), 0, time.monotonic())
             raise HopFailed(f"{hop} {UNREACHABLE}") from None
         finally:
             self._limit.release()
@@ -327,12 +354,12 @@ class RecursiveResolver:
             raise HandleError(RC.HANDLE_NOT_FOUND, f"{hop} has no handle {name.text}")
         return values
 
-    async def _get(self, interface: Interface, path: str) -> tuple[int, bytes]:
+    async def _get(self, interface: Interface, path: str, progress: Progress) -> tuple[int, bytes]:
         """Status and body of GET `path` at `interface`: no redirect, no coding, bounded in bytes
         (the caller holds a slot and bounds the time)."""
         url = URL(interface.base + path, encoded=True)
         limit = self.config.recursive_max_bytes
-        async with self._client().get(url, allow_redirects=False) as resp:
+        async with self._client().get(url, allow_redirects=False, trace_request_ctx=progress) as resp:
             if 300 <= resp.status < 400:
                 resp.close()
                 raise InvalidAnswer("answered with a redirect, which recursion does not follow")

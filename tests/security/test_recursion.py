@@ -17,7 +17,9 @@ Run with `-s` to see what was measured (worker memory, top-level requests per re
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -307,10 +309,15 @@ def test_failures_look_alike_and_hide_what_answered(node: Node, world: World) ->
         messages.add(body["message"].replace(prefix, "P"))
     assert len(messages) == 1, messages  # refused, silent and SSH ports are told apart by nothing said
     assert world.tcp_seen["ssh"] == 1 and world.tcp_seen["silent"] == 1
-    # a failed target is remembered: other handles there do not knock again
-    for prefix in ports:
-        assert get_json(node, f"/api/handles/{prefix}/Y")[0] == 502
-    assert world.tcp_seen["ssh"] == 1 and world.tcp_seen["silent"] == 1
+    # a target that refused the connection is remembered: other handles there do not knock again
+    # (a listener there now would see them); one that accepted is asked for each handle
+    with socket.create_server(("127.0.0.1", world.refused_port)) as listener:
+        listener.setblocking(False)
+        for prefix in ports:
+            assert get_json(node, f"/api/handles/{prefix}/Y")[0] == 502
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert world.tcp_seen["ssh"] == 2 and world.tcp_seen["silent"] == 2
 
 
 DENIED = ["169.254.169.254", "10.0.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "127.0.0.2", "::1",
@@ -401,6 +408,32 @@ def test_a_value_too_deep_to_render_with_a_filter_is_a_failed_hop(node: Node, wo
         assert_hop_failed(status, body, "99.105")
         assert "not valid Handle values" in body["message"], body
     assert len(world.asked("99.105")) == 1  # cached as a failed hop
+
+
+def test_a_slow_or_broken_answer_fails_that_handle_not_the_site(node: Node, world: World) -> None:
+    # seen before: one slow or truncated answer made the whole site unreachable for the negative TTL
+    async def uneven(request: web.Request) -> web.StreamResponse:
+        suffix = handle_of(request).partition("/")[2]
+        if suffix == "SLOW":
+            await asyncio.sleep(TIMEOUT * 2)  # past the node's deadline, then gone
+        if suffix == "CUT":
+            response = web.StreamResponse(
+                headers={"Content-Type": "application/json", "Content-Length": "4096"}
+            )
+            await response.prepare(request)
+            await response.write(b'{"responseCode":1,"val')
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return await good(request)
+
+    world.hostile("99.106", uneven)
+    for suffix in ("SLOW", "CUT"):
+        status, body = get_json(node, f"/api/handles/99.106/{suffix}")
+        assert_hop_failed(status, body, "99.106")
+        status, body = get_json(node, f"/api/handles/99.106/FINE-{suffix}")
+        assert status == 200, body
+        assert body["values"][0]["data"]["value"] == f"https://example.com/99.106/FINE-{suffix}"
 
 
 # -- 7. nothing of a remote body is passed through as is -------------------------------------------
