@@ -192,7 +192,8 @@ class Authenticator:
         key = fold(handle)
         identity = handle_identity(key)
         throttle.check(identity)  # before the lookup: past a limit, nothing is done at all
-        entry = await self._lookup.get(key)
+        # never a stale entry: it may hold a secret rotated since (503 while the database is away)
+        entry = await self._lookup.get(key, stale=False)
         values = entry.record.values if entry.record is not None else []
         candidates = [v for v in values if _is_secret_key(v, index) and isinstance(v["data"]["value"], str)]
         secret = encode_secret(password)

@@ -199,10 +199,11 @@ class Lookup:
         # primary while a replica may lag.
         self.on_change: Callable[[list[str] | None], None] | None = None
 
-    async def get(self, key: str) -> Entry:
+    async def get(self, key: str, *, stale: bool = True) -> Entry:
         """The entry for a handle: from the cache when it can be trusted, else from the database.
 
-        When the database is unreachable, a stale cached entry still answers.
+        When the database is unreachable, a stale cached entry still answers, unless `stale` is
+        False (authentication: a secret rotated meanwhile must not keep working): then Unavailable.
         """
         cache = self.cache
         if cache.trusted:
@@ -212,9 +213,11 @@ class Lookup:
         try:
             return await self.fetch(key)
         except Unavailable:
-            stale = cache.get_stale(key)
-            if stale is not None:
-                return stale
+            if not stale:
+                raise
+            kept = cache.get_stale(key)
+            if kept is not None:
+                return kept
             raise
 
     async def fetch(self, key: str) -> Entry:

@@ -8,10 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from resolver.core.handles import fold
 from resolver.http.keys import LOOKUP
-from tests.conftest import serving
+from tests.conftest import ADMIN_USER, serving
 from tests.faults import CuttableProxy
-from tests.helpers import admin_json, url_value
+from tests.helpers import admin_json, basic, url_value
 
 
 @pytest.fixture
@@ -53,6 +54,34 @@ async def test_cached_handles_answer_while_the_database_is_down(proxied):
 
     assert (await client.get("/readyz")).status == 503
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_authentication_never_uses_a_stale_entry(proxied):
+    """Cut off from Postgres, a stale cache entry still answers anonymous public resolution, but
+    never authentication: a secret rotated meanwhile elsewhere must not keep working (503)."""
+    client, proxy = proxied
+    lookup = client.server.app[LOOKUP]
+    resp = await client.put(
+        "/api/handles/88.123/AUTH-1", json=[url_value(1, "https://a")], headers=admin_json()
+    )
+    assert resp.status in (200, 201), await resp.text()
+    assert (await client.get("/api/handles/88.123/AUTH-1")).status == 200  # now cached
+    # the administrator's identity handle is cached too
+    assert (await client.get("/api/handles/88.123/AUTH-1", headers=basic())).status == 200
+    assert lookup.cache.get_stale(fold(ADMIN_USER.partition(":")[2])) is not None
+    await proxy.cut()
+
+    async def untrusted():
+        return not lookup.cache.trusted
+
+    await eventually(untrusted, timeout=5)
+    resp = await client.get("/api/handles/88.123/AUTH-1", headers=basic())
+    body = await resp.json()
+    assert resp.status == 503 and resp.headers["Retry-After"], body
+    assert body["responseCode"] == 3 and body["handle"] == "88.123/AUTH-1", body
+    public = await client.get("/api/handles/88.123/AUTH-1")
+    assert public.status == 200
+    assert (await public.json())["values"][0]["data"]["value"] == "https://a"
 
 
 async def test_the_node_recovers_when_the_database_returns(proxied):
