@@ -13,9 +13,10 @@ import time
 
 from aiohttp import web
 
-from resolver.auth import Attempt
+from resolver.auth import Attempt, parse_basic
 from resolver.config import Config, RateLimits
-from resolver.core.errors import RateLimited
+from resolver.core.errors import HandleError, RateLimited
+from resolver.core.handles import fold
 
 _MAX_KEYS = 100_000
 # How long an address where an identity authenticated stays exempt from that identity's own
@@ -229,6 +230,31 @@ class AddressThrottle:
         self.limiter.remember(identity, self.address)
 
 
+def credential_key(header: str) -> str:
+    """The credential an Authorization header names, in one form however it is spelt (what the
+    per-credential bucket is keyed by): a bearer token whatever the scheme's case and the spaces,
+    or bare; the Basic user percent-decoded, a Handle identity by its case-folded handle (every
+    key of one handle shares a bucket: index 0 means any of them). A header that does not parse
+    keys as itself, stripped (it fails authentication, which has limits of its own)."""
+    text = header.strip()
+    scheme, _, rest = text.partition(" ")
+    folded = scheme.lower()
+    if folded == "basic":
+        try:
+            user, _ = parse_basic(text)
+        except HandleError:
+            return text
+        if ":" in user or "/" in user:
+            head, colon, handle = user.partition(":")
+            return "handle " + fold(handle if colon and head.isascii() and head.isdigit() else user)
+        return "user " + user
+    if folded == "bearer" and rest.strip():
+        return "bearer " + rest.strip()
+    if text and " " not in text:
+        return "bearer " + text  # a bare token, which the enterprise API accepts
+    return text
+
+
 class RateLimiter:
     """The node's limits; a rate of 0 switches a limit off."""
 
@@ -267,6 +293,6 @@ class RateLimiter:
             wait = self._address.take(address, now) if self._address else 0.0
             credential = request.headers.get("Authorization")
             if credential and self._credential and not wait:
-                wait = self._credential.take(credential, now)
+                wait = self._credential.take(credential_key(credential), now)
         if wait:
             raise RateLimited(max(1, math.ceil(wait)))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
+from urllib.parse import quote
 
 import pytest
 
 from resolver.config import Limits
 from tests.conftest import serving
-from tests.helpers import admin_json
+from tests.helpers import admin_json, basic, no_rate_limits
 
 
 @pytest.fixture
@@ -98,3 +100,43 @@ async def test_bad_query_parameters(small):
         "/api/handles/88.123/v", params={"overwrite": "maybe"}, json=[], headers=admin_json()
     )
     assert resp.status == 400 and (await resp.json())["responseCode"] == 4
+
+
+async def test_one_credential_has_one_bucket_however_its_header_is_written(config):
+    """The per-credential bucket is the credential's, not the header's: other spellings of the same
+    bearer token or Basic user (which authenticate just the same) take from it."""
+    from tests.conftest import ADMIN_SECRET, ADMIN_USER
+    from tests.enterprise_helpers import admit, user_token
+
+    async with serving(replace(config, rate=no_rate_limits())) as setup:  # setup has its own budget
+        enterprise, _ = await admit(setup, "88.123.45", 70)
+        token = await user_token(setup, enterprise, "limited-user")
+
+    def basic_as(user: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{ADMIN_SECRET}".encode()).decode()}
+
+    spellings = {
+        "bearer": [f"Bearer  {token}", f"bearer {token}", token, f"BEARER {token}", f"Bearer {token}"],
+        "basic": [
+            basic()["Authorization"],
+            basic_as(quote(ADMIN_USER, safe=""))["Authorization"],
+            basic_as(quote(ADMIN_USER, safe="").lower())["Authorization"],
+            "basic  " + basic()["Authorization"].partition(" ")[2],
+            basic_as(quote(ADMIN_USER.lower()))["Authorization"],
+        ],
+    }
+    # two requests a credential, and no token back in the test's lifetime
+    rate = replace(no_rate_limits(), per_credential=0.001, per_credential_burst=2)
+    async with serving(replace(config, rate=rate)) as client:
+        for kind, headers in spellings.items():
+            statuses = []
+            for header in headers:
+                resp = await client.get(
+                    "/hrls/handles", params={"URL": "x"}, headers={"Authorization": header}
+                )
+                statuses.append(resp.status)
+                if resp.status == 429:
+                    body = await resp.json()
+                    assert body["responseCode"] == 3 and int(resp.headers["Retry-After"]) >= 1, body
+            # the first two spellings are accepted (they are this credential), the rest share their bucket
+            assert statuses == [200, 200, 429, 429, 429], (kind, statuses)
