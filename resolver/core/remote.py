@@ -31,6 +31,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 HANDLES_PATH = "/api/handles/"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges refused whatever `is_global` says: forms that carry an IPv4 address this policy does
+# not unwrap (IPv4-compatible ::/96, SIIT-translated ::ffff:0:0:0/96, local-use NAT64
+# 64:ff9b:1::/48 of RFC 8215) and deprecated site-local fec0::/10.
+_REFUSED_V6 = tuple(
+    ipaddress.IPv6Network(n) for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10")
+)
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 _DOT_SEGMENTS = frozenset({".", ".."})
 _SEPARATORS = re.compile(r"[/\\]")
@@ -135,7 +141,8 @@ class AddressPolicy:
     Refused unless allowed: loopback, private (RFC 1918, unique local), link-local (cloud metadata
     services live there), shared (100.64/10), unspecified (0.0.0.0 reaches this host), multicast,
     broadcast, documentation and reserved ranges, and IPv6 forms that carry such an IPv4 address
-    (IPv4-mapped, 6to4, NAT64).
+    (IPv4-mapped, 6to4, NAT64); and always (unless allowed) IPv4-compatible, SIIT-translated,
+    local-use NAT64 and site-local IPv6 addresses.
     """
 
     def __init__(self, allowed: Iterable[str] = ()) -> None:
@@ -146,6 +153,8 @@ class AddressPolicy:
         forms = [address, *_embedded(address)]
         if any(form in network for form in forms for network in self.allowed):
             return True
+        if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _REFUSED_V6):
+            return False
         return all(form.is_global and not form.is_multicast for form in forms)
 
 

@@ -321,7 +321,8 @@ def test_failures_look_alike_and_hide_what_answered(node: Node, world: World) ->
 
 
 DENIED = ["169.254.169.254", "10.0.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "127.0.0.2", "::1",
-          "::ffff:127.0.0.2", "fe80::1", "fd00::1", "224.0.0.1", "localhost", "example.com"]  # fmt: skip
+          "::ffff:127.0.0.2", "fe80::1", "fd00::1", "224.0.0.1", "localhost", "example.com",
+          "::127.0.0.1", "::ffff:0:7f00:1", "64:ff9b:1::7f00:1", "fec0::1"]  # fmt: skip
 
 
 @pytest.mark.parametrize("address", DENIED)

@@ -46,7 +46,10 @@ def http(port: object = 8000, protocol: object = "HTTP", query: object = True) -
     ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.169.254", "100.64.0.1",
      "0.0.0.0", "255.255.255.255", "224.0.0.251", "239.255.255.250", "192.0.2.1", "::1", "::", "fe80::1",
      "fc00::1", "fd12:3456::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1", "2002:a00:1::1",
-     "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2001:db8::1", "ff02::1"],
+     "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2001:db8::1", "ff02::1",
+     # seen permitted before: IPv4-compatible, SIIT-translated, local-use NAT64 (RFC 8215), site-local
+     "::127.0.0.1", "::8.8.8.8", "::ffff:0:7f00:1", "::ffff:0:808:808", "64:ff9b:1::7f00:1",
+     "64:ff9b:1::808:808", "fec0::1", "feff::1"],
 )  # fmt: skip
 def test_addresses_that_are_not_public_unicast_are_refused_by_default(address: str) -> None:
     assert not PUBLIC.permits(ipaddress.ip_address(address))
