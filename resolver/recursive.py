@@ -240,7 +240,13 @@ class RecursiveResolver:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                headers={HOP_HEADER: "1", "Accept": "application/json", "Accept-Encoding": "identity"},
+                headers={
+                    HOP_HEADER: "1",
+                    "Accept": "application/json",
+                    "Accept-Encoding": "identity",
+                    # the --server-header value, not aiohttp's (it names the library and Python versions)
+                    "User-Agent": self.config.server_header or "resolver",
+                },
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 max_headers=MAX_HEADERS,

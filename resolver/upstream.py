@@ -91,10 +91,12 @@ class HttpUpstream:
         secret: str | None,
         timeout: float = 5.0,
         max_record_bytes: int = 1_048_576,
+        user_agent: str = "resolver",
     ) -> None:
         self.url = url.rstrip("/")
         self.max_record_bytes = max_record_bytes
-        headers = {"Accept": "application/json"}
+        # neutral, as --server-header: not aiohttp's, which names the library and Python versions
+        headers = {"Accept": "application/json", "User-Agent": user_agent or "resolver"}
         if user:
             token = base64.b64encode(f"{user}:{secret or ''}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
@@ -157,6 +159,7 @@ def make_upstream(config: Config) -> Upstream | None:
         config.upstream_user,
         config.upstream_secret,
         max_record_bytes=config.recursive_max_bytes,
+        user_agent=config.server_header,
     )
 
 

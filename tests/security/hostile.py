@@ -67,6 +67,7 @@ class World:
         self.behaviours: dict[str, Behaviour] = {}  # by the prefix of the asked handle
         self.sent: Counter[str] = Counter()  # bytes of huge answers actually sent, by handle
         self.tcp_seen: Counter[str] = Counter()  # connections to the raw TCP ports
+        self.user_agents: Counter[str] = Counter()  # of the node's requests (prefix records, site)
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
 
@@ -144,6 +145,7 @@ class World:
         elif request.method == "GET" and request.path.lower().startswith("/api/handles/0.na/"):
             prefix = request.path[len("/api/handles/0.na/") :].lower()
             self.toplevel_asked[prefix] += 1
+            self.user_agents[request.headers.get("User-Agent", "")] += 1
             await asyncio.sleep(self.toplevel_delay.get(prefix, 0.0))
             if prefix in self.toplevel_answers:
                 status, body = self.toplevel_answers[prefix]
@@ -176,6 +178,7 @@ class World:
 
     async def _site(self, request: web.Request) -> web.StreamResponse:
         self.site_seen.append((request.raw_path, request.query_string))
+        self.user_agents[request.headers.get("User-Agent", "")] += 1
         path = request.raw_path
         if not path.startswith("/api/handles/"):  # what an escape from the handle path would reach
             return web.json_response({"responseCode": 1, "handle": "x/y", "values": [SECRET]})

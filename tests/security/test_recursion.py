@@ -437,6 +437,14 @@ def test_a_slow_or_broken_answer_fails_that_handle_not_the_site(node: Node, worl
         assert body["values"][0]["data"]["value"] == f"https://example.com/99.106/FINE-{suffix}"
 
 
+def test_outgoing_requests_name_no_library_or_version(node: Node, world: World) -> None:
+    # seen before: "User-Agent: Python/3.11 aiohttp/3.14.5" to the top-level node and every site
+    world.hostile("99.107", good)
+    assert get_json(node, "/api/handles/99.107/X")[0] == 200
+    assert world.toplevel_asked["99.107"] == 1 and len(world.asked("99.107")) == 1
+    assert set(world.user_agents) == {"resolver"}, world.user_agents  # the --server-header default
+
+
 # -- 7. nothing of a remote body is passed through as is -------------------------------------------
 
 
