@@ -1,7 +1,7 @@
 """A SIMULATOR of the national top-level node (国家顶级节点), for tests and the local cluster.
 
 The national node's real provisioning and reporting interfaces are not public. This simulator
-implements the receiving side of the protocol `resolver/upstream.py` speaks, and a Handle API for
+implements the receiving side of the protocol `resolver/upstream/toplevel.py` speaks, and a Handle API for
 the `0.NA/<prefix>` prefix records it has received, which is what recursive resolution asks:
 
     POST /upstream/v1/messages          a prefix record (upsert/delete) or a day's statistics;

@@ -718,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return serve(config)
         except Exception as exc:  # a clear line instead of a traceback for configuration errors
-            from resolver.bootstrap import BootstrapError
+            from resolver.services.bootstrap import BootstrapError
             from resolver.store.migrations import SchemaTooNew
 
             if isinstance(exc, BootstrapError | SchemaTooNew):
@@ -732,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "siteinfo":
         import orjson
 
-        from resolver.site import site_record
+        from resolver.upstream.site import site_record
 
         print(
             orjson.dumps(site_record(build_config(args, SITE_OPTIONS)), option=orjson.OPT_INDENT_2).decode()
@@ -773,7 +773,7 @@ def _bulk(args: argparse.Namespace, config: Config) -> int:
 async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
     import getpass
 
-    from resolver.importer import Importer, Progress, export
+    from resolver.bulk.importer import Importer, Progress, export
     from resolver.store.db import wait_for_database
     from resolver.store.migrations import migrate
 
@@ -785,7 +785,7 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             if args.output is None:
                 count = await export(config, conn, args.prefix, sys.stdout, args.format)
             else:
-                from resolver.userfiles import create
+                from resolver.bulk.userfiles import create
 
                 with create(args.output) as out:  # replaces a link there, never writes through it
                     count = await export(config, conn, args.prefix, out, args.format)
@@ -817,7 +817,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
 
     import orjson
 
-    from resolver.stats import reconcile, render, standing
+    from resolver.services.statistics import reconcile, render, standing
     from resolver.store.db import HandleStore, Readers
 
     async def run(config: Config) -> int:
@@ -852,7 +852,7 @@ def _upstream(args: argparse.Namespace, config: Config) -> int:
 
     from resolver.store.db import wait_for_database
     from resolver.store.migrations import migrate
-    from resolver.upstream import resync, status
+    from resolver.upstream.toplevel import resync, status
 
     async def run(config: Config) -> int:
         assert config.dsn is not None

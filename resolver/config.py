@@ -42,7 +42,7 @@ class CacheSettings:
     max_bytes: int = 256 * 1024 * 1024
     max_ttl: float = 600.0
     # The shortest time a handle stays cached, whatever its TTL says (a TTL of 0 would make every
-    # resolution a database read). Changes still invalidate the entry at once (resolver/coherence.py).
+    # resolution a database read). Changes still invalidate the entry at once (resolver/store/feed.py).
     ttl_floor: float = 1.0
     negative_entries: int = 50_000
     negative_ttl: float = 5.0
@@ -127,7 +127,7 @@ class Config:
     recursive: bool = False
     recursive_timeout: float = 3.0
     recursive_concurrency: int = 64
-    # What recursion may contact and keep (resolver/recursive.py): site addresses in these networks
+    # What recursion may contact and keep (resolver/upstream/recursion.py): site addresses in these networks
     # even when loopback, private or link-local (which are refused otherwise); the largest answer
     # read; the bytes its caches may hold per worker; the shortest and the negative lifetimes of
     # what it caches; the most prefix components it asks the top-level node about.

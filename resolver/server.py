@@ -21,13 +21,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from resolver.bootstrap import ensure_node_admin
 from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
 from resolver.logs import setup_logging
 from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
+from resolver.services.bootstrap import ensure_node_admin
 from resolver.store.db import HandleStore, Readers, wait_for_database
 from resolver.store.migrations import migrate
 

@@ -11,12 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 from aiohttp import web
 
-from resolver.accounts import Accounts
-from resolver.auth import Authenticator, Tokens
-from resolver.batch import Batches
-from resolver.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.cache import Lookup, ResolutionCache
-from resolver.coherence import follow_changes
 from resolver.config import Config
 from resolver.http import enterprise_api, handles, health, operator_api, proxy, search
 from resolver.http.encoded import use_server_header
@@ -40,14 +35,19 @@ from resolver.http.keys import (
 )
 from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
-from resolver.operators import Operators
-from resolver.recursive import RecursiveResolver
-from resolver.registry import Registry
-from resolver.stats import DailyCounter, keep_flushing
+from resolver.services.accounts import Accounts
+from resolver.services.authentication import Authenticator, Tokens
+from resolver.services.batches import Batches
+from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
+from resolver.services.enterprises import Operators
+from resolver.services.registry import Registry
+from resolver.services.statistics import DailyCounter, keep_flushing
+from resolver.services.templates import TemplateRegistry
 from resolver.store.db import HandleStore, Readers, wait_for_database
+from resolver.store.feed import follow_changes
 from resolver.store.migrations import migrate
-from resolver.template_registry import TemplateRegistry
-from resolver.upstream import OutboxStatus, make_upstream, run_deliverer
+from resolver.upstream.recursion import RecursiveResolver
+from resolver.upstream.toplevel import OutboxStatus, make_upstream, run_deliverer
 
 log = logging.getLogger(__name__)
 

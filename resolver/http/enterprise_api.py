@@ -7,8 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from resolver.batch import OK as ITEM_OK
-from resolver.batch import ItemResult
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold, parse_handle
 from resolver.core.permissions import Identity
@@ -24,6 +22,8 @@ from resolver.http.envelope import (
     ok,
 )
 from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, RATE_LIMITER, REGISTRY, TEMPLATES
+from resolver.services.batches import OK as ITEM_OK
+from resolver.services.batches import ItemResult
 
 
 def _small_limit(request: web.Request) -> int:

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from resolver.batch import in_chinese
 from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge, Unavailable
 from resolver.core.permissions import Identity
 from resolver.http.bodies import check_json, has_nul, read_body
 from resolver.http.errors import observe
 from resolver.http.handles import identity_of
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY
+from resolver.services.batches import in_chinese
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ async def caller(request: web.Request) -> Identity:
     if scheme.lower() == "bearer" and credentials:
         return await request.app[ACCOUNTS].from_token(credentials.strip(), throttle)
     if scheme.lower() == "basic":
-        from resolver.auth import parse_basic
+        from resolver.services.authentication import parse_basic
 
         try:
             user, password = parse_basic(header)

@@ -27,8 +27,8 @@ from resolver.http.keys import (
     RECURSIVE,
     REGISTRY,
 )
-from resolver.recursive import HOP_HEADER
-from resolver.stats import standing
+from resolver.services.statistics import standing
+from resolver.upstream.recursion import HOP_HEADER
 
 RESOLVE_ROUTE = "/api/handles/{handle}"
 _HIT_HEAD = b'{"responseCode":1,"handle":'

@@ -6,20 +6,20 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from resolver.accounts import Accounts
-from resolver.auth import Authenticator
-from resolver.batch import Batches
 from resolver.cache import Lookup
 from resolver.config import Config
 from resolver.http.ratelimit import RateLimiter
 from resolver.metrics import NodeMetrics
-from resolver.operators import Operators
-from resolver.recursive import RecursiveResolver
-from resolver.registry import Registry
-from resolver.stats import DailyCounter
+from resolver.services.accounts import Accounts
+from resolver.services.authentication import Authenticator
+from resolver.services.batches import Batches
+from resolver.services.enterprises import Operators
+from resolver.services.registry import Registry
+from resolver.services.statistics import DailyCounter
+from resolver.services.templates import TemplateRegistry
 from resolver.store.db import HandleStore
-from resolver.template_registry import TemplateRegistry
-from resolver.upstream import Upstream
+from resolver.upstream.recursion import RecursiveResolver
+from resolver.upstream.toplevel import Upstream
 
 if TYPE_CHECKING:  # the native listeners and the search handler read these keys themselves
     from resolver.http.search import Searches

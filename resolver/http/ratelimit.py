@@ -13,10 +13,10 @@ import time
 
 from aiohttp import web
 
-from resolver.auth import Attempt, parse_basic
 from resolver.config import Config, RateLimits
 from resolver.core.errors import HandleError, RateLimited
 from resolver.core.handles import fold
+from resolver.services.authentication import Attempt, parse_basic
 
 _MAX_KEYS = 100_000
 # How long an address where an identity authenticated stays exempt from that identity's own

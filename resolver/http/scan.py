@@ -23,7 +23,7 @@ from resolver.config import Config
 from resolver.core.handles import HandleName
 from resolver.core.templates import TEMPLATE_INDEX, Template, template_version_of
 from resolver.core.values import StoredValue
-from resolver.registry import Registry
+from resolver.services.registry import Registry
 
 QR_SCALE_PNG = 10  # 10 px a module: a version-3 code is 330 px, about 28 mm at 300 dpi
 QR_BORDER = 4

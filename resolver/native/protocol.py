@@ -254,7 +254,7 @@ def _protocol_version(text: object) -> tuple[int, int]:
 
 
 def encode_site(site: dict[str, Any], *, resolve: bool = False) -> bytes:
-    """A site record in its binary form (RFC 3651 HS_SITE), from its JSON form (`resolver.site`;
+    """A site record in its binary form (RFC 3651 HS_SITE), from its JSON form (`resolver.upstream.site`;
     `resolver.core.structured.site` says which JSON forms a stored value may have). Also reads the
     reference implementation's `primarySite`/`multiPrimary` booleans. `resolve`: look up server
     host names (only for this node's own site record)."""

@@ -26,7 +26,7 @@ from resolver.core.values import is_public, select
 from resolver.http.connections import ConnectionGuard
 from resolver.native import protocol as p
 from resolver.native import reflection
-from resolver.site import site_record
+from resolver.upstream.site import site_record
 
 log = logging.getLogger(__name__)
 

@@ -529,7 +529,7 @@ class HandleStore:
         self.recent_window = 5.0
         self._recent: dict[str, float] = {}
         self._all_recent_until = 0.0
-        # This worker's token states (resolver.accounts), told of a user change at once after its
+        # This worker's token states (resolver.services.accounts), told of a user change at once after its
         # commit; the change feed tells every other worker.
         self.on_users_changed: Callable[[list[int]], None] | None = None
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import asyncpg
 
-from resolver.bootstrap import ensure_node_admin
+from resolver.services.bootstrap import ensure_node_admin
 from resolver.store.db import HandleStore, Readers
 
 

@@ -10,8 +10,8 @@ import multiprocessing
 import asyncpg
 import pytest
 
-from resolver.importer import Importer, export
-from resolver.userfiles import RefusedFile
+from resolver.bulk.importer import Importer, export
+from resolver.bulk.userfiles import RefusedFile
 from tests.enterprise_helpers import admit
 
 

@@ -7,7 +7,14 @@ from datetime import timedelta
 import asyncpg
 
 from resolver.http.keys import DAILY, STORE
-from resolver.stats import OTHER, RESOLUTIONS_PER_DAY, ServedPrefixes, fold_unserved, reconcile, today
+from resolver.services.statistics import (
+    OTHER,
+    RESOLUTIONS_PER_DAY,
+    ServedPrefixes,
+    fold_unserved,
+    reconcile,
+    today,
+)
 from resolver.store.queries import Q
 from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, product, user_token

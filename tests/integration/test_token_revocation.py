@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from resolver import accounts
 from resolver.http.app import change_feed, create_app
 from resolver.http.keys import ACCOUNTS, LOOKUP
+from resolver.services import accounts
 from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, user_token
 from tests.faults import CuttableProxy

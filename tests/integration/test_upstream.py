@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from resolver.upstream import HttpUpstream, deliver_due, queue_closed_days, resync, status
+from resolver.upstream.toplevel import HttpUpstream, deliver_due, queue_closed_days, resync, status
 from tests.enterprise_helpers import admit
 from tests.helpers import basic
 from tests.simulator import module

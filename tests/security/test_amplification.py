@@ -194,8 +194,8 @@ def test_networks_are_slash_24_and_slash_56_and_the_bucket_counts_answers():
 
 
 async def test_an_answer_replaced_by_use_tcp_is_not_counted_as_a_resolution(config, monkeypatch):
-    from resolver import stats
     from resolver.http.keys import DAILY
+    from resolver.services import statistics as stats
 
     # counts stay in the worker's memory for the whole test: no flush moves them meanwhile
     monkeypatch.setattr(stats, "FLUSH_SECONDS", 3600.0)

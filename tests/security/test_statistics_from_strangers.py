@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from resolver.config import Config
-from resolver.stats import OTHER
+from resolver.services.statistics import OTHER
 from resolver.store.queries import Q
-from resolver.upstream import statistics_message
+from resolver.upstream.toplevel import statistics_message
 from tests.conftest import NODE_PREFIX
 from tests.e2e.conftest import admit_over_http, free_port, start_node
 from tests.helpers import basic

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resolver.importer import next_chunk_size
+from resolver.bulk.importer import next_chunk_size
 
 
 def test_chunks_grow_from_a_small_first_one_and_shrink_towards_the_end():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resolver.importer import Skip
+from resolver.bulk.importer import Skip
 
 
 def skipped(skip: Skip, last: int) -> list[int]:

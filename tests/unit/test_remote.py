@@ -1,5 +1,5 @@
 """What recursion takes from outside (resolver/core/remote.py) and how it keeps it
-(resolver/recursive.py: the byte-bounded cache, the shared lookups, the rendering)."""
+(resolver/upstream/recursion.py: the byte-bounded cache, the shared lookups, the rendering)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from resolver.core.remote import (
     values_ttl,
 )
 from resolver.http.bodies import MAX_JSON_DEPTH
-from resolver.recursive import ENTRY_OVERHEAD, BoundedCache, SingleFlight, render
+from resolver.upstream.recursion import ENTRY_OVERHEAD, BoundedCache, SingleFlight, render
 
 LIMITS = Limits()
 PUBLIC = AddressPolicy()

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from resolver.stats import MAX_PENDING_PREFIXES, OTHER, DailyCounter, ServedPrefixes
+from resolver.services.statistics import MAX_PENDING_PREFIXES, OTHER, DailyCounter, ServedPrefixes
 
 SERVED = ServedPrefixes("88.123", ["88.123.45", "88.123.45.6", "88.123.7"])
 

@@ -260,7 +260,7 @@ def test_malformed_sites_are_refused_saying_where(site, where):
 
 def test_the_node_s_own_site_record_and_the_reference_form_are_accepted():
     from resolver.config import Config
-    from resolver.site import site_record
+    from resolver.upstream.site import site_record
 
     own = site_record(Config(public_url="http://127.0.0.1:8000", native_port=2641))
     reference_form = {

@@ -10,8 +10,8 @@ import hmac
 import orjson
 import pytest
 
-from resolver.accounts import TokenState, TokenStates
-from resolver.auth import TokenError, TokenExpired, Tokens, token_digest
+from resolver.services.accounts import TokenState, TokenStates
+from resolver.services.authentication import TokenError, TokenExpired, Tokens, token_digest
 from resolver.store.db import notification_payloads, parse_payload, split_users, user_line
 
 KEY = b"k" * 32

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from resolver.userfiles import RefusedFile, append, create, open_regular
+from resolver.bulk.userfiles import RefusedFile, append, create, open_regular
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from resolver.auth import (
+from resolver.core import secrets
+from resolver.core.errors import RC, HandleError
+from resolver.core.permissions import Identity
+from resolver.services.authentication import (
     UNTHROTTLED,
     SecretChecks,
     Throttle,
@@ -23,9 +26,6 @@ from resolver.auth import (
     encode_secret,
     token_digest,
 )
-from resolver.core import secrets
-from resolver.core.errors import RC, HandleError
-from resolver.core.permissions import Identity
 from resolver.store.db import AuditEntry, HandleStore
 
 _MAX_REMEMBERED = 10_000

@@ -10,7 +10,7 @@ from resolver.config import Config, Limits
 from resolver.core import secrets
 from resolver.core.handles import NodeScope
 from resolver.core.values import StoredValue, parse_values
-from resolver.registry import NODE_ADMIN_INDEX
+from resolver.services.registry import NODE_ADMIN_INDEX
 from resolver.store.db import HandleStore
 
 

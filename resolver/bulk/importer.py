@@ -36,6 +36,7 @@ from typing import Any, NamedTuple, TextIO, cast
 import asyncpg
 import orjson
 
+from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, same_file
 from resolver.config import Config
 from resolver.core.csvcells import cell, json_cell, restore
 from resolver.core.errors import RC, HandleError
@@ -55,10 +56,9 @@ from resolver.core.templates import (
     template_version_of,
 )
 from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timestamp
-from resolver.stats import today
+from resolver.services.statistics import today
 from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms, term_fits
 from resolver.store.queries import Q
-from resolver.userfiles import RefusedFile, append, create, open_regular, same_file
 
 CHUNK_ROWS = 50_000
 FIRST_CHUNK_ROWS = 10_000

@@ -3,7 +3,7 @@
 Every write transaction notifies the changed keys on commit. Each worker holds one listening
 connection; while it is down the cache is not trusted (lookups go to the database), and once it is
 back the cache is flushed before it is trusted again, so no change can be missed in between.
-The same holds for the enterprise users' token states (`resolver.accounts.TokenStates`), whose
+The same holds for the enterprise users' token states (`resolver.services.accounts.TokenStates`), whose
 changes (password, disabled, deleted, tokens revoked or logged out) come as `user:<id>` lines.
 """
 
@@ -20,7 +20,7 @@ from resolver.cache import Lookup
 from resolver.store.db import CHANNEL, connect, parse_payload, split_users
 
 if TYPE_CHECKING:
-    from resolver.accounts import TokenStates
+    from resolver.services.accounts import TokenStates
 
 log = logging.getLogger(__name__)
 

@@ -240,7 +240,7 @@ class Tokens:
     The signing key lives in Postgres (`node_keys`), so every worker and instance accepts every
     token. A token names its user and the user's token generation; whether the user still exists,
     is enabled, is still at that generation and has not logged this token out is checked on use
-    (`resolver.accounts`).
+    (`resolver.services.accounts`).
     """
 
     def __init__(self, key: bytes, ttl: float) -> None:

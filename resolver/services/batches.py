@@ -19,7 +19,7 @@ from resolver.core.permissions import Identity
 from resolver.core.policy import Action
 from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
 from resolver.core.values import StoredValue, parse_values, timestamp
-from resolver.registry import Registry
+from resolver.services.registry import Registry
 from resolver.store.db import AuditEntry, PrefixInfo, Tx
 
 OK = 1

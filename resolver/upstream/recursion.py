@@ -55,7 +55,7 @@ from resolver.core.remote import (
     values_ttl,
 )
 from resolver.core.values import StoredValue, select
-from resolver.upstream import TooLarge, Upstream, UpstreamError, read_limited
+from resolver.upstream.toplevel import TooLarge, Upstream, UpstreamError, read_limited
 
 HOP_HEADER = "X-Resolver-Hop"
 MAX_PREFIX_TTL = 3600.0

@@ -22,9 +22,9 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
-from resolver.registry import NODE_ADMIN_INDEX, Registry
+from resolver.services.registry import NODE_ADMIN_INDEX, Registry
 from resolver.store.db import AuditEntry, HandleStore, Tx
-from resolver.upstream import enqueue_prefix
+from resolver.upstream.toplevel import enqueue_prefix
 
 # The enterprise administrator on its prefix handle: everything but creating or deleting prefixes.
 ENTERPRISE_ADMIN_PERMISSIONS = "111111110011"

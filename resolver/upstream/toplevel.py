@@ -28,10 +28,10 @@ import orjson
 
 from resolver.config import Config
 from resolver.core.handles import PREFIX_NA
-from resolver.site import site_value
-from resolver.stats import today
+from resolver.services.statistics import today
 from resolver.store.db import Connection
 from resolver.store.queries import Q
+from resolver.upstream.site import site_value
 
 log = logging.getLogger(__name__)
 

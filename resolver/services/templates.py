@@ -10,7 +10,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import check_prefix
 from resolver.core.permissions import Identity
 from resolver.core.templates import SHARED, Template, merge_update, parse_template
-from resolver.registry import Registry
+from resolver.services.registry import Registry
 from resolver.store.db import AuditEntry
 
 

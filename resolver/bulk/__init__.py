@@ -1,0 +1,1 @@
+"""Files: importing identifiers by the million and exporting them."""
