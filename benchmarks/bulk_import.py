@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.harness import embedded_database, run_import
 from resolver.core.templates import reference_value
 from resolver.core.values import DEFAULT_TTL, timestamp
-from resolver.store.db import encode_values
 from resolver.store.migrations import migrate
+from resolver.store.rows import encode_values
 
 
 def write_csv(path: Path, rows: int) -> None:

@@ -32,8 +32,8 @@ import uvloop
 from benchmarks import open_loop
 from benchmarks.harness import embedded_database, free_port, start_node, stop, wait_http
 from resolver.core.values import parse_values
-from resolver.store.db import encode_values
 from resolver.store.migrations import migrate
+from resolver.store.rows import encode_values
 
 HOT = "88.123/HOT-0001"
 

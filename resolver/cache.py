@@ -18,7 +18,7 @@ import orjson
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
 from resolver.core.values import is_public, ttl_seconds
-from resolver.store.db import Record
+from resolver.store.rows import Record
 
 log = logging.getLogger(__name__)
 

@@ -774,7 +774,7 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
     import getpass
 
     from resolver.bulk.importer import Importer, Progress, export
-    from resolver.store.db import wait_for_database
+    from resolver.store.connections import wait_for_database
     from resolver.store.migrations import migrate
 
     assert config.dsn is not None
@@ -818,7 +818,8 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
     from resolver.services.statistics import reconcile, render, standing
-    from resolver.store.db import HandleStore, Readers
+    from resolver.store.connections import Readers
+    from resolver.store.handles import HandleStore
 
     async def run(config: Config) -> int:
         import asyncpg
@@ -850,7 +851,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
 def _upstream(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
-    from resolver.store.db import wait_for_database
+    from resolver.store.connections import wait_for_database
     from resolver.store.migrations import migrate
     from resolver.upstream.toplevel import resync, status
 

@@ -28,7 +28,8 @@ from resolver.http.connections import ConnectionGuard, GuardedRunner
 from resolver.logs import setup_logging
 from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
 from resolver.services.bootstrap import ensure_node_admin
-from resolver.store.db import HandleStore, Readers, wait_for_database
+from resolver.store.connections import Readers, wait_for_database
+from resolver.store.handles import HandleStore
 from resolver.store.migrations import migrate
 
 log = logging.getLogger("resolver")

@@ -43,6 +43,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, fold, has_control_characters, parse_handle
 from resolver.core.permissions import ALL, NONE, Identity, Perm
 from resolver.core.policy import Action, Caller, check_write
+from resolver.core.search import MAX_TERM_LENGTH, search_terms, term_fits
 from resolver.core.templates import (
     SHARED,
     TEMPLATE_INDEX,
@@ -57,7 +58,7 @@ from resolver.core.templates import (
 )
 from resolver.core.values import DEFAULT_TTL, StoredValue, parse_values, timestamp
 from resolver.services.statistics import today
-from resolver.store.db import CHANNEL, MAX_TERM_LENGTH, notification_payloads, search_terms, term_fits
+from resolver.store.notifications import CHANNEL, notification_payloads
 from resolver.store.queries import Q
 
 CHUNK_ROWS = 50_000

@@ -48,7 +48,7 @@ class Action(Enum):
 
 
 class Owner(Protocol):
-    """The enterprise prefix a handle lives under (`store.db.PrefixInfo` has this shape)."""
+    """The enterprise prefix a handle lives under (`store.rows.PrefixInfo` has this shape)."""
 
     @property
     def prefix(self) -> str: ...

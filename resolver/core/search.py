@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold
+from resolver.core.values import StoredValue
 
 MAX_LIMIT = 10_000
 # A search reads at most this many matches in order (page x limit + limit): deeper pages are refused.
@@ -127,3 +128,30 @@ def plan_search(terms: list[tuple[str, str]], limit: int, page: int) -> SearchPl
         )
     patterns = sorted((parse_pattern(t, v) for t, v in terms), key=_narrowness)
     return SearchPlan(patterns[0], patterns[1:], page * limit, limit)
+
+
+# Values longer than this are not indexed for reverse lookup: a btree entry must stay under
+# 2704 bytes (the limit is on bytes: 1,000 four-byte characters are too many).
+MAX_TERM_LENGTH = 1000
+MAX_TERM_BYTES = 2000
+
+
+def term_fits(term: str) -> bool:
+    """True when a reverse-lookup term is small enough for its btree index."""
+    return len(term) <= MAX_TERM_BYTES // 4 or (
+        len(term) <= MAX_TERM_BYTES and len(term.encode("utf-8", "surrogatepass")) <= MAX_TERM_BYTES
+    )
+
+
+def search_terms(values: list[StoredValue], search_types: frozenset[str]) -> list[str]:
+    """The reverse-lookup terms of a record: `<type folded>=<value>` for the searchable types."""
+    terms = []
+    for value in values:
+        value_type = fold(value["type"])
+        if value_type in search_types:
+            data = value["data"]["value"]
+            if isinstance(data, str) and len(data) <= MAX_TERM_LENGTH:
+                term = f"{value_type}={data}"
+                if term_fits(term):
+                    terms.append(term)
+    return terms

@@ -43,8 +43,9 @@ from resolver.services.enterprises import Operators
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
-from resolver.store.db import HandleStore, Readers, wait_for_database
+from resolver.store.connections import Readers, wait_for_database
 from resolver.store.feed import follow_changes
+from resolver.store.handles import HandleStore
 from resolver.store.migrations import migrate
 from resolver.upstream.recursion import RecursiveResolver
 from resolver.upstream.toplevel import OutboxStatus, make_upstream, run_deliverer

@@ -17,7 +17,7 @@ from resolver.services.enterprises import Operators
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter
 from resolver.services.templates import TemplateRegistry
-from resolver.store.db import HandleStore
+from resolver.store.handles import HandleStore
 from resolver.upstream.recursion import RecursiveResolver
 from resolver.upstream.toplevel import Upstream
 

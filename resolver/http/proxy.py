@@ -23,7 +23,7 @@ from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
 from resolver.http.scan import WEB_URL, is_web_url, page_url, product_page, qr_png, qr_svg, wants_qr
 from resolver.services.registry import Registry
-from resolver.store.db import Record
+from resolver.store.rows import Record
 
 _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">

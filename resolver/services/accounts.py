@@ -26,7 +26,8 @@ from resolver.services.authentication import (
     encode_secret,
     token_digest,
 )
-from resolver.store.db import AuditEntry, HandleStore
+from resolver.store.handles import HandleStore
+from resolver.store.rows import AuditEntry
 
 _MAX_REMEMBERED = 10_000
 # Longer names than this are no account's (operators create at most 64 characters); they are not

@@ -20,7 +20,8 @@ from resolver.core.policy import Action
 from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
 from resolver.core.values import StoredValue, parse_values, timestamp
 from resolver.services.registry import Registry
-from resolver.store.db import AuditEntry, PrefixInfo, Tx
+from resolver.store.rows import AuditEntry, PrefixInfo
+from resolver.store.tx import Tx
 
 OK = 1
 FAILED = -2

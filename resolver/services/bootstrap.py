@@ -11,7 +11,7 @@ from resolver.core import secrets
 from resolver.core.handles import NodeScope
 from resolver.core.values import StoredValue, parse_values
 from resolver.services.registry import NODE_ADMIN_INDEX
-from resolver.store.db import HandleStore
+from resolver.store.handles import HandleStore
 
 
 class BootstrapError(RuntimeError):

@@ -23,7 +23,9 @@ from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
 from resolver.services.registry import NODE_ADMIN_INDEX, Registry
-from resolver.store.db import AuditEntry, HandleStore, Tx
+from resolver.store.handles import HandleStore
+from resolver.store.rows import AuditEntry
+from resolver.store.tx import Tx
 from resolver.upstream.toplevel import enqueue_prefix
 
 # The enterprise administrator on its prefix handle: everything but creating or deleting prefixes.

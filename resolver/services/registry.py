@@ -34,7 +34,9 @@ from resolver.core.permissions import (
 from resolver.core.policy import Action, Caller, check_write
 from resolver.core.templates import SHARED, Template, check_values, parse_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
-from resolver.store.db import AuditEntry, HandleStore, PrefixInfo, Record, Tx
+from resolver.store.handles import HandleStore
+from resolver.store.rows import AuditEntry, PrefixInfo, Record
+from resolver.store.tx import Tx
 
 NODE_ADMIN_INDEX = 300
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from resolver.core.handles import PREFIX_NA, fold
 from resolver.metrics import NodeMetrics
-from resolver.store.db import HandleStore
+from resolver.store.handles import HandleStore
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from resolver.core.handles import check_prefix
 from resolver.core.permissions import Identity
 from resolver.core.templates import SHARED, Template, merge_update, parse_template
 from resolver.services.registry import Registry
-from resolver.store.db import AuditEntry
+from resolver.store.rows import AuditEntry
 
 
 class TemplateRegistry:

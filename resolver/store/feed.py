@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from resolver.cache import Lookup
-from resolver.store.db import CHANNEL, connect, parse_payload, split_users
+from resolver.store.connections import connect
+from resolver.store.notifications import CHANNEL, parse_payload, split_users
 
 if TYPE_CHECKING:
     from resolver.services.accounts import TokenStates

@@ -29,7 +29,7 @@ import orjson
 from resolver.config import Config
 from resolver.core.handles import PREFIX_NA
 from resolver.services.statistics import today
-from resolver.store.db import Connection
+from resolver.store.connections import Connection
 from resolver.store.queries import Q
 from resolver.upstream.site import site_value
 

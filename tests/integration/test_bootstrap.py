@@ -8,7 +8,8 @@ from dataclasses import replace
 import asyncpg
 
 from resolver.services.bootstrap import ensure_node_admin
-from resolver.store.db import HandleStore, Readers
+from resolver.store.connections import Readers
+from resolver.store.handles import HandleStore
 
 
 async def test_two_processes_bootstrapping_a_new_node_at_once_both_succeed(config):

@@ -12,7 +12,7 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from resolver.store.db import encode_values
+from resolver.store.rows import encode_values
 from tests.conftest import TEMPLATE, scratch_database, serving
 from tests.helpers import basic
 

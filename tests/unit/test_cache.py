@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from resolver.cache import Lookup, ResolutionCache, record_expiry
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
-from resolver.store.db import Record
+from resolver.store.rows import Record
 
 
 def record(url: str, ttl: int = 86400) -> Record:
@@ -215,7 +215,7 @@ TestCacheAgreesWithStore.settings = settings(max_examples=60, stateful_step_coun
 
 
 def test_notification_payloads_stay_under_the_postgres_limit():
-    from resolver.store.db import MAX_PAYLOAD_BYTES, notification_payloads, parse_payload
+    from resolver.store.notifications import MAX_PAYLOAD_BYTES, notification_payloads, parse_payload
 
     keys = [f"88.123/{'x' * 200}-{i}" for i in range(500)]
     payloads = notification_payloads(keys, sent_at=1234.5)

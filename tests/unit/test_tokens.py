@@ -12,7 +12,7 @@ import pytest
 
 from resolver.services.accounts import TokenState, TokenStates
 from resolver.services.authentication import TokenError, TokenExpired, Tokens, token_digest
-from resolver.store.db import notification_payloads, parse_payload, split_users, user_line
+from resolver.store.notifications import notification_payloads, parse_payload, split_users, user_line
 
 KEY = b"k" * 32
 

@@ -1,0 +1,190 @@
+"""The handle store: reads through the coalescing readers (and a replica), writes one transaction
+each through a pool."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from resolver.core.errors import Unavailable
+from resolver.core.search import SearchPlan, SearchTimeout, TooManySearches
+from resolver.store.connections import Readers
+from resolver.store.errors import UNAVAILABLE, translated_errors
+from resolver.store.queries import Q
+from resolver.store.rows import Record
+from resolver.store.tx import Tx
+
+
+class HandleStore:
+    """Reads go through the coalescing readers; writes through a pool, one transaction each."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, readers: Readers, timeout: float, search_types: frozenset[str] = frozenset()
+    ) -> None:
+        self._pool = pool
+        self.readers = readers
+        self._timeout = timeout
+        self.search_types = search_types
+        # With a replica: lookups go to `readers` (the replica) except for handles that changed
+        # within `recent_window` seconds, which `primary` reads, so nobody caches what a lagging
+        # replica still holds and a writer reads its own write.
+        self.primary: Readers | None = None
+        self.recent_window = 5.0
+        self._recent: dict[str, float] = {}
+        self._all_recent_until = 0.0
+        # This worker's token states (resolver.services.accounts), told of a user change at once after its
+        # commit; the change feed tells every other worker.
+        self.on_users_changed: Callable[[list[int]], None] | None = None
+
+    def use_replica(self, replica: Readers, primary: Readers, window: float) -> None:
+        self.readers, self.primary, self.recent_window = replica, primary, window
+
+    def changed(self, keys: list[str] | None) -> None:
+        """These handles changed (None: any may have); read them from the primary for a while."""
+        if self.primary is None:
+            return
+        until = time.monotonic() + self.recent_window
+        if keys is None:
+            self._all_recent_until = until
+            return
+        recent = self._recent
+        if len(recent) > 100_000:
+            now = time.monotonic()
+            self._recent = recent = {k: t for k, t in recent.items() if t > now}
+        for key in keys:
+            recent[key] = until
+
+    def users_changed(self, user_ids: list[int]) -> None:
+        """A committed transaction changed these enterprise users: this worker forgets them now."""
+        if user_ids and self.on_users_changed is not None:
+            self.on_users_changed(user_ids)
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open and busy write connections, and lookups waiting for a reader connection."""
+        size = self._pool.get_size()
+        return {
+            "open": size,
+            "in_use": size - self._pool.get_idle_size(),
+            "lookups_waiting": len(self.readers._waiters),
+        }
+
+    async def fetch_many(self, keys: list[str]) -> dict[str, Record]:
+        """Current records of these handles (missing handles are absent from the result)."""
+        async with translated_errors():
+            primary = self.primary
+            if primary is None:
+                return await self.readers.fetch_many(keys)
+            now = time.monotonic()
+            if self._all_recent_until > now:
+                return await primary.fetch_many(keys)
+            recent = self._recent
+            fresh = [k for k in keys if recent.get(k, 0.0) > now] if recent else []
+            if not fresh:
+                return await self.readers.fetch_many(keys)
+            rest = [k for k in keys if recent.get(k, 0.0) <= now]
+            found = await primary.fetch_many(fresh)
+            if rest:
+                found.update(await self.readers.fetch_many(rest))
+            return found
+
+    async def fetch_primary(self, keys: list[str]) -> dict[str, Record]:
+        """Current records read from the primary, whatever the replica says."""
+        async with translated_errors():
+            return await (self.primary or self.readers).fetch_many(keys)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A transaction that notifies every cache of the handles it changed, on commit."""
+        stage = "open"
+        async with translated_errors():
+            try:
+                async with self._pool.acquire(timeout=self._timeout) as conn:
+                    async with conn.transaction():
+                        tx = Tx(conn, self._timeout, self.search_types)
+                        yield tx
+                        await tx.flush()
+                        stage = "committing"
+                    stage = "committed"
+            except UNAVAILABLE as exc:
+                if stage == "committed":  # stored; only giving the connection back failed
+                    logging.getLogger("resolver").warning("connection lost after a commit: %r", exc)
+                    return
+                raise Unavailable(uncertain=stage == "committing") from exc
+
+    async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
+        """The number of handles under a prefix and one page of them, in key order."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            total = await conn.fetchval(Q["count_prefix"], prefix, timeout=self._timeout)
+            if page_size == 0:
+                return int(total), []
+            rows = await conn.fetch(
+                Q["list_page"], prefix, page * page_size, page_size, timeout=self._timeout
+            )
+            return int(total), [row[0] for row in rows]
+
+    async def search(
+        self, prefixes: list[str] | None, plan: SearchPlan, seconds: float, tenant: str, turns: int
+    ) -> list[str]:
+        """One page of the handles in `prefixes` (None: every prefix) whose terms match `plan`, in
+        term then key order, as one of the `turns` searches `tenant` may run at once across every
+        node on this database (TooManySearches when it runs them all); SearchTimeout when Postgres
+        has not finished within `seconds`."""
+        first, rest = plan.first, plan.rest
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            try:
+                async with conn.transaction(readonly=True):
+                    deadline = f"{max(1, round(seconds * 1000))}ms"
+                    begun = await conn.fetchrow(
+                        Q["search_begin"], deadline, tenant, turns, timeout=self._timeout
+                    )
+                    if begun is None or not begun["admitted"]:
+                        raise TooManySearches(turns)
+                    rows = await conn.fetch(
+                        Q["search"],
+                        prefixes,
+                        first.low,
+                        first.high,
+                        first.like,
+                        [p.low for p in rest],
+                        [p.high for p in rest],
+                        [p.like for p in rest],
+                        plan.offset,
+                        plan.limit,
+                        timeout=seconds + self._timeout,
+                    )
+            except asyncpg.QueryCanceledError:
+                raise SearchTimeout(seconds) from None
+        return [row[0] for row in rows]
+
+    async def prefix_handles(self) -> list[str]:
+        """Every prefix handle (`0.NA/...`) stored here."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
+            return [row[0] for row in rows]
+
+    async def templates(
+        self, prefixes: list[str], versions: list[str]
+    ) -> list[tuple[str, str, list[str], str]]:
+        """Template rows (prefix, version, industry codes, items JSON), read outside a transaction."""
+        rows = await self.fetch_named("templates_for", prefixes, versions)
+        return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
+
+    async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of a named read-only statement of queries.sql."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return list(await conn.fetch(Q[name], *args, timeout=self._timeout))
+
+    async def fetchval_named(self, name: str, *args: object) -> Any:
+        """The single value of a named read-only statement of queries.sql."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return await conn.fetchval(Q[name], *args, timeout=self._timeout)
+
+    async def ping(self) -> int:
+        """The applied schema version; raises Unavailable when the database is unreachable."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            return int(await conn.fetchval(Q["schema_version"], timeout=self._timeout))
