@@ -175,12 +175,12 @@ class HandleStore:
         return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
 
     async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
-        """The rows of a named read-only statement of queries.sql."""
+        """The rows of a named read-only statement of store/sql."""
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
             return list(await conn.fetch(Q[name], *args, timeout=self._timeout))
 
     async def fetchval_named(self, name: str, *args: object) -> Any:
-        """The single value of a named read-only statement of queries.sql."""
+        """The single value of a named read-only statement of store/sql."""
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
             return await conn.fetchval(Q[name], *args, timeout=self._timeout)
 

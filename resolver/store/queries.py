@@ -1,4 +1,8 @@
-"""The named SQL statements of `queries.sql`, loaded once."""
+"""The named SQL statements of `sql/*.sql`, one file per aggregate, loaded once.
+
+Statement text is constant per call site so asyncpg's statement cache works; a name is defined once
+across all the files.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,16 @@ import re
 from pathlib import Path
 
 
-def _load(path: Path) -> dict[str, str]:
+def _load(folder: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]:
-        name, _, body = block.partition("\n")
-        queries[name.strip()] = body.strip().rstrip(";")
+    for path in sorted(folder.glob("*.sql")):
+        for block in re.split(r"^-- name: ", path.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]:
+            name, _, body = block.partition("\n")
+            name = name.strip()
+            if name in queries:
+                raise RuntimeError(f"statement {name!r} is defined twice ({path.name})")
+            queries[name] = body.strip().rstrip(";")
     return queries
 
 
-Q = _load(Path(__file__).with_name("queries.sql"))
+Q = _load(Path(__file__).with_name("sql"))

@@ -161,15 +161,15 @@ class Tx:
         return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
 
     async def execute_named(self, name: str, *args: object) -> str:
-        """Run one named statement of queries.sql (operator writes)."""
+        """Run one named statement of store/sql (operator writes)."""
         return str(await self._conn.execute(Q[name], *args, timeout=self._timeout))
 
     async def fetchrow_named(self, name: str, *args: object) -> asyncpg.Record | None:
-        """One row of a named statement of queries.sql."""
+        """One row of a named statement of store/sql."""
         return await self._conn.fetchrow(Q[name], *args, timeout=self._timeout)
 
     async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
-        """The rows of a named statement of queries.sql."""
+        """The rows of a named statement of store/sql."""
         return list(await self._conn.fetch(Q[name], *args, timeout=self._timeout))
 
     async def flush(self) -> None:

@@ -1,0 +1,66 @@
+-- Enterprises, their prefixes and users, and the audit trail (the operator's work).
+
+-- name: enterprise_insert
+insert into enterprises (name, credit_code, contact_name, contact_phone, contact_email)
+values ($1, $2, $3, $4, $5) returning id, created_at;
+
+-- name: enterprise_get
+select id, name, credit_code, contact_name, contact_phone, contact_email, created_at
+from enterprises where id = $1;
+
+-- name: enterprise_list
+select id, name, credit_code, contact_name, contact_phone, contact_email, created_at
+from enterprises order by id offset $1 limit $2;
+
+-- name: enterprise_count
+select count(*) from enterprises;
+
+-- name: enterprise_prefixes
+select prefix, display, state, updated_at from enterprise_prefixes where enterprise_id = $1 order by prefix;
+
+-- name: prefix_overlapping
+select prefix, enterprise_id from enterprise_prefixes
+where prefix = $1 or $1 like replace(replace(prefix, '_', '\_'), '%', '\%') || '.%'
+   or prefix like replace(replace($1, '_', '\_'), '%', '\%') || '.%';
+
+-- name: prefix_insert
+insert into enterprise_prefixes (prefix, display, enterprise_id, state) values ($1, $2, $3, $4);
+
+-- name: prefix_lock
+select prefix, display, enterprise_id, state from enterprise_prefixes where prefix = $1 for update;
+
+-- name: prefix_set_state
+update enterprise_prefixes set state = $2, updated_at = now() where prefix = $1;
+
+-- name: user_insert
+insert into enterprise_users (enterprise_id, username, password_hash) values ($1, $2, $3) returning id;
+
+-- name: user_update
+-- $5: 1 when the change voids the user's tokens (a new password, disabled), else 0
+update enterprise_users set password_hash = coalesce($2, password_hash), disabled = coalesce($3, disabled),
+    token_generation = token_generation + $5
+where id = $1 and enterprise_id = $4 returning id;
+
+-- name: user_delete
+delete from enterprise_users where id = $1 and enterprise_id = $2 returning id, username;
+
+-- name: users_of
+select id, username, disabled, created_at from enterprise_users where enterprise_id = $1 order by id;
+
+-- name: audit_query
+select id, at, actor, enterprise_id, operation, handle, before::text, after::text, detail::text from audit
+where ($1::text is null or handle = $1)
+  and ($2::bigint is null or enterprise_id = $2)
+  and ($3::timestamptz is null or at >= $3)
+  and ($4::timestamptz is null or at < $4)
+order by id desc offset $5 limit $6;
+
+-- name: audit_count
+select count(*) from audit
+where ($1::text is null or handle = $1)
+  and ($2::bigint is null or enterprise_id = $2)
+  and ($3::timestamptz is null or at >= $3)
+  and ($4::timestamptz is null or at < $4);
+
+-- name: enterprise_prefix_all
+select prefix, state, enterprise_id from enterprise_prefixes;
