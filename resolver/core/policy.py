@@ -18,13 +18,14 @@ the order they are applied:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import HandleName
+from resolver.core.handles import HandleName, NodeScope, fold
 from resolver.core.permissions import NONE, Identity, Perm
 
 # What an enterprise API user may do to its own enterprise's identifiers.
@@ -58,6 +59,9 @@ class Owner(Protocol):
 
     @property
     def enterprise_id(self) -> int: ...
+
+
+OwnerT = TypeVar("OwnerT", bound=Owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +142,16 @@ def check_write(
         raise _denied(
             f"{who} may not grant permissions it does not hold: {perm_names(beyond)} / 不能授予自己没有的权限"
         )
+
+
+def owner_candidates(scope: NodeScope, name: HandleName) -> list[str]:
+    """The prefixes that may be the enterprise prefix governing a write of `name`, nearest first;
+    for a prefix record `0.NA/<prefix>`, that prefix itself comes first."""
+    below = [k.partition("/")[2] for k in scope.governing_prefix_handles(name)]
+    return [fold(name.suffix), *below] if name.is_prefix_handle else below
+
+
+def governing_owner(candidates: Sequence[str], owners: Mapping[str, OwnerT]) -> OwnerT | None:
+    """The nearest of `candidates` that is an enterprise prefix (None: the handle lies outside
+    every enterprise prefix)."""
+    return next((owners[p] for p in candidates if p in owners), None)

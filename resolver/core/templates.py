@@ -267,3 +267,12 @@ def check_values(template: Template, values: Sequence[StoredValue]) -> None:
         _check_item(item, value)
         present.add(index)
     missing_required(template, present)
+
+
+def pick_template(templates: Mapping[tuple[str, str], Template], prefix: str, version: str) -> Template:
+    """The template a value set naming `version` under `prefix` must fit: the prefix's own version,
+    else the shared one of that version."""
+    template = templates.get((prefix, version)) or templates.get((SHARED, version))
+    if template is None:
+        raise HandleError(RC.INVALID_VALUE, f"模板版本 {version} 不存在（前缀 {prefix} 及通用模板中都没有）")
+    return template

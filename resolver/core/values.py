@@ -275,3 +275,17 @@ def first_url(values: list[StoredValue]) -> tuple[str, float] | None:
             if value_type.startswith("URL.") if subtypes else value_type == "URL":
                 return value["data"]["value"], ttl_seconds(value["ttl"], now)
     return None
+
+
+def content(values: Sequence[StoredValue]) -> list[tuple[Any, ...]]:
+    """What makes two records the same, timestamps aside (a repeated write of the same values is
+    not a change)."""
+    return sorted(
+        (v["index"], v["type"], v["data"], v["ttl"], v.get("permissions"), v.get("references"))
+        for v in values
+    )
+
+
+def same_content(existing: Sequence[StoredValue] | None, values: Sequence[StoredValue]) -> bool:
+    """True when a stored record (None: there is none) already holds these values."""
+    return existing is not None and content(existing) == content(values)

@@ -17,8 +17,14 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, fold, parse_handle
 from resolver.core.permissions import Identity
 from resolver.core.policy import Action
-from resolver.core.templates import TEMPLATE_INDEX, check_values, reference_value, template_version_of
-from resolver.core.values import StoredValue, parse_values, timestamp
+from resolver.core.templates import (
+    TEMPLATE_INDEX,
+    check_values,
+    pick_template,
+    reference_value,
+    template_version_of,
+)
+from resolver.core.values import StoredValue, parse_values, same_content, timestamp
 from resolver.services.registry import Registry
 from resolver.store.rows import AuditEntry, PrefixInfo
 from resolver.store.tx import Tx
@@ -68,14 +74,6 @@ class ItemResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"handle": self.handle, "code": self.code, "msg": self.msg}
-
-
-def _content(values: Sequence[StoredValue]) -> list[tuple[Any, ...]]:
-    """What makes two records the same, timestamps aside."""
-    return sorted(
-        (v["index"], v["type"], v["data"], v["ttl"], v.get("permissions"), v.get("references"))
-        for v in values
-    )
 
 
 def _refuse_repeats(items: list[Item]) -> None:
@@ -181,13 +179,8 @@ class Batches:
             version = template_version_of(values_of[item.name.key])
             if version is None:
                 continue
-            template = templates.get((item.name.prefix, version))
             try:
-                if template is None:
-                    raise HandleError(
-                        RC.INVALID_VALUE, f"模板版本 {version} 不存在（本前缀和通用模板中都没有）"
-                    )
-                check_values(template, values_of[item.name.key])
+                check_values(pick_template(templates, item.name.prefix, version), values_of[item.name.key])
             except HandleError as exc:
                 item.error, item.name = in_chinese(exc), None
 
@@ -231,7 +224,7 @@ class Batches:
                     outcome[id(item)] = CREATED
                 else:
                     record = existing.get(item.name.key)
-                    if record is not None and _content(record.values) == _content(item.values):
+                    if same_content(record.values if record else None, item.values):
                         outcome[id(item)] = "标识已存在且内容相同，视为成功"
                     else:
                         item.error = "标识已存在且内容不同；如需修改请调用更新接口"

@@ -31,8 +31,15 @@ from resolver.core.permissions import (
     needed_for_change,
     referenced_handles,
 )
-from resolver.core.policy import Action, Caller, check_write
-from resolver.core.templates import SHARED, Template, check_values, parse_template, template_version_of
+from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
+from resolver.core.templates import (
+    SHARED,
+    Template,
+    check_values,
+    parse_template,
+    pick_template,
+    template_version_of,
+)
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry, PrefixInfo, Record
@@ -265,12 +272,8 @@ class Registry:
         )
 
     def owner_candidates(self, name: HandleName) -> list[str]:
-        """The prefixes that may be the enterprise prefix governing a write of `name`, nearest
-        first; for a prefix record `0.NA/<prefix>`, that prefix itself comes first."""
-        if not name.is_prefix_handle:
-            return self.enterprise_prefix_candidates(name)
-        own = fold(name.suffix)
-        return [own, *(k.partition("/")[2] for k in self.scope.governing_prefix_handles(name))]
+        """The prefixes that may be the enterprise prefix governing a write of `name`, nearest first."""
+        return owner_candidates(self.scope, name)
 
     async def admit(self, tx: Tx, names: Sequence[HandleName]) -> dict[str, PrefixInfo | None]:
         """The enterprise prefix governing each handle (None outside enterprise prefixes); whether
@@ -278,9 +281,7 @@ class Registry:
         candidates = {name.key: self.owner_candidates(name) for name in names}
         wanted = sorted({p for ps in candidates.values() for p in ps})
         infos = await tx.prefix_info(wanted) if wanted else {}
-        return {
-            name.key: next((infos[p] for p in candidates[name.key] if p in infos), None) for name in names
-        }
+        return {name.key: governing_owner(candidates[name.key], infos) for name in names}
 
     async def load_templates(
         self, tx: Tx | HandleStore, wanted: Sequence[tuple[str, str]]
@@ -309,12 +310,7 @@ class Registry:
         if version is None:
             return
         templates = await self.load_templates(tx, [(name.prefix, version)])
-        template = templates.get((name.prefix, version))
-        if template is None:
-            raise HandleError(
-                RC.INVALID_VALUE, f"模板版本 {version} 不存在（前缀 {name.prefix} 及通用模板中都没有）"
-            )
-        check_values(template, values)
+        check_values(pick_template(templates, name.prefix, version), values)
 
     # -- writes --------------------------------------------------------------------------------
 
