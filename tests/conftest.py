@@ -2,38 +2,66 @@
 
 The server is the embedded Postgres of the `pgserver` wheel, or the one `RESOLVER_TEST_DSN` names.
 Every test database is cloned from a template that was migrated once, which takes milliseconds.
+Constants and helpers the tests import (the node's identity, `serving`, `scratch_database`, request
+builders) are in tests/helpers.py.
+
+Every test is marked by its folder, so a kind of test can be run on its own:
+
+    pytest -m unit              # tests/unit: no database, no process (seconds)
+    pytest -m integration       # tests/integration: an app on a real Postgres
+    pytest -m e2e               # tests/e2e: the real `resolver serve` in a subprocess
+    pytest -m security          # tests/security: hostile inputs, clients and sites
+    pytest -m "not e2e"         # everything but the end-to-end tests
+
+Property tests run their full example counts by default (as CI runs them). While working on a
+change, `--hypothesis-profile=quick` runs a tenth of the examples of every property test (see
+`tests.helpers.examples`); it does not replace the full run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from hypothesis import settings
 
 from resolver.config import CacheSettings, Config
-from resolver.http.app import create_app
 from resolver.store.migrations import migrate
+from tests.helpers import (
+    ADMIN_SECRET,
+    NODE_PREFIX,
+    QUICK_FRACTION,
+    TEMPLATE,
+    scratch_database,
+    serving,
+    with_database,
+)
 
-TEMPLATE = "resolver_template"
-NODE_PREFIX = "88.123"
-ADMIN_SECRET = "test-admin-secret"
-ADMIN_USER = "300:0.NA/88.123"
+settings.register_profile(
+    "quick", max_examples=max(1, int(settings.get_profile("default").max_examples * QUICK_FRACTION))
+)
+
+FOLDER_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "security": "security"}
+TESTS = Path(__file__).parent
 
 
-def with_database(dsn: str, database: str) -> str:
-    """The same server, another database."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + database))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the folder it is in (tests/unit -> `unit`, and so on)."""
+    for item in items:
+        try:
+            folder = item.path.relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        marker = FOLDER_MARKERS.get(folder)
+        if marker is not None:
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -74,26 +102,6 @@ def template_ready(pg_dsn: str) -> str:
     return pg_dsn
 
 
-async def _admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def scratch_database(server_dsn: str, prefix: str, template: str | None) -> Iterator[str]:
-    """A new database (cloned from `template` when given), dropped afterwards."""
-    name = prefix + uuid.uuid4().hex[:16]
-    clone = f' template "{template}"' if template else ""
-    asyncio.run(_admin(server_dsn, f'create database "{name}"{clone}'))
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        asyncio.run(_admin(server_dsn, f'drop database if exists "{name}" with (force)'))
-
-
 @pytest.fixture
 def fresh_database(template_ready: str) -> Iterator[str]:
     """A new database cloned from the migrated template; dropped after the test."""
@@ -123,29 +131,8 @@ def config(fresh_database: str) -> Config:
     )
 
 
-@contextlib.asynccontextmanager
-async def serving(config: Config) -> AsyncIterator[TestClient[object, object]]:
-    """The node's app for `config` on a real socket, its change feed up, with an HTTP client."""
-    async with TestClient(TestServer(create_app(config))) as test_client:
-        await wait_until_trusted(test_client)
-        yield test_client
-
-
 @pytest.fixture
 async def client(config: Config) -> AsyncIterator[TestClient[object, object]]:
     """The node's app on a real socket, with an HTTP client for it."""
     async with serving(config) as test_client:
         yield test_client
-
-
-async def wait_until_trusted(test_client: TestClient[object, object], timeout: float = 5.0) -> None:
-    """Wait until the app's change feed is up (its cache is trusted)."""
-    from resolver.http.keys import LOOKUP
-
-    app = test_client.server.app
-    assert app is not None
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not app[LOOKUP].cache.trusted:
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("the change feed did not come up")
-        await asyncio.sleep(0.01)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ADMIN_SECRET, NODE_PREFIX
+from tests.helpers import ADMIN_SECRET, NODE_PREFIX
 
 
 def free_port() -> int:

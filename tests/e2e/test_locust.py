@@ -8,9 +8,8 @@ import pytest
 import requests
 
 from benchmarks.__main__ import run_locust
-from tests.conftest import ADMIN_SECRET
 from tests.e2e.conftest import admit_over_http
-from tests.helpers import basic
+from tests.helpers import ADMIN_SECRET, basic
 
 pytestmark = pytest.mark.e2e
 

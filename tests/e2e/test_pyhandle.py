@@ -10,7 +10,7 @@ from pyhandle.handleexceptions import (
     HandleNotFoundException,
 )
 
-from tests.conftest import ADMIN_SECRET, ADMIN_USER
+from tests.helpers import ADMIN_SECRET, ADMIN_USER
 
 pytestmark = pytest.mark.e2e
 

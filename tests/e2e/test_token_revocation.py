@@ -17,9 +17,8 @@ import asyncpg
 import pytest
 import requests
 
-from tests.conftest import TEMPLATE, scratch_database
 from tests.e2e.conftest import Node, admit_over_http, start_node
-from tests.helpers import basic
+from tests.helpers import TEMPLATE, basic, scratch_database
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import serving
-from tests.helpers import admin_json, basic, url_value
+from tests.helpers import admin_json, basic, serving, url_value
 
 PATH = "/api/handles/88.123/CO-1"
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from resolver.http.keys import LOOKUP
-from tests.conftest import serving
 from tests.enterprise_helpers import admit
-from tests.helpers import basic
+from tests.helpers import basic, serving
 
 
 async def test_healthz_is_minimal_and_status_is_for_the_node_administrator(client):

@@ -9,8 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from resolver.config import Limits
-from tests.conftest import serving
-from tests.helpers import admin_json, basic, no_rate_limits
+from tests.helpers import admin_json, basic, no_rate_limits, serving
 
 
 @pytest.fixture
@@ -105,8 +104,8 @@ async def test_bad_query_parameters(small):
 async def test_one_credential_has_one_bucket_however_its_header_is_written(config):
     """The per-credential bucket is the credential's, not the header's: other spellings of the same
     bearer token or Basic user (which authenticate just the same) take from it."""
-    from tests.conftest import ADMIN_SECRET, ADMIN_USER
     from tests.enterprise_helpers import admit, user_token
+    from tests.helpers import ADMIN_SECRET, ADMIN_USER
 
     async with serving(replace(config, rate=no_rate_limits())) as setup:  # setup has its own budget
         enterprise, _ = await admit(setup, "88.123.45", 70)

@@ -15,7 +15,6 @@ import orjson
 import pytest
 
 from resolver.http.keys import NATIVE
-from tests.conftest import serving
 from tests.handle_client import (
     OP_FLAG_DIGEST,
     OP_FLAG_KEEP_ALIVE,
@@ -27,7 +26,7 @@ from tests.handle_client import (
     resolution_body,
     sha,
 )
-from tests.helpers import basic
+from tests.helpers import basic, serving
 
 
 def free_port() -> int:

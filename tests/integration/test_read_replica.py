@@ -13,8 +13,7 @@ import asyncpg
 import pytest
 
 from resolver.store.rows import encode_values
-from tests.conftest import TEMPLATE, scratch_database, serving
-from tests.helpers import basic
+from tests.helpers import TEMPLATE, basic, scratch_database, serving
 
 
 @pytest.fixture

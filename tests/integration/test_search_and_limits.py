@@ -7,9 +7,8 @@ from dataclasses import replace
 import pytest
 
 from resolver.config import RateLimits
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.helpers import admin_json, basic, url_value
+from tests.helpers import admin_json, basic, serving, url_value
 
 
 async def test_search_by_url_with_wildcards_and_isolation(client):

@@ -19,9 +19,8 @@ import pytest
 
 from resolver.core.search import MAX_WINDOW, plan_search
 from resolver.store.queries import Q
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, user_token
-from tests.helpers import basic, no_rate_limits, url_value
+from tests.helpers import basic, no_rate_limits, serving, url_value
 from tests.search_helpers import answer_order, seed
 
 A, B = "88.123.45", "88.123.46"

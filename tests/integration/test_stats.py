@@ -16,9 +16,8 @@ from resolver.services.statistics import (
     today,
 )
 from resolver.store.queries import Q
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.helpers import admin_json, basic, url_value
+from tests.helpers import admin_json, basic, serving, url_value
 
 
 async def test_counts_reach_postgres_and_reconcile(client, config):

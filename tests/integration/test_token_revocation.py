@@ -15,10 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from resolver.http.app import change_feed, create_app
 from resolver.http.keys import ACCOUNTS, LOOKUP
 from resolver.services import accounts
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, user_token
 from tests.faults import CuttableProxy
-from tests.helpers import basic, no_rate_limits
+from tests.helpers import basic, no_rate_limits, serving
 
 PASSWORD = "password-123"
 VOID = "令牌已失效"

@@ -12,9 +12,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, product, user_token
-from tests.helpers import basic, no_rate_limits, url_value
+from tests.helpers import basic, no_rate_limits, serving, url_value
 
 PASSWORD = "password-123"
 PREFIX = "88.123.45"

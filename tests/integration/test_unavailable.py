@@ -10,9 +10,8 @@ import pytest
 
 from resolver.core.handles import fold
 from resolver.http.keys import LOOKUP
-from tests.conftest import ADMIN_USER, serving
 from tests.faults import CuttableProxy
-from tests.helpers import admin_json, basic, url_value
+from tests.helpers import ADMIN_USER, admin_json, basic, serving, url_value
 
 
 @pytest.fixture

@@ -184,6 +184,6 @@ async def status_of(config):
 
 def _serving(config):
     """The node without its own deliverer, so that the test drives delivery step by step."""
-    from tests.conftest import serving
+    from tests.helpers import serving
 
     return serving(replace(config, upstream_url=None))

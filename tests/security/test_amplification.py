@@ -33,7 +33,6 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.conftest import serving
 from tests.handle_client import (
     OP_FLAG_DIGEST,
     OP_FLAG_PUBLIC_ONLY,
@@ -41,7 +40,7 @@ from tests.handle_client import (
     request_message,
     resolution_body,
 )
-from tests.helpers import basic
+from tests.helpers import basic, serving
 from tests.integration.test_native import free_port
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.conftest import serving
-from tests.helpers import admin_json, basic, no_rate_limits
+from tests.helpers import admin_json, basic, no_rate_limits, serving
 
 pytestmark = pytest.mark.integration
 

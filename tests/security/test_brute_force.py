@@ -38,9 +38,8 @@ from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.http.keys import ACCOUNTS
 from resolver.http.ratelimit import FailedAuthentications, TooManyFailures
-from tests.conftest import ADMIN_SECRET, ADMIN_USER, serving
 from tests.enterprise_helpers import admit, bearer
-from tests.helpers import basic, url_value
+from tests.helpers import ADMIN_SECRET, ADMIN_USER, basic, serving, url_value
 
 NODE_PARAMETERS = (1 << 14, 8, 1)
 PAIR_BURST, ADDRESS_BURST, IDENTITY_BURST = 3, 6, 10

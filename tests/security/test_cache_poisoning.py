@@ -17,8 +17,7 @@ import pytest
 import segno
 
 from resolver.config import Config
-from tests.conftest import serving
-from tests.helpers import basic
+from tests.helpers import basic, serving
 
 POISON = "attacker.example"
 HOSTILE_HEADERS = [

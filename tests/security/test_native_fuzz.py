@@ -36,7 +36,6 @@ import requests
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from tests.conftest import NODE_PREFIX
 from tests.e2e.conftest import start_node
 from tests.handle_client import (
     OP_FLAG_DIGEST,
@@ -50,7 +49,7 @@ from tests.handle_client import (
     request_message,
     resolution_body,
 )
-from tests.helpers import admin_json
+from tests.helpers import NODE_PREFIX, admin_json
 from tests.integration.test_native import free_port
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.helpers import admin_json, basic, no_rate_limits, url_value
+from tests.helpers import admin_json, basic, no_rate_limits, serving, url_value
 
 pytestmark = pytest.mark.integration
 

@@ -29,9 +29,8 @@ import pytest
 from resolver.bulk.importer import Importer
 from resolver.core.permissions import Perm
 from resolver.http.keys import LOOKUP
-from tests.conftest import serving
 from tests.enterprise_helpers import admit, bearer, user_token
-from tests.helpers import admin_json, basic, no_rate_limits, url_value
+from tests.helpers import admin_json, basic, no_rate_limits, serving, url_value
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from resolver.cache import Lookup, ResolutionCache, record_expiry
 from resolver.config import CacheSettings
 from resolver.core.errors import Unavailable
 from resolver.store.rows import Record
+from tests.helpers import examples
 
 
 def record(url: str, ttl: int = 86400) -> Record:
@@ -211,7 +212,7 @@ class CacheAgreesWithStore(RuleBasedStateMachine):
 
 
 TestCacheAgreesWithStore = CacheAgreesWithStore.TestCase
-TestCacheAgreesWithStore.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestCacheAgreesWithStore.settings = settings(max_examples=examples(60), stateful_step_count=30, deadline=None)
 
 
 def test_notification_payloads_stay_under_the_postgres_limit():

@@ -25,6 +25,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.values import parse_value
 from resolver.native import protocol as p
 from tests.handle_client import read_site
+from tests.helpers import examples
 
 LIMITS = Limits()
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
@@ -170,7 +171,7 @@ def accepted(value_type: str, data: dict[str, object]) -> dict[str, object] | No
         return None
 
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
