@@ -24,6 +24,7 @@ from resolver.core.handles import HandleName
 from resolver.core.templates import TEMPLATE_INDEX, Template, template_version_of
 from resolver.core.values import StoredValue
 from resolver.services.registry import Registry
+from resolver.store import scan as scan_store
 
 QR_SCALE_PNG = 10  # 10 px a module: a version-3 code is 330 px, about 28 mm at 300 dpi
 QR_BORDER = 4
@@ -124,10 +125,8 @@ async def product_page(
     owner = await registry.owner_of(name)
     enterprise = None
     if owner is not None:
-        found = await store.fetch_named("enterprise_get", owner.enterprise_id)
-        enterprise = found[0][1] if found else None
-    stamps = await store.fetch_named("handle_times", name.key)
-    times = stamps[0] if stamps else None
+        enterprise = await scan_store.enterprise_name(store, owner.enterprise_id)
+    times = await scan_store.handle_times(store, name.key)
     by_index = {v["index"]: v for v in values}
     attributes: list[str] = []
     used = {TEMPLATE_INDEX}
@@ -159,8 +158,8 @@ async def product_page(
         )
     registration = [
         _row("登记企业", "Registered by", html.escape(enterprise) if enterprise else "—"),
-        _row("登记时间", "Registered", _when(times[0] if times else None)),
-        _row("更新时间", "Updated", _when(times[1] if times else None)),
+        _row("登记时间", "Registered", _when(times.created_at if times else None)),
+        _row("更新时间", "Updated", _when(times.updated_at if times else None)),
     ]
     sections.append(
         f'<section><h2>登记信息 <span lang="en">Registration</span></h2><dl>{"".join(registration)}</dl></section>'

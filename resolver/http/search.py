@@ -30,6 +30,7 @@ from resolver.core.values import parse_int
 from resolver.http.envelope import caller
 from resolver.http.errors import mapped
 from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, SEARCHES, STORE
+from resolver.store import enterprises
 
 _PAGING = ("limit", "page", "prefix")
 
@@ -104,8 +105,8 @@ async def visible_prefixes(request: web.Request, identity: Identity, wanted: str
     if request.app[REGISTRY].is_node_admin(identity):
         prefixes = None
     elif identity.enterprise_id is not None:
-        rows = await request.app[STORE].fetch_named("enterprise_prefixes", identity.enterprise_id)
-        prefixes = [row[0] for row in rows]
+        owned = await enterprises.prefixes_of(request.app[STORE], identity.enterprise_id)
+        prefixes = [p.prefix for p in owned]
     else:
         # A prefix administrator (300:0.NA/<prefix>) sees the handles of that prefix.
         head, _, tail = identity.key.partition("/")

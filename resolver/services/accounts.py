@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
@@ -26,6 +25,8 @@ from resolver.services.authentication import (
     encode_secret,
     token_digest,
 )
+from resolver.store import accounts as db
+from resolver.store import enterprises
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry
 
@@ -64,15 +65,6 @@ def _could_exist(username: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-class _User(NamedTuple):
-    id: int
-    enterprise_id: int
-    username: str
-    password_hash: str
-    disabled: bool
-    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,24 +153,10 @@ class Accounts:
         self.states = TokenStates()
         self._checks = SecretChecks()
 
-    async def _user(self, username: str) -> _User | None:
-        rows = await self.store.fetch_named("user_by_name", username)
-        if not rows:
-            return None
-        row = rows[0]
-        return _User(
-            int(row["id"]),
-            int(row["enterprise_id"]),
-            str(row["username"]),
-            str(row["password_hash"]),
-            bool(row["disabled"]),
-            int(row["token_generation"]),
-        )
-
-    async def _authenticate(self, username: str, password: str, throttle: Throttle) -> _User:
+    async def _authenticate(self, username: str, password: str, throttle: Throttle) -> db.Account:
         identity = account_identity(username)
         throttle.check(identity)
-        user = await self._user(username) if _could_exist(username) else None
+        user = await db.account(self.store, username) if _could_exist(username) else None
         secret = encode_secret(password)
         if user is None or user.disabled:
             await self._checks.check(("unknown", username), secret, secrets.DUMMY_HASH, throttle, identity)
@@ -218,18 +196,12 @@ class Accounts:
         started = states.begin()
         state: TokenState | None = None
         try:
-            rows = await self.store.fetch_named("user_token_state", user_id)
+            row = await db.token_state(self.store, user_id)
         except BaseException:
             states.finish(user_id, None, None)
             raise
-        if rows:
-            row = rows[0]
-            state = TokenState(
-                int(row["enterprise_id"]),
-                bool(row["disabled"]),
-                int(row["token_generation"]),
-                frozenset(bytes(d) for d in row["revoked"]),
-            )
+        if row is not None:
+            state = TokenState(*row)
         states.finish(user_id, state, started)
         return state
 
@@ -267,28 +239,21 @@ class Accounts:
             raise _not_logged_in(str(exc)) from None
         user_id = claims.user_id
         async with self.store.write() as tx:
-            owner = await tx.fetchrow_named("token_owner_lock", user_id)
-            if owner is None or int(owner["token_generation"]) != claims.generation:
+            owner = await db.lock_token_owner(tx, user_id)
+            if owner is None or owner.generation != claims.generation:
                 return False
-            await tx.execute_named("token_revocations_prune", user_id, claims.generation)
-            count = await tx.fetchrow_named("token_revocations_count", user_id)
-            assert count is not None
-            every = int(count[0]) >= MAX_LOGGED_OUT_TOKENS
+            every = await db.logged_out_tokens(tx, user_id, claims.generation) >= MAX_LOGGED_OUT_TOKENS
             if every:
-                await tx.fetchrow_named("user_revoke_tokens", user_id, int(owner["enterprise_id"]))
-            else:
-                inserted = await tx.execute_named(
-                    "token_revoke", user_id, claims.generation, token_digest(token), claims.expires
-                )
-                if inserted.endswith(" 0"):
-                    return False
+                await enterprises.revoke_tokens(tx, user_id, owner.enterprise_id)
+            elif not await db.end_token(tx, user_id, claims.generation, token_digest(token), claims.expires):
+                return False
             tx.changed_users.append(user_id)
             tx.audit(
                 AuditEntry(
-                    f"user:{owner['username']}",
+                    f"user:{owner.username}",
                     "user.logout",
                     None,
-                    int(owner["enterprise_id"]),
+                    owner.enterprise_id,
                     None,
                     None,
                     {"userId": user_id, "everyToken": every},

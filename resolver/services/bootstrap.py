@@ -11,6 +11,7 @@ from resolver.core import secrets
 from resolver.core.handles import NodeScope
 from resolver.core.values import StoredValue, parse_values
 from resolver.services.registry import NODE_ADMIN_INDEX
+from resolver.store import accounts
 from resolver.store.handles import HandleStore
 
 
@@ -101,6 +102,4 @@ TOKEN_KEY = "enterprise-api-tokens"
 
 async def ensure_node_key(store: HandleStore, name: str) -> bytes:
     """A random key the node generates once and every worker shares (e.g. to sign tokens)."""
-    await store.fetchval_named("node_key_ensure", name, os.urandom(32))
-    secret = await store.fetchval_named("node_key_get", name)
-    return bytes(secret)
+    return await accounts.node_key(store, name, os.urandom(32))

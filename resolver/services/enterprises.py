@@ -23,6 +23,7 @@ from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
 from resolver.services.registry import NODE_ADMIN_INDEX, Registry
+from resolver.store import enterprises as db
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry
 from resolver.store.tx import Tx
@@ -123,9 +124,7 @@ class Operators:
             for k, label in (("name", "联系人"), ("phone", "电话"), ("email", "邮箱"))
         ]
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named("enterprise_insert", name, code, *fields)
-            assert row is not None
-            enterprise_id = int(row[0])
+            enterprise_id = await db.insert_enterprise(tx, name, code, fields)
             record = {
                 "id": enterprise_id,
                 "name": name,
@@ -137,31 +136,35 @@ class Operators:
 
     async def enterprise(self, enterprise_id: int) -> dict[str, Any]:
         """An enterprise with its prefixes and users."""
-        rows = await self.store.fetch_named("enterprise_get", enterprise_id)
-        if not rows:
+        row = await db.enterprise(self.store, enterprise_id)
+        if row is None:
             raise _missing(f"企业 {enterprise_id} 不存在")
-        record = _enterprise_json(rows[0])
+        record = _enterprise_json(row)
         record["prefixes"] = [
             {
-                "prefix": r[1],
-                "state": r[2],
-                "stateName": STATE_NAMES[PrefixState(r[2])],
-                "updatedAt": r[3].isoformat(),
+                "prefix": p.display,
+                "state": p.state,
+                "stateName": STATE_NAMES[PrefixState(p.state)],
+                "updatedAt": p.updated_at.isoformat(),
             }
-            for r in await self.store.fetch_named("enterprise_prefixes", enterprise_id)
+            for p in await db.prefixes_of(self.store, enterprise_id)
         ]
         record["users"] = [
-            {"id": r[0], "username": r[1], "disabled": r[2], "createdAt": r[3].isoformat()}
-            for r in await self.store.fetch_named("users_of", enterprise_id)
+            {
+                "id": u.id,
+                "username": u.username,
+                "disabled": u.disabled,
+                "createdAt": u.created_at.isoformat(),
+            }
+            for u in await db.users_of(self.store, enterprise_id)
         ]
         return record
 
     async def enterprises(self, page: int, page_size: int) -> dict[str, Any]:
         """A page of enterprises."""
-        total = await self.store.fetchval_named("enterprise_count")
-        rows = await self.store.fetch_named("enterprise_list", page * page_size, page_size)
+        total, rows = await db.enterprise_page(self.store, page * page_size, page_size)
         return {
-            "total": int(total),
+            "total": total,
             "page": page,
             "pageSize": page_size,
             "items": [_enterprise_json(r) for r in rows],
@@ -180,18 +183,15 @@ class Operators:
                 f"前缀 {display} 必须在本节点前缀 {self.config.node_prefix} 之下，例如 {self.config.node_prefix}.45"
             )
         async with self.store.write() as tx:
-            if await tx.fetchrow_named("enterprise_get", enterprise_id) is None:
+            if await db.enterprise(tx, enterprise_id) is None:
                 raise _missing(f"企业 {enterprise_id} 不存在")
-            overlapping = await tx.fetch_named("prefix_overlapping", folded)
-            if overlapping:
-                other = overlapping[0]
+            other = await db.overlapping_prefix(tx, folded)
+            if other is not None:
                 raise HandleError(
                     RC.HANDLE_ALREADY_EXISTS,
-                    f"前缀 {display} 与已分配的前缀 {other[0]}（企业 {other[1]}）重叠",
+                    f"前缀 {display} 与已分配的前缀 {other.prefix}（企业 {other.enterprise_id}）重叠",
                 )
-            await tx.execute_named(
-                "prefix_insert", folded, display, enterprise_id, PrefixState.AWAITING_REVIEW.value
-            )
+            await db.insert_prefix(tx, folded, display, enterprise_id, PrefixState.AWAITING_REVIEW.value)
             tx.audit(
                 AuditEntry(
                     actor.name,
@@ -210,10 +210,10 @@ class Operators:
         }
 
     async def _lock_prefix(self, tx: Tx, prefix: str) -> tuple[str, str, int, PrefixState]:
-        row = await tx.fetchrow_named("prefix_lock", fold(prefix))
+        row = await db.lock_prefix(tx, fold(prefix))
         if row is None:
             raise _missing(f"前缀 {prefix} 未分配")
-        return row[0], row[1], int(row[2]), PrefixState(row[3])
+        return row.prefix, row.display, row.enterprise_id, PrefixState(row.state)
 
     async def set_prefix_state(self, prefix: str, body: dict[str, Any], actor: Identity) -> PrefixChange:
         """Move a prefix through its life cycle. Enabling it the first time creates its prefix
@@ -232,7 +232,7 @@ class Operators:
         async with self.store.write() as tx:
             folded, display, enterprise_id, current = await self._lock_prefix(tx, prefix)
             check_transition(current, wanted)
-            await tx.execute_named("prefix_set_state", folded, wanted.value)
+            await db.set_prefix_state(tx, folded, wanted.value)
             key = f"{PREFIX_NA}/{folded}"
             if wanted == PrefixState.ENABLED and await tx.lock(key) is None:
                 secret = given_secret or new_secret()
@@ -300,12 +300,11 @@ class Operators:
             raise _bad("密码 password 至少 8 个字符")
         hashed = await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
         async with self.store.write() as tx:
-            if await tx.fetchrow_named("enterprise_get", enterprise_id) is None:
+            if await db.enterprise(tx, enterprise_id) is None:
                 raise _missing(f"企业 {enterprise_id} 不存在")
-            row = await tx.fetchrow_named("user_insert", enterprise_id, username, hashed)
-            assert row is not None
+            user_id = await db.insert_user(tx, enterprise_id, username, hashed)
             tx.audit(AuditEntry(actor.name, "user.create", None, enterprise_id, None, {"username": username}))
-        return {"id": int(row[0]), "enterpriseId": enterprise_id, "username": username}
+        return {"id": user_id, "enterpriseId": enterprise_id, "username": username}
 
     async def update_user(
         self, enterprise_id: int, user_id: int, body: dict[str, Any], actor: Identity
@@ -325,10 +324,7 @@ class Operators:
         )
         revokes = password is not None or disabled is True
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named(
-                "user_update", user_id, hashed, disabled, enterprise_id, 1 if revokes else 0
-            )
-            if row is None:
+            if not await db.update_user(tx, user_id, enterprise_id, hashed, disabled, revoke_tokens=revokes):
                 raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
             tx.changed_users.append(user_id)
             detail = {
@@ -343,22 +339,22 @@ class Operators:
     async def revoke_tokens(self, enterprise_id: int, user_id: int, actor: Identity) -> None:
         """Void every token of an account (it logs in again with its password)."""
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named("user_revoke_tokens", user_id, enterprise_id)
-            if row is None:
+            username = await db.revoke_tokens(tx, user_id, enterprise_id)
+            if username is None:
                 raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
             tx.changed_users.append(user_id)
-            detail = {"userId": user_id, "username": row["username"]}
+            detail = {"userId": user_id, "username": username}
             tx.audit(AuditEntry(actor.name, "user.tokens.revoke", None, enterprise_id, None, None, detail))
         self.store.users_changed(tx.changed_users)
 
     async def delete_user(self, enterprise_id: int, user_id: int, actor: Identity) -> None:
         """Delete an account; its tokens die with it. Its audit entries stay (they name it)."""
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named("user_delete", user_id, enterprise_id)
-            if row is None:
+            username = await db.delete_user(tx, user_id, enterprise_id)
+            if username is None:
                 raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
             tx.changed_users.append(user_id)
-            before = {"userId": user_id, "username": row["username"]}
+            before = {"userId": user_id, "username": username}
             tx.audit(AuditEntry(actor.name, "user.delete", None, enterprise_id, before, None))
         self.store.users_changed(tx.changed_users)
 
@@ -375,32 +371,31 @@ class Operators:
     ) -> dict[str, Any]:
         """Audit entries, newest first, filtered by handle, enterprise and time."""
         key = None if handle is None else fold(handle)
-        total = await self.store.fetchval_named("audit_count", key, enterprise_id, since, until)
-        rows = await self.store.fetch_named(
-            "audit_query", key, enterprise_id, since, until, page * page_size, page_size
+        total, rows = await db.audit_page(
+            self.store, key, enterprise_id, since, until, page * page_size, page_size
         )
         items = [
             {
-                "id": r[0],
-                "at": r[1].isoformat(),
-                "actor": r[2],
-                "enterpriseId": r[3],
-                "operation": r[4],
-                "handle": r[5],
-                "before": None if r[6] is None else orjson.loads(r[6]),
-                "after": None if r[7] is None else orjson.loads(r[7]),
-                "detail": None if r[8] is None else orjson.loads(r[8]),
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "actor": r.actor,
+                "enterpriseId": r.enterprise_id,
+                "operation": r.operation,
+                "handle": r.handle,
+                "before": None if r.before is None else orjson.loads(r.before),
+                "after": None if r.after is None else orjson.loads(r.after),
+                "detail": None if r.detail is None else orjson.loads(r.detail),
             }
             for r in rows
         ]
-        return {"total": int(total), "page": page, "pageSize": page_size, "items": items}
+        return {"total": total, "page": page, "pageSize": page_size, "items": items}
 
 
-def _enterprise_json(row: Any) -> dict[str, Any]:
+def _enterprise_json(row: db.EnterpriseRow) -> dict[str, Any]:
     return {
-        "id": row[0],
-        "name": row[1],
-        "creditCode": row[2],
-        "contact": {"name": row[3], "phone": row[4], "email": row[5]},
-        "createdAt": row[6].isoformat(),
+        "id": row.id,
+        "name": row.name,
+        "creditCode": row.credit_code,
+        "contact": {"name": row.contact_name, "phone": row.contact_phone, "email": row.contact_email},
+        "createdAt": row.created_at.isoformat(),
     }

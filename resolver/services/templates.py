@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import check_prefix
 from resolver.core.permissions import Identity
 from resolver.core.templates import SHARED, Template, merge_update, parse_template
 from resolver.services.registry import Registry
+from resolver.store import enterprises
+from resolver.store import templates as db
 from resolver.store.rows import AuditEntry
 
 
@@ -28,8 +28,7 @@ class TemplateRegistry:
         if not isinstance(raw_prefix, str):
             raise HandleError(RC.PROTOCOL_ERROR, "缺少前缀 prefix")
         prefix = check_prefix(raw_prefix, self.registry.limits)
-        rows = await self.store.fetch_named("prefix_info_read", [prefix])
-        owner = int(rows[0][2]) if rows else None
+        owner = await enterprises.prefix_owner(self.store, prefix)
         if self.registry.is_node_admin(identity):
             if owner is None and not self.registry.scope.owns_prefix(prefix):
                 raise HandleError(RC.SERVER_NOT_RESPONSIBLE, f"前缀 {raw_prefix} 不在本节点")
@@ -44,12 +43,8 @@ class TemplateRegistry:
             raise HandleError(RC.PROTOCOL_ERROR, "模板必须是 JSON 对象")
         prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
         template = parse_template(body, prefix)
-        items = orjson.dumps([i.to_json() for i in template.items]).decode()
         async with self.store.write() as tx:
-            created = await tx.fetch_named(
-                "template_insert", prefix, template.version, list(template.industry_codes), items
-            )
-            if not created:
+            if not await db.insert_template(tx, template):
                 raise HandleError(
                     RC.HANDLE_ALREADY_EXISTS,
                     f"模板版本 {template.version} 已存在；版本不可修改，请使用新的版本号",
@@ -64,17 +59,11 @@ class TemplateRegistry:
         prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
         update = parse_template(body, prefix)
         async with self.store.write() as tx:
-            row = await tx.fetchrow_named("template_lock", prefix, update.version)
-            if row is None:
+            current = await db.lock_template(tx, prefix, update.version)
+            if current is None:
                 raise HandleError(RC.HANDLE_NOT_FOUND, f"模板版本 {update.version} 不存在")
-            current = parse_template(
-                {"version": row[1], "industryCodes": list(row[2]), "items": orjson.loads(row[3])}, prefix
-            )
             merged = merge_update(current, update)
-            items = orjson.dumps([i.to_json() for i in merged.items]).decode()
-            await tx.execute_named(
-                "template_update", prefix, merged.version, list(merged.industry_codes), items
-            )
+            await db.update_template(tx, merged)
             tx.audit(
                 AuditEntry(identity.name, "template.update", None, owner, current.to_json(), merged.to_json())
             )
@@ -88,11 +77,5 @@ class TemplateRegistry:
         if raw_prefix:
             prefix, _ = await self._owned_prefix(raw_prefix, identity)
             prefixes.append(prefix)
-        rows = await self.store.fetch_named("templates_list", prefixes)
-        templates = [
-            parse_template(
-                {"version": r[1], "industryCodes": list(r[2]), "items": orjson.loads(r[3])}, r[0]
-            ).to_json()
-            for r in rows
-        ]
+        templates = [t.to_json() for t in await db.templates_of(self.store, prefixes)]
         return [t for t in templates if version is None or t["version"] == version]
