@@ -26,79 +26,70 @@ async def small(config):
         yield test_client
 
 
-async def put(client, path, values):
-    return await client.put(path, json={"values": values}, headers=admin_json())
+def values(*items: dict[str, object]) -> dict[str, object]:
+    return {"json": {"values": list(items)}}
 
 
-async def test_handle_length(small):
-    resp = await small.get("/api/handles/88.123/" + "x" * 40)
+PATH = "/api/handles/88.123/v"
+
+# One row per limit of `small`: the request that exceeds it (method, path, aiohttp request keywords,
+# sent with the administrator's credentials or not) and the answer: HTTP status, responseCode, and a
+# word the message must hold (the limit, or what is wrong).
+LIMITS = [
+    ("handle length", "GET", "/api/handles/88.123/" + "x" * 40, {}, False, 400, 102, "40"),
+    ("prefix length", "GET", "/api/handles/88.123.4567890123/x", {}, False, 400, 102, "prefix"),
+    (
+        "values per handle",
+        "PUT",
+        PATH,
+        values(*({"index": i, "type": "T", "data": "x"} for i in range(1, 5))),
+        True,
+        400,
+        202,
+        "3",
+    ),
+    ("value size", "PUT", PATH, values({"index": 1, "type": "T", "data": "x" * 60}), True, 400, 202, "bytes"),
+    ("type length", "PUT", PATH, values({"index": 1, "type": "T" * 11, "data": "x"}), True, 400, 202, "type"),
+    ("body size", "PUT", PATH, {"data": b"[" + b" " * 3000 + b"]"}, True, 413, 4, "2000"),
+    ("index range", "PUT", PATH, values({"index": 2**31, "type": "T", "data": "x"}), True, 400, 202, "index"),
+    ("control characters in the handle", "GET", "/api/handles/88.123/a%01b", {}, False, 400, 102, "control"),
+    ("malformed UTF-8 in the path", "GET", "/api/handles/88.123/a%ff%fe", {}, False, 400, 102, "UTF-8"),
+    (
+        "malformed UTF-8 in the body",
+        "PUT",
+        PATH,
+        {"data": b'[{"index":1,"type":"T","data":"\xff"}]'},
+        True,
+        400,
+        4,
+        "UTF-8",
+    ),
+    ("query parameter index", "GET", PATH, {"params": {"index": "x"}}, False, 400, 4, "index"),
+    (
+        "query parameter overwrite",
+        "PUT",
+        PATH,
+        {"params": {"overwrite": "maybe"}, "json": []},
+        True,
+        400,
+        4,
+        "overwrite",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_keywords", "as_admin", "status", "rc", "said"),
+    [pytest.param(*row[1:], id=row[0]) for row in LIMITS],
+)
+async def test_an_exceeded_limit_is_a_clear_error_in_the_handle_shape(
+    small, method, path, request_keywords, as_admin, status, rc, said
+):
+    headers = admin_json() if as_admin else {}
+    resp = await small.request(method, path, headers=headers, **request_keywords)
     body = await resp.json()
-    assert resp.status == 400 and body["responseCode"] == 102 and "40" in body["message"]
-
-
-async def test_prefix_length(small):
-    resp = await small.get("/api/handles/88.123.4567890123/x")
-    assert resp.status == 400 and "prefix" in (await resp.json())["message"]
-
-
-async def test_values_per_handle(small):
-    resp = await put(
-        small,
-        "/api/handles/88.123/v",
-        [{"index": i, "type": "T", "data": "x"} for i in range(1, 5)],
-    )
-    body = await resp.json()
-    assert resp.status == 400 and body["responseCode"] == 202 and "3" in body["message"]
-
-
-async def test_value_size(small):
-    resp = await put(small, "/api/handles/88.123/v", [{"index": 1, "type": "T", "data": "x" * 60}])
-    assert resp.status == 400 and "bytes" in (await resp.json())["message"]
-
-
-async def test_type_length(small):
-    resp = await put(small, "/api/handles/88.123/v", [{"index": 1, "type": "T" * 11, "data": "x"}])
-    assert resp.status == 400 and "type" in (await resp.json())["message"]
-
-
-async def test_body_size_is_413_in_the_error_shape(small):
-    resp = await small.put("/api/handles/88.123/v", data=b"[" + b" " * 3000 + b"]", headers=admin_json())
-    body = await resp.json()
-    assert resp.status == 413 and body["responseCode"] == 4 and "2000" in body["message"]
-
-
-async def test_index_out_of_range(small):
-    resp = await put(small, "/api/handles/88.123/v", [{"index": 2**31, "type": "T", "data": "x"}])
-    assert resp.status == 400 and (await resp.json())["responseCode"] == 202
-
-
-async def test_control_characters_in_handle(small):
-    resp = await small.get("/api/handles/88.123/a%01b")
-    assert resp.status == 400 and "control" in (await resp.json())["message"]
-
-
-async def test_malformed_utf8_in_path(small):
-    resp = await small.get("/api/handles/88.123/a%ff%fe")
-    body = await resp.json()
-    assert resp.status == 400 and body["responseCode"] == 102 and "UTF-8" in body["message"]
-
-
-async def test_malformed_utf8_in_body(small):
-    resp = await small.put(
-        "/api/handles/88.123/v",
-        data=b'[{"index":1,"type":"T","data":"\xff"}]',
-        headers=admin_json(),
-    )
-    assert resp.status == 400 and (await resp.json())["responseCode"] == 4
-
-
-async def test_bad_query_parameters(small):
-    resp = await small.get("/api/handles/88.123/v", params={"index": "x"})
-    assert resp.status == 400 and (await resp.json())["responseCode"] == 4
-    resp = await small.put(
-        "/api/handles/88.123/v", params={"overwrite": "maybe"}, json=[], headers=admin_json()
-    )
-    assert resp.status == 400 and (await resp.json())["responseCode"] == 4
+    assert resp.status == status and resp.content_type == "application/json", body
+    assert body["responseCode"] == rc and said in body["message"], body
 
 
 async def test_one_credential_has_one_bucket_however_its_header_is_written(config):
