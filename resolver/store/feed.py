@@ -77,10 +77,11 @@ async def follow_changes(
                 conn.terminate()
             raise
         except Exception as exc:  # any failure of the feed means: stop trusting, reconnect
-            if cache.trusted:
-                log.warning("change feed lost (%s); cache not trusted until it is back", exc)
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            reason = "connection closed"
         if cache.trusted:
-            log.warning("change feed lost; cache not trusted until it is back")
+            log.warning("change feed lost (%s); cache not trusted until it is back", reason)
         trust(False)
         if conn is not None:
             conn.terminate()
