@@ -27,6 +27,7 @@ from resolver.http.keys import (
     RECURSIVE,
     REGISTRY,
 )
+from resolver.http.paging import page_and_size
 from resolver.services.statistics import standing
 from resolver.upstream.recursion import HOP_HEADER
 
@@ -263,8 +264,7 @@ async def list_handles(request: web.Request) -> web.Response:
     assert identity is not None
     limit = config.limits.max_page_size
     try:
-        page = parse_int(query.get("page", "0"), "page", 0, 10_000_000)
-        page_size = parse_int(query.get("pageSize", str(limit)), "pageSize", 0, limit)
+        page, page_size = page_and_size(query, size_key="pageSize", default=limit, smallest=0, largest=limit)
     except HandleError as exc:
         raise _protocol(exc.message) from None
     total, handles = await request.app[REGISTRY].list_handles(prefix, page, page_size, identity)

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
-from resolver.core.values import parse_int
 from resolver.http.envelope import FAILED, authenticated_body, envelope, enveloped, node_admin, ok
 from resolver.http.keys import CONFIG, OPERATORS
+from resolver.http.paging import page_and_size
 
 _MAX_ID = 2**63 - 1  # Postgres bigint
 
@@ -38,10 +38,14 @@ async def _admin_body(request: web.Request) -> tuple[Identity, dict[str, Any]]:
     return actor, body
 
 
+OPERATOR_PAGE_SIZE = 1000  # the largest page of enterprises or audit entries
+
+
 def _paging(request: web.Request) -> tuple[int, int]:
     try:
-        page = parse_int(request.query.get("page", "0"), "page", 0, 10_000_000)
-        size = parse_int(request.query.get("pageSize", "50"), "pageSize", 1, 1000)
+        page, size = page_and_size(
+            request.query, size_key="pageSize", default=50, smallest=1, largest=OPERATOR_PAGE_SIZE
+        )
     except HandleError as exc:
         raise HandleError(RC.PROTOCOL_ERROR, f"分页参数不正确：{exc.message}") from None
     return page, size

@@ -21,7 +21,7 @@ from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import timed
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
-from resolver.http.scan import WEB_URL, is_web_url, page_url, product_page, qr_png, qr_svg, wants_qr
+from resolver.http.scan import WEB_URL, page_url, product_page, qr_png, qr_svg, wants_qr, web_link
 from resolver.services.registry import Registry
 from resolver.store.rows import Record
 
@@ -48,16 +48,12 @@ def page(title: str, body: str, status: int = 200, headers: dict[str, str] | Non
 
 
 def _value_cell(value: StoredValue) -> str:
-    data = value["data"]
-    shown = data["value"] if isinstance(data["value"], str) else repr(data["value"])
-    text = html.escape(shown)
-    if (
-        value["type"].upper().startswith("URL")
-        and isinstance(data["value"], str)
-        and is_web_url(data["value"])
-    ):
-        return f'<a href="{html.escape(data["value"], quote=True)}" rel="nofollow noopener">{text}</a>'
-    return f"<code>{text}</code>"
+    data = value["data"]["value"]
+    if isinstance(data, str) and value["type"].upper().startswith("URL"):
+        link = web_link(data)
+        if link is not None:
+            return link
+    return f"<code>{html.escape(data if isinstance(data, str) else repr(data))}</code>"
 
 
 def values_page(handle: str, values: list[StoredValue]) -> web.Response:

@@ -84,11 +84,16 @@ def is_web_url(text: str) -> bool:
     return WEB_URL.fullmatch(text) is not None
 
 
+def web_link(value: str) -> str | None:
+    """An anchor to `value` when it is a web URL (nofollow, noopener), else None: the one way a
+    stored value becomes a link on any page of the node."""
+    if not is_web_url(value):
+        return None
+    return f'<a href="{html.escape(value, quote=True)}" rel="nofollow noopener">{html.escape(value)}</a>'
+
+
 def _link_or_text(value: str) -> str:
-    text = html.escape(value)
-    if is_web_url(value):
-        return f'<a href="{html.escape(value, quote=True)}" rel="nofollow noopener">{text}</a>'
-    return text
+    return web_link(value) or html.escape(value)
 
 
 def _shown(value: StoredValue) -> str:

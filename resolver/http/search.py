@@ -26,10 +26,10 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold
 from resolver.core.permissions import Identity
 from resolver.core.search import MAX_LIMIT, SearchTimeout, TooManySearches, plan_search
-from resolver.core.values import parse_int
 from resolver.http.envelope import caller
 from resolver.http.errors import mapped
 from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, SEARCHES, STORE
+from resolver.http.paging import page_and_size
 from resolver.store import enterprises
 
 _PAGING = ("limit", "page", "prefix")
@@ -134,8 +134,9 @@ async def search(request: web.Request) -> web.Response:
     if not terms:
         raise HandleError(RC.PROTOCOL_ERROR, f"give at least one search key: {', '.join(sorted(allowed))}")
     try:
-        limit = parse_int(request.query.get("limit", "1000"), "limit", 1, MAX_LIMIT)
-        page = parse_int(request.query.get("page", "0"), "page", 0, 10_000_000)
+        page, limit = page_and_size(
+            request.query, size_key="limit", default=1000, smallest=1, largest=MAX_LIMIT
+        )
     except HandleError as exc:
         raise HandleError(RC.PROTOCOL_ERROR, exc.message) from None
     plan = plan_search(terms, limit, page)
