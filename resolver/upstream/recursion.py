@@ -31,10 +31,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import aiohttp
 import orjson
@@ -55,6 +53,7 @@ from resolver.core.remote import (
     values_ttl,
 )
 from resolver.core.values import StoredValue, select
+from resolver.upstream.bounded import BoundedCache, SingleFlight
 from resolver.upstream.toplevel import TooLarge, Upstream, UpstreamError, read_limited
 
 HOP_HEADER = "X-Resolver-Hop"
@@ -62,15 +61,11 @@ MAX_PREFIX_TTL = 3600.0
 # Of --recursive-cache-bytes, the prefix sites get a sixteenth, the unreachable targets another,
 # and the answers the rest.
 SITE_SHARE = 16
-# Bytes counted for a cache entry on top of what it holds (the key, the entry, the dict slot).
-ENTRY_OVERHEAD = 256
 MAX_HEADERS = 64
 # Lookups that may wait for a slot, per slot of --recursive-concurrency, in each worker; past that a
 # request is refused at once rather than queued behind targets that are slow to answer.
 QUEUED_PER_SLOT = 4
 UNREACHABLE = "could not be reached or gave no HTTP answer in time"
-
-T = TypeVar("T")
 
 
 class HopFailed(HandleError):
@@ -121,70 +116,6 @@ class Found:
 SiteAnswer = Found | Refusal | None
 # What a node said about a handle: its values as JSON, or a failure (not found included).
 HandleAnswer = bytes | Refusal
-
-
-class BoundedCache(Generic[T]):
-    """Entries with a lifetime, least recently used first, their total size bounded in bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[str, tuple[T, float, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: str, now: float) -> tuple[T] | None:
-        """The fresh entry for `key` (a 1-tuple, since None is a value), or None."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= now:
-            self._drop(key)
-            return None
-        self._entries.move_to_end(key)
-        return (entry[0],)
-
-    def put(self, key: str, value: T, ttl: float, size: int, now: float) -> None:
-        if key in self._entries:
-            self._drop(key)
-        size += ENTRY_OVERHEAD + len(key)
-        if size > self.max_bytes:
-            return
-        self._entries[key] = (value, now + ttl, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            self._drop(next(iter(self._entries)))
-
-    def _drop(self, key: str) -> None:
-        self.bytes -= self._entries.pop(key)[2]
-
-
-class SingleFlight(Generic[T]):
-    """One running lookup per key, whoever asks; it runs on when the request that started it goes."""
-
-    def __init__(self) -> None:
-        self._running: dict[str, asyncio.Task[T]] = {}
-
-    async def run(self, key: str, lookup: Callable[[], Awaitable[T]]) -> T:
-        task = self._running.get(key)
-        if task is None:
-            task = asyncio.ensure_future(lookup())
-            self._running[key] = task
-            task.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(task)
-
-    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
-        if self._running.get(key) is task:
-            del self._running[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: whoever waits gets it, nobody is warned about it
-
-    async def close(self) -> None:
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def render(sent: str, values_json: bytes, indexes: frozenset[int], types: Sequence[str]) -> bytes:

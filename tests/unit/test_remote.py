@@ -25,7 +25,8 @@ from resolver.core.remote import (
     values_ttl,
 )
 from resolver.http.bodies import MAX_JSON_DEPTH
-from resolver.upstream.recursion import ENTRY_OVERHEAD, BoundedCache, SingleFlight, render
+from resolver.upstream.bounded import ENTRY_OVERHEAD, BoundedCache, SingleFlight
+from resolver.upstream.recursion import render
 
 LIMITS = Limits()
 PUBLIC = AddressPolicy()
