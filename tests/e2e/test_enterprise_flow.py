@@ -8,9 +8,9 @@ import requests
 from pyhandle.handleclient import PyHandleClient
 from pyhandle.handleexceptions import GenericHandleError
 
-from tests.e2e.conftest import admit_over_http
 from tests.enterprise_helpers import product
 from tests.helpers import basic
+from tests.nodes import admit_over_http
 
 pytestmark = pytest.mark.e2e
 

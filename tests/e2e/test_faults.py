@@ -17,8 +17,8 @@ import asyncpg
 import requests
 
 from resolver.embedded import EmbeddedPostgres
-from tests.e2e.conftest import start_node, worker_pid
 from tests.helpers import ADMIN_SECRET, ADMIN_USER
+from tests.nodes import start_node, worker_pid
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{quote(ADMIN_USER)}:{ADMIN_SECRET}".encode()).decode()}
 

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from benchmarks.__main__ import run_locust
-from tests.e2e.conftest import admit_over_http
 from tests.helpers import ADMIN_SECRET, basic
+from tests.nodes import admit_over_http
 
 pytestmark = pytest.mark.e2e
 

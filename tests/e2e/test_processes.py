@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import start_node, worker_pid
 from tests.helpers import admin_json, basic
+from tests.nodes import start_node, worker_pid
 
 pytestmark = pytest.mark.e2e
 
@@ -229,7 +229,8 @@ def test_ready_only_once_every_worker_accepts_connections(fresh_database, tmp_pa
 
     import requests
 
-    from tests.e2e.conftest import ADMIN_SECRET, free_port
+    from tests.helpers import ADMIN_SECRET
+    from tests.nodes import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import admit_over_http, free_port, start_node
 from tests.helpers import TEMPLATE, basic, scratch_database
+from tests.nodes import admit_over_http, free_port, start_node
 from tests.simulator import start_process
 
 

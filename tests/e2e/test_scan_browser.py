@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import admit_over_http, start_node
 from tests.helpers import basic
+from tests.nodes import admit_over_http, start_node
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 

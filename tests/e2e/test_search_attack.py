@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 import requests
 
-from tests.e2e.conftest import admit_over_http, start_node
 from tests.enterprise_helpers import product
+from tests.nodes import admit_over_http, start_node
 from tests.search_helpers import answer_order, seed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 import requests
 
-from tests.e2e.conftest import Node, admit_over_http, start_node
 from tests.helpers import TEMPLATE, basic, scratch_database
+from tests.nodes import Node, admit_over_http, start_node
 
 pytestmark = pytest.mark.e2e
 

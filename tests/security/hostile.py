@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from aiohttp import web
 
-from tests.e2e.conftest import Node, free_port, start_node
+from tests.nodes import Node, free_port, start_node
 from tests.simulator import module as simulator_module
 
 HUGE = 300 * 1024 * 1024

@@ -622,7 +622,7 @@ def _get(address: str, port: int, user: str, guesses: list[str], statuses: Count
 
 @pytest.mark.e2e
 def test_a_real_node_holds_a_flood_of_wrong_secrets(tmp_path, fresh_database):
-    from tests.e2e.conftest import start_node
+    from tests.nodes import start_node
 
     node = start_node(
         tmp_path,

@@ -43,8 +43,8 @@ import requests
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.e2e.conftest import Node, admit_over_http, start_node
 from tests.helpers import ADMIN_SECRET, ADMIN_USER, NODE_PREFIX, basic
+from tests.nodes import Node, admit_over_http, start_node
 from tests.security.fuzz_strategies import (
     BACKEND,
     ENVELOPE_API,

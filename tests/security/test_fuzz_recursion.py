@@ -41,8 +41,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from resolver.core.handles import fold
-from tests.e2e.conftest import Node
 from tests.helpers import TEMPLATE, scratch_database
+from tests.nodes import Node
 from tests.security.fuzz_strategies import ENCODINGS, PATH_INJECTIONS, encode_segment, query_string, weighted
 from tests.security.hostile import (
     SECRET,

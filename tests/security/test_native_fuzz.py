@@ -36,7 +36,6 @@ import requests
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from tests.e2e.conftest import start_node
 from tests.handle_client import (
     OP_FLAG_DIGEST,
     OP_FLAG_KEEP_ALIVE,
@@ -51,6 +50,7 @@ from tests.handle_client import (
 )
 from tests.helpers import NODE_PREFIX, admin_json
 from tests.integration.test_native import free_port
+from tests.nodes import start_node
 
 pytestmark = pytest.mark.e2e
 

@@ -30,8 +30,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.e2e.conftest import Node
 from tests.helpers import TEMPLATE, scratch_database
+from tests.nodes import Node
 from tests.security.hostile import (
     SECRET,
     World,

@@ -33,9 +33,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resolver.http.proxy import RedirectRefused, redirect_target
-from tests.e2e.conftest import start_node
 from tests.enterprise_helpers import admit, bearer, product, user_token
 from tests.helpers import admin_json, basic
+from tests.nodes import start_node
 
 # stored URL values: ending with the host, with a port, with a path, a query, user info
 STORED = [

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import start_node
 from tests.helpers import basic
+from tests.nodes import start_node
 
 pytestmark = pytest.mark.e2e
 

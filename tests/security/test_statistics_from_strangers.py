@@ -27,8 +27,8 @@ from resolver.config import Config
 from resolver.services.statistics import OTHER
 from resolver.store.queries import Q
 from resolver.upstream.toplevel import statistics_message
-from tests.e2e.conftest import admit_over_http, free_port, start_node
 from tests.helpers import NODE_PREFIX, basic
+from tests.nodes import admit_over_http, free_port, start_node
 from tests.simulator import start_process
 
 pytestmark = pytest.mark.e2e
