@@ -25,8 +25,8 @@ from resolver.core.templates import (
     template_version_of,
 )
 from resolver.core.values import StoredValue, parse_values, same_content, timestamp
-from resolver.services.registry import Registry
-from resolver.store.rows import AuditEntry, PrefixInfo
+from resolver.services.registry import Registry, audit
+from resolver.store.rows import PrefixInfo
 from resolver.store.tx import Tx
 
 OK = 1
@@ -210,16 +210,14 @@ class Batches:
             for item in valid:
                 assert item.name is not None and item.values is not None
                 if item.name.key in inserted:
-                    owner = owners.get(item.name.key)
-                    tx.audit(
-                        AuditEntry(
-                            identity.name,
-                            "handle.create",
-                            item.name.key,
-                            owner.enterprise_id if owner else None,
-                            None,
-                            item.values,
-                        )
+                    audit(
+                        tx,
+                        identity,
+                        "handle.create",
+                        item.name.key,
+                        owners.get(item.name.key),
+                        None,
+                        item.values,
                     )
                     outcome[id(item)] = CREATED
                 else:
@@ -263,17 +261,7 @@ class Batches:
             rows = [(i.name.key, merged[i.name.key]) for i in items if i.name is not None]
             await tx.update_many(rows)
             for key, new_values in rows:
-                owner = owners.get(key)
-                tx.audit(
-                    AuditEntry(
-                        identity.name,
-                        "handle.update",
-                        key,
-                        owner.enterprise_id if owner else None,
-                        current[key].values,
-                        new_values,
-                    )
-                )
+                audit(tx, identity, "handle.update", key, owners.get(key), current[key].values, new_values)
         self.registry.lookup.invalidate(tx.changed)
         return [
             ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, "更新成功")
@@ -316,16 +304,14 @@ class Batches:
                 if record is None:
                     item.error = "标识不存在"
                     continue
-                owner = owners.get(item.name.key)
-                tx.audit(
-                    AuditEntry(
-                        identity.name,
-                        "handle.delete",
-                        item.name.key,
-                        owner.enterprise_id if owner else None,
-                        record.values,
-                        None,
-                    )
+                audit(
+                    tx,
+                    identity,
+                    "handle.delete",
+                    item.name.key,
+                    owners.get(item.name.key),
+                    record.values,
+                    None,
                 )
         self.registry.lookup.invalidate(tx.changed)
         return [

@@ -8,16 +8,12 @@ it commits.
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import orjson
-
 from resolver.cache import Entry, Lookup
 from resolver.config import Config
-from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, check_prefix, fold
 from resolver.core.permissions import (
@@ -32,15 +28,10 @@ from resolver.core.permissions import (
     referenced_handles,
 )
 from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
-from resolver.core.templates import (
-    SHARED,
-    Template,
-    check_values,
-    parse_template,
-    pick_template,
-    template_version_of,
-)
+from resolver.core.templates import Template, check_values, pick_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
+from resolver.services.seckeys import hash_secrets
+from resolver.services.template_lookup import TemplateSource, load_templates
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry, PrefixInfo, Record
 from resolver.store.tx import Tx
@@ -52,46 +43,22 @@ def _denied(message: str) -> HandleError:
     return HandleError(RC.INSUFFICIENT_PERMISSIONS, message)
 
 
+def audit(
+    tx: Tx,
+    identity: Identity,
+    operation: str,
+    key: str,
+    owner: PrefixInfo | None,
+    before: list[StoredValue] | None,
+    after: list[StoredValue] | None,
+) -> None:
+    """Audit one write of a handle under `owner` (None: outside every enterprise prefix)."""
+    tx.audit(AuditEntry(identity.name, operation, key, owner.enterprise_id if owner else None, before, after))
+
+
 def not_found() -> HandleError:
     """rc 100: the handle does not exist."""
     return HandleError(RC.HANDLE_NOT_FOUND, "handle not found")
-
-
-async def _hash_secrets(values: list[StoredValue]) -> None:
-    """Replace the secret of every HS_SECKEY value by its salted hash, in a thread.
-
-    A value already hashed (as reads with admin rights show them) is kept only when it was made
-    with the node's parameters: the parameters set the price of every request presenting it.
-    """
-    for value in values:
-        if fold(value["type"]) != "hs_seckey":
-            continue
-        data = value["data"]
-        if data["format"] == secrets.HASH_FORMAT:
-            if secrets.is_hash(data["value"]):
-                continue
-            raise HandleError(
-                RC.INVALID_VALUE,
-                f"value {value['index']}: an HS_SECKEY of format scrypt must be a hash made with this "
-                f"node's parameters ({secrets.PARAMETERS}); send the secret itself as string, hex or base64",
-            )
-        if data["format"] not in ("string", "base64", "hex") or not isinstance(data["value"], str):
-            raise HandleError(RC.INVALID_VALUE, f"value {value['index']}: an HS_SECKEY needs a string secret")
-        try:
-            if data["format"] == "string":
-                raw = data["value"].encode("utf-8")
-            elif data["format"] == "hex":
-                raw = bytes.fromhex(data["value"])
-            else:
-                raw = base64.b64decode(data["value"], validate=True)
-        except ValueError:  # also binascii.Error and UnicodeEncodeError
-            raise HandleError(
-                RC.INVALID_VALUE, f"value {value['index']}: the HS_SECKEY is not valid {data['format']}"
-            ) from None
-        value["data"] = {
-            "format": secrets.HASH_FORMAT,
-            "value": await asyncio.to_thread(secrets.hash_secret, raw),
-        }
 
 
 class Registry:
@@ -201,8 +168,7 @@ class Registry:
         candidates = self.enterprise_prefix_candidates(name)
         if not candidates:
             return None
-        rows = await self.store.fetch_named("prefix_info_read", candidates)
-        infos = {r[0]: PrefixInfo(r[0], r[1], r[2]) for r in rows}
+        infos = await self.store.prefix_info(candidates)
         return next((infos[p] for p in candidates if p in infos), None)
 
     async def enterprise_of_prefix_admin(self, identity: Identity) -> int | None:
@@ -213,9 +179,8 @@ class Registry:
             return None
         parts = prefix.split(".")
         candidates = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]  # nearest first
-        rows = await self.store.fetch_named("prefix_info_read", candidates)
-        owners = {r[0]: int(r[2]) for r in rows}
-        return next((owners[p] for p in candidates if p in owners), None)
+        infos = await self.store.prefix_info(candidates)
+        return next((int(infos[p].enterprise_id) for p in candidates if p in infos), None)
 
     async def readable_values(
         self, name: HandleName, record: Record, identity: Identity | None
@@ -284,25 +249,11 @@ class Registry:
         return {name.key: governing_owner(candidates[name.key], infos) for name in names}
 
     async def load_templates(
-        self, tx: Tx | HandleStore, wanted: Sequence[tuple[str, str]]
+        self, tx: TemplateSource, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], Template]:
         """Templates by (prefix, version): the prefix's own, or a shared one of that version
         (read in the transaction `tx`, or, for display, straight from the store)."""
-        if not wanted:
-            return {}
-        prefixes = sorted({p for p, _ in wanted} | {SHARED})
-        versions = sorted({v for _, v in wanted})
-        rows = await tx.templates(prefixes, versions)
-        found = {
-            (p, v): parse_template({"version": v, "industryCodes": codes, "items": orjson.loads(items)}, p)
-            for p, v, codes, items in rows
-        }
-        resolved: dict[tuple[str, str], Template] = {}
-        for prefix, version in wanted:
-            template = found.get((prefix, version)) or found.get((SHARED, version))
-            if template is not None:
-                resolved[(prefix, version)] = template
-        return resolved
+        return await load_templates(tx, wanted)
 
     async def check_template(self, tx: Tx, name: HandleName, values: list[StoredValue]) -> None:
         """When the values name a template version (index 1001), they must fit it."""
@@ -326,7 +277,7 @@ class Registry:
         """Create the handle, or with `overwrite` replace all its values; True when created."""
         self.check_responsible(name)
         values = parse_values(raw_values, self.limits, self._now())
-        await _hash_secrets(values)
+        await hash_secrets(values)
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
@@ -343,15 +294,14 @@ class Registry:
                 await self.check_template(tx, name, values)
                 await tx.update(name.key, values)
                 created = False
-            tx.audit(
-                AuditEntry(
-                    identity.name,
-                    "handle.create" if created else "handle.replace",
-                    name.key,
-                    owner.enterprise_id if owner else None,
-                    None if existing is None else existing.values,
-                    values,
-                )
+            audit(
+                tx,
+                identity,
+                "handle.create" if created else "handle.replace",
+                name.key,
+                owner,
+                None if existing is None else existing.values,
+                values,
             )
         self._after_commit(tx.changed)
         return created
@@ -370,7 +320,7 @@ class Registry:
         values = parse_values(raw_values, self.limits, self._now())
         if indexes is not None and indexes != {v["index"] for v in values}:
             raise HandleError(RC.PROTOCOL_ERROR, "the indexes in the query differ from those in the body")
-        await _hash_secrets(values)
+        await hash_secrets(values)
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
@@ -391,16 +341,7 @@ class Registry:
             await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, new_values)
             await self.check_template(tx, name, new_values)
             await tx.update(name.key, new_values)
-            tx.audit(
-                AuditEntry(
-                    identity.name,
-                    "handle.values.put",
-                    name.key,
-                    owner.enterprise_id if owner else None,
-                    existing.values,
-                    new_values,
-                )
-            )
+            audit(tx, identity, "handle.values.put", name.key, owner, existing.values, new_values)
         self._after_commit(tx.changed)
 
     async def delete_values(self, name: HandleName, indexes: frozenset[int], identity: Identity) -> None:
@@ -417,16 +358,7 @@ class Registry:
             await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, remaining)
             await self.check_template(tx, name, remaining)
             await tx.update(name.key, remaining)
-            tx.audit(
-                AuditEntry(
-                    identity.name,
-                    "handle.values.delete",
-                    name.key,
-                    owner.enterprise_id if owner else None,
-                    existing.values,
-                    remaining,
-                )
-            )
+            audit(tx, identity, "handle.values.delete", name.key, owner, existing.values, remaining)
         self._after_commit(tx.changed)
 
     async def delete_handle(self, name: HandleName, identity: Identity) -> None:
@@ -439,14 +371,5 @@ class Registry:
                 raise not_found()
             await self.authorize(tx, identity, name, owner, Action.DELETE, existing.values)
             await tx.delete(name.key)
-            tx.audit(
-                AuditEntry(
-                    identity.name,
-                    "handle.delete",
-                    name.key,
-                    owner.enterprise_id if owner else None,
-                    existing.values,
-                    None,
-                )
-            )
+            audit(tx, identity, "handle.delete", name.key, owner, existing.values, None)
         self._after_commit(tx.changed)

@@ -16,7 +16,7 @@ from resolver.core.search import SearchPlan, SearchTimeout, TooManySearches
 from resolver.store.connections import Readers
 from resolver.store.errors import UNAVAILABLE, translated_errors
 from resolver.store.queries import Q
-from resolver.store.rows import Record
+from resolver.store.rows import PrefixInfo, Record, TemplateRow
 from resolver.store.tx import Tx
 
 
@@ -167,12 +167,18 @@ class HandleStore:
             rows = await conn.fetch(Q["prefix_handles"], timeout=self._timeout)
             return [row[0] for row in rows]
 
-    async def templates(
-        self, prefixes: list[str], versions: list[str]
-    ) -> list[tuple[str, str, list[str], str]]:
-        """Template rows (prefix, version, industry codes, items JSON), read outside a transaction."""
-        rows = await self.fetch_named("templates_for", prefixes, versions)
-        return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
+    async def templates(self, prefixes: list[str], versions: list[str]) -> list[TemplateRow]:
+        """The stored templates of these prefixes in these versions, read outside a transaction."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            rows = await conn.fetch(Q["templates_for"], prefixes, versions, timeout=self._timeout)
+        return [TemplateRow(row[0], row[1], list(row[2]), row[3]) for row in rows]
+
+    async def prefix_info(self, prefixes: list[str]) -> dict[str, PrefixInfo]:
+        """The enterprise prefixes among these, with their states and owners, read outside a
+        transaction."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            rows = await conn.fetch(Q["prefix_info_read"], prefixes, timeout=self._timeout)
+        return {row[0]: PrefixInfo(row[0], row[1], row[2]) for row in rows}
 
     async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
         """The rows of a named read-only statement of store/sql."""

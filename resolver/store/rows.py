@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,3 +58,12 @@ class AuditEntry:
     before: object = None
     after: object = None
     detail: object = None
+
+
+class TemplateRow(NamedTuple):
+    """One version of a prefix's data template as stored: its items as JSON text."""
+
+    prefix: str
+    version: str
+    industry_codes: list[str]
+    items: str

@@ -13,7 +13,7 @@ from resolver.core.values import StoredValue
 from resolver.store.connections import Connection
 from resolver.store.notifications import CHANNEL, notification_payloads, user_line
 from resolver.store.queries import Q
-from resolver.store.rows import AuditEntry, PrefixInfo, Record, encode_values, record_from_row
+from resolver.store.rows import AuditEntry, PrefixInfo, Record, TemplateRow, encode_values, record_from_row
 
 
 class Tx:
@@ -153,12 +153,10 @@ class Tx:
         rows = await self._conn.fetch(Q["prefix_info"], prefixes, timeout=self._timeout)
         return {row[0]: PrefixInfo(row[0], row[1], row[2]) for row in rows}
 
-    async def templates(
-        self, prefixes: list[str], versions: list[str]
-    ) -> list[tuple[str, str, list[str], str]]:
-        """Template rows (prefix, version, industry codes, items JSON) of these prefixes and versions."""
+    async def templates(self, prefixes: list[str], versions: list[str]) -> list[TemplateRow]:
+        """The stored templates of these prefixes in these versions."""
         rows = await self._conn.fetch(Q["templates_for"], prefixes, versions, timeout=self._timeout)
-        return [(row[0], row[1], list(row[2]), row[3]) for row in rows]
+        return [TemplateRow(row[0], row[1], list(row[2]), row[3]) for row in rows]
 
     async def execute_named(self, name: str, *args: object) -> str:
         """Run one named statement of store/sql (operator writes)."""
