@@ -40,6 +40,10 @@ def _invalid(message: str) -> HandleError:
     return HandleError(RC.INVALID_VALUE, message)
 
 
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def timestamp(now: datetime) -> str:
     """The Handle timestamp form: UTC, seconds, `Z`."""
     moment = now.astimezone(UTC)
@@ -155,13 +159,17 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     if folded_type == "hs_admin" and data["format"] != "admin":
         raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
     raw_value = data["value"]
-    if isinstance(raw_value, str):
-        size = len(raw_value) if raw_value.isascii() else len(raw_value.encode("utf-8"))
-        nul = "\x00" in raw_value
-    else:
-        encoded = orjson.dumps(raw_value)
-        size = len(encoded)
-        nul = b"\\u0000" in encoded  # how JSON writes a NUL in any nested string or key
+    try:
+        encoded = None if isinstance(raw_value, str) else orjson.dumps(raw_value)
+        size = len(encoded) if encoded is not None else _utf8_size(raw_value)
+    except UnicodeEncodeError:
+        # only a caller that hands over Python strings can get here (JSON bodies, UTF-8 files and
+        # native messages cannot carry a lone surrogate): not text, whatever the path
+        raise _invalid(f"value {index}: data is not valid Unicode text (a lone surrogate)") from None
+    except orjson.JSONEncodeError as exc:
+        raise _invalid(f"value {index}: data cannot be stored as JSON ({exc})") from None
+    # in nested data, as JSON writes a NUL in any string or key
+    nul = "\x00" in raw_value if encoded is None else b"\\u0000" in encoded
     if nul:
         # Postgres text cannot hold a NUL (a searchable value becomes a text search term):
         # every path refuses it here, as the HTTP APIs do for the whole body

@@ -26,7 +26,9 @@ LIMITS = Limits()
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 
 # a NUL is refused in any value (Postgres text cannot hold one): see test_a_nul_is_refused_in_any_value
-no_nul = st.characters(blacklist_characters="\x00")
+# text as any path can bring it: no NUL, and no lone surrogates (no JSON body, UTF-8 file or native
+# message carries one; test_a_lone_surrogate_is_refused covers a caller that hands one over)
+no_nul = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
 json_scalars = (
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet=no_nul, max_size=20)
 )
@@ -177,3 +179,19 @@ def test_first_url_prefers_plain_url_and_skips_private_values():
     )
     assert first_url(values) == ("https://plain", 60.0)
     assert first_url(values[:2]) == ("https://m", 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("data", "word"),
+    [
+        ({"format": "string", "value": "\ud800"}, "surrogate"),
+        ("plain \udfff text", "surrogate"),
+        ({"format": "custom-x", "value": {"nested": ["\ud800"]}}, "JSON"),
+    ],
+)
+def test_a_lone_surrogate_is_refused(data, word):
+    """Not text in any encoding: refused as an invalid value, never an exception from encoding
+    (hypothesis found '\ud800' raising UnicodeEncodeError here)."""
+    with pytest.raises(HandleError) as caught:
+        parse_value({"index": 9, "type": "DESC", "data": data}, LIMITS, NOW)
+    assert caught.value.rc == RC.INVALID_VALUE and word in caught.value.message
