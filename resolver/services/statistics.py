@@ -27,7 +27,9 @@ from typing import Any
 
 from resolver.core.handles import PREFIX_NA, fold
 from resolver.metrics import NodeMetrics
+from resolver.store import statistics as counts_store
 from resolver.store.handles import HandleStore
+from resolver.store.statistics import Counts
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +136,7 @@ class DailyCounter:
 
     async def refresh(self, store: HandleStore) -> None:
         """Read the allocated prefixes again."""
-        rows = await store.fetch_named("enterprise_prefix_all")
-        self.served = ServedPrefixes(self.served.node_prefix, (r[0] for r in rows))
+        self.served = ServedPrefixes(self.served.node_prefix, await counts_store.allocated_prefixes(store))
 
     async def flush(self, store: HandleStore, day: date | None = None) -> None:
         """Add the counts, labelled with the allocations as they are now, to `daily_counts`; on
@@ -145,16 +146,9 @@ class DailyCounter:
         await self.refresh(store)
         counts, self.counts = self.counts, {}
         labelled = self.served.fold_counts(counts)
-        when = day or today()
-        prefixes = sorted(labelled)
         try:
-            await store.fetch_named(
-                "daily_add",
-                [when] * len(prefixes),
-                prefixes,
-                [labelled[p][0] for p in prefixes],
-                [labelled[p][1] for p in prefixes],
-                [labelled[p][2] for p in prefixes],
+            await counts_store.add_daily_counts(
+                store, day or today(), {prefix: Counts(*row) for prefix, row in labelled.items()}
             )
         except Exception:
             for prefix, row in labelled.items():  # labels are their own labels
@@ -169,7 +163,7 @@ async def fold_unserved(store: HandleStore, node_prefix: str) -> None:
     before the labels, or by an import under a prefix nobody was given) as `ServedPrefixes.label`
     would have: into the enterprise prefix above, the node prefix, or `OTHER`. Idempotent; when
     several workers do it at once, the first one moves the rows and the others find none."""
-    await store.fetch_named("daily_fold_unserved", fold(node_prefix), OTHER, PREFIX_NA)
+    await counts_store.fold_unserved(store, fold(node_prefix), OTHER, PREFIX_NA)
 
 
 GAUGE_EVERY = 6  # flushes between refreshes of the threshold gauges (30 s)
@@ -190,7 +184,7 @@ async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: Node
         try:
             if rounds % GAUGE_EVERY == 0:
                 metrics.set_standing((await standing(store)).node.to_json())
-                metrics.identifiers.set(int(await store.fetchval_named("identifiers_estimate") or 0))
+                metrics.identifiers.set(await counts_store.identifiers_estimate(store))
             await asyncio.sleep(FLUSH_SECONDS)
             rounds += 1
             await counter.flush(store)
@@ -254,16 +248,14 @@ async def standing(store: HandleStore, on: date | None = None) -> Report:
     def of(prefix: str) -> Standing:
         return report.prefixes.setdefault(prefix, Standing())
 
-    for prefix, _reg, resolved, missing in await store.fetch_named("daily_range", yesterday, yesterday):
-        of(prefix).resolutions_yesterday = int(resolved)
-        of(prefix).not_found_yesterday = int(missing)
-    for prefix, _reg, resolved, _missing in await store.fetch_named(
-        "daily_range", day - timedelta(days=30), yesterday
-    ):
-        of(prefix).resolutions_30d_average = int(resolved) / 30
-    for prefix, registered, _res, _missing in await store.fetch_named("daily_range", year_start, day):
-        of(prefix).registrations_year = int(registered)
-        of(prefix).registrations_projected = int(registered) * days_in_year / elapsed_days
+    for row in await counts_store.counts_between(store, yesterday, yesterday):
+        of(row.prefix).resolutions_yesterday = row.resolutions
+        of(row.prefix).not_found_yesterday = row.not_found
+    for row in await counts_store.counts_between(store, day - timedelta(days=30), yesterday):
+        of(row.prefix).resolutions_30d_average = row.resolutions / 30
+    for row in await counts_store.counts_between(store, year_start, day):
+        of(row.prefix).registrations_year = row.registrations
+        of(row.prefix).registrations_projected = row.registrations * days_in_year / elapsed_days
     node = report.node
     for s in report.prefixes.values():
         node.resolutions_yesterday += s.resolutions_yesterday
@@ -280,8 +272,8 @@ async def reconcile(store: HandleStore, day: date) -> list[tuple[str, int, int]]
     Counted registrations can exceed what is still there (deletions), never fall short of it by
     more than the last seconds before a crash.
     """
-    counted = {p: int(n) for p, n in await store.fetch_named("registered_per_day", day)}
-    present = {p: int(n) for p, n in await store.fetch_named("created_per_day", day)}
+    counted = await counts_store.registered_on(store, day)
+    present = await counts_store.created_on(store, day)
     return [(p, counted.get(p, 0), present.get(p, 0)) for p in sorted(counted.keys() | present.keys())]
 
 

@@ -23,14 +23,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
-import asyncpg
 import orjson
 
 from resolver.config import Config
 from resolver.core.handles import PREFIX_NA
 from resolver.services.statistics import today
+from resolver.store import outbox
+from resolver.store import statistics as counts
 from resolver.store.connections import Connection
-from resolver.store.queries import Q
 from resolver.upstream.site import site_value
 
 log = logging.getLogger(__name__)
@@ -179,11 +179,16 @@ def prefix_message(config: Config, prefix: str, enabled: bool) -> dict[str, Any]
     return message
 
 
-def statistics_message(config: Config, day: date, rows: Sequence[Any]) -> dict[str, Any]:
+def statistics_message(config: Config, day: date, rows: Sequence[counts.PrefixCounts]) -> dict[str, Any]:
     """A closed day's registrations and resolutions, per prefix and for the node."""
     prefixes = [
-        {"prefix": p, "registrations": int(r), "resolutions": int(s), "notFound": int(n)}
-        for p, r, s, n in rows
+        {
+            "prefix": row.prefix,
+            "registrations": row.registrations,
+            "resolutions": row.resolutions,
+            "notFound": row.not_found,
+        }
+        for row in rows
     ]
     return {
         "type": STATISTICS_KIND,
@@ -204,7 +209,7 @@ async def enqueue(
     """Queue a message in the caller's transaction; returns its id."""
     message_id = str(uuid.uuid4())
     body = {"messageId": message_id, **body}
-    await conn.execute(Q["outbox_add"], message_id, lane, kind, ref, orjson.dumps(body).decode())
+    await outbox.add(conn, message_id, lane, kind, ref, orjson.dumps(body).decode())
     return message_id
 
 
@@ -212,32 +217,31 @@ async def enqueue_prefix(conn: Connection, config: Config, prefix: str, enabled:
     return await enqueue(conn, f"prefix:{prefix}", PREFIX_KIND, prefix_message(config, prefix, enabled))
 
 
-async def queue_closed_days(conn: asyncpg.Connection, config: Config, now: datetime | None = None) -> int:
+async def queue_closed_days(conn: Connection, config: Config, now: datetime | None = None) -> int:
     """Queue the statistics of every day that closed (within the last week) and is not queued yet."""
     now = now or datetime.now(UTC)
     current = (now - DAY_CLOSE_GRACE).date()
     queued = 0
-    async with conn.transaction():
-        for (day,) in await conn.fetch(Q["days_to_report"], current):
-            rows = await conn.fetch(Q["day_counts"], day)
-            body = statistics_message(config, day, rows)
+    async with outbox.transaction(conn):
+        for day in await outbox.days_to_report(conn, current):
+            body = statistics_message(config, day, await counts.day_counts(conn, day))
             await enqueue(conn, STATISTICS_LANE, STATISTICS_KIND, body, ref=day.isoformat())
             queued += 1
     return queued
 
 
-async def resync(conn: asyncpg.Connection, config: Config, days: int = 30) -> tuple[int, int]:
+async def resync(conn: Connection, config: Config, days: int = 30) -> tuple[int, int]:
     """Queue everything again: the node's own prefix record, every enabled prefix, and the daily
     statistics of the last `days` days (the receiving side replaces what it had)."""
-    async with conn.transaction():
-        prefixes = [config.node_prefix] + [row[1] for row in await conn.fetch(Q["enabled_prefixes"])]
+    async with outbox.transaction(conn):
+        prefixes = [config.node_prefix, *await outbox.enabled_prefixes(conn)]
         for prefix in prefixes:
             await enqueue_prefix(conn, config, prefix, True)
         reported = 0
-        for (day,) in await conn.fetch(Q["counted_days"], today() - timedelta(days=days)):
+        for day in await counts.counted_days(conn, today() - timedelta(days=days)):
             if day >= today():
                 continue
-            rows = await conn.fetch(Q["day_counts"], day)
+            rows = await counts.day_counts(conn, day)
             await enqueue(conn, STATISTICS_LANE, STATISTICS_KIND, statistics_message(config, day, rows))
             reported += 1
     return len(prefixes), reported
@@ -264,24 +268,25 @@ class OutboxStatus:
         }
 
 
-async def status(conn: asyncpg.Connection, limit: int = 20) -> OutboxStatus:
-    row = await conn.fetchrow(Q["outbox_status"])
-    assert row is not None
-    pending, oldest, delivered, last = row
+async def status(conn: Connection, limit: int = 20) -> OutboxStatus:
+    """The outbox in numbers, and its first `limit` undelivered messages."""
+    totals = await outbox.totals(conn)
     messages = [
         {
-            "id": row[0],
-            "messageId": row[1],
-            "lane": row[2],
-            "kind": row[3],
-            "attempts": row[4],
-            "lastError": row[5],
-            "queuedAt": row[6].isoformat(),
-            "nextAttempt": row[7].isoformat(),
+            "id": m.id,
+            "messageId": m.message_id,
+            "lane": m.lane,
+            "kind": m.kind,
+            "attempts": m.attempts,
+            "lastError": m.last_error,
+            "queuedAt": m.queued_at.isoformat(),
+            "nextAttempt": m.next_attempt.isoformat(),
         }
-        for row in await conn.fetch(Q["outbox_pending_list"], limit)
+        for m in await outbox.pending(conn, limit)
     ]
-    return OutboxStatus(int(pending), float(oldest), int(delivered), last, messages)
+    return OutboxStatus(
+        totals.pending, totals.oldest_seconds, totals.delivered, totals.last_delivery, messages
+    )
 
 
 def backoff(attempts: int) -> float:
@@ -289,22 +294,23 @@ def backoff(attempts: int) -> float:
     return float(min(MAX_BACKOFF, 2 ** max(0, attempts - 1)))
 
 
-async def deliver_due(conn: asyncpg.Connection, upstream: Upstream, batch: int = 100) -> tuple[int, int]:
+async def deliver_due(conn: Connection, upstream: Upstream, batch: int = 100) -> tuple[int, int]:
     """Send the messages whose time has come, oldest first within each lane; (delivered, failed).
 
     A failing message holds back the later messages of its lane, and only those.
     """
     delivered = failed = 0
-    for id_, _message_id, _lane, kind, body, attempts in await conn.fetch(Q["outbox_next"], batch):
+    for message in await outbox.due(conn, batch):
+        attempt = message.attempts + 1
         try:
-            await upstream.deliver(kind, orjson.loads(body))
+            await upstream.deliver(message.kind, orjson.loads(message.body))
         except UpstreamError as exc:
             failed += 1
-            await conn.execute(Q["outbox_failed"], id_, str(exc)[:500], backoff(attempts + 1))
-            log.warning("upstream: message %s not delivered (attempt %d): %s", id_, attempts + 1, exc)
+            await outbox.mark_failed(conn, message.id, str(exc)[:500], backoff(attempt))
+            log.warning("upstream: message %s not delivered (attempt %d): %s", message.id, attempt, exc)
         else:
             delivered += 1
-            await conn.execute(Q["outbox_delivered"], id_)
+            await outbox.mark_delivered(conn, message.id)
     return delivered, failed
 
 
@@ -318,19 +324,12 @@ async def run_deliverer(
     connection and another worker takes over within `interval` seconds.
     """
     assert config.dsn is not None
-    conn: asyncpg.Connection | None = None
-    holding = False
+    lock = outbox.DeliveryLock(config.dsn)
     checked: date | None = None  # the last closed day whose statistics were looked for
     while True:
         try:
-            if conn is None or conn.is_closed():
-                conn, holding = (
-                    await asyncpg.connect(config.dsn, server_settings={"application_name": "upstream"}),
-                    False,
-                )
-            if not holding:
-                holding = bool(await conn.fetchval(Q["upstream_try_lock"]))
-            if holding:
+            conn = await lock.take()
+            if conn is not None:
                 closed = (datetime.now(UTC) - DAY_CLOSE_GRACE).date()
                 if closed != checked:  # once a day (and once on taking the lock), not every round
                     await queue_closed_days(conn, config)
@@ -345,12 +344,9 @@ async def run_deliverer(
             raise
         except Exception as exc:  # the database or the network: try again next round
             log.warning("upstream deliverer: %s", exc)
-            if conn is not None and not conn.is_closed():
-                conn.terminate()
-            conn, holding = None, False
+            lock.drop()
         try:
             await asyncio.sleep(interval)
         except asyncio.CancelledError:
-            if conn is not None:
-                conn.terminate()
+            lock.close()
             raise

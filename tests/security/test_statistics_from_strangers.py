@@ -26,6 +26,7 @@ import requests
 from resolver.config import Config
 from resolver.services.statistics import OTHER
 from resolver.store.queries import Q
+from resolver.store.statistics import PrefixCounts, day_counts
 from resolver.upstream.toplevel import statistics_message
 from tests.helpers import NODE_PREFIX, basic
 from tests.nodes import admit_over_http, free_port, start_node
@@ -141,10 +142,10 @@ def test_anonymous_fan_out_leaves_only_served_prefixes_in_the_statistics(fresh_d
         assert set(listed) == set(expected)
 
         # What the node reports upward for the day (the message the deliverer sends).
-        async def rows() -> list[asyncpg.Record]:
+        async def rows() -> list[PrefixCounts]:
             conn = await asyncpg.connect(fresh_database)
             try:
-                return list(await conn.fetch(Q["day_counts"], datetime.now(UTC).date()))
+                return await day_counts(conn, datetime.now(UTC).date())
             finally:
                 await conn.close()
 

@@ -37,12 +37,6 @@ select d::date from generate_series(
 where not exists (select 1 from outbox where kind = 'statistics' and ref = d::date::text)
 order by 1;
 
--- name: day_counts
-select prefix, registrations, resolutions, not_found from daily_counts where day = $1 order by prefix;
-
--- name: counted_days
-select distinct day from daily_counts where day >= $1 order by day;
-
 -- name: enabled_prefixes
 select prefix, display from enterprise_prefixes where state = 1 order by prefix;
 

@@ -8,15 +8,21 @@ on conflict (day, prefix) do update set
     resolutions = daily_counts.resolutions + excluded.resolutions,
     not_found = daily_counts.not_found + excluded.not_found;
 
+-- name: day_counts
+select prefix, registrations, resolutions, not_found from daily_counts where day = $1 order by prefix;
+
+-- name: counted_days
+select distinct day from daily_counts where day >= $1 order by day;
+
 -- name: daily_range
 select prefix, sum(registrations), sum(resolutions), sum(not_found) from daily_counts
 where day >= $1 and day <= $2 group by prefix order by prefix;
 
 -- name: daily_fold_unserved
 -- rows of prefixes the node does not serve ($1 the node prefix, $2 the row of the others, $3 the
--- prefix of prefix records) moved where resolver.stats.ServedPrefixes.label puts them: the nearest
--- allocated prefix above; else registrations and resolutions to the node prefix (out of its scope:
--- dropped), not-found answers to $2
+-- prefix of prefix records) moved where resolver.services.statistics.ServedPrefixes.label puts
+-- them: the nearest allocated prefix above; else registrations and resolutions to the node prefix
+-- (out of its scope: dropped), not-found answers to $2
 with moved as (
     delete from daily_counts d
     where d.prefix <> $1 and d.prefix <> $2
