@@ -1,7 +1,7 @@
 """The registry's and batches' write rules as tables, run against the in-memory store (no database).
 
-Every table mirrors an integration test that checks the same rule over HTTP and Postgres (named in
-each table's docstring and in each row's id); those stay the truth, these run in milliseconds and
+Every table mirrors an integration test that checks the same rule over HTTP and Postgres (named
+above each table, and the test function bears its name); those stay the truth, these run in milliseconds and
 reach the services directly: `Registry` for the Handle API's writes, `Batches` for the enterprise
 API's. Rules that live in front of the services (authentication: anonymous callers, enterprise users
 having no Handle identity) are not rows here.
@@ -10,7 +10,7 @@ having no Handle identity) are not rows here.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +23,11 @@ from resolver.config import CacheSettings, Config, Limits
 from resolver.core import secrets
 from resolver.core.enterprises import PrefixState
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import fold, parse_handle
+from resolver.core.handles import HandleName, fold, parse_handle
 from resolver.core.permissions import Identity, Perm
 from resolver.core.templates import SHARED, parse_template, reference_value
 from resolver.core.values import StoredValue, parse_values
-from resolver.services.batches import OK, Batches
+from resolver.services.batches import OK, Batches, ItemResult
 from resolver.services.enterprises import enterprise_prefix_handle_values
 from resolver.services.registry import Registry
 from resolver.store.handles import HandleStore
@@ -87,11 +87,11 @@ async def node() -> AsyncIterator[Node]:
     await lookup.close()
 
 
-def name(text: str):
+def name(text: str) -> HandleName:
     return parse_handle(text, LIMITS)
 
 
-async def refused(call) -> HandleError | None:
+async def refused(call: Awaitable[object]) -> HandleError | None:
     """The error a Handle API write raised (None: it was made)."""
     try:
         await call
@@ -100,7 +100,7 @@ async def refused(call) -> HandleError | None:
     return None
 
 
-def batch_ok(results) -> bool:
+def batch_ok(results: list[ItemResult]) -> bool:
     return all(r.code == OK for r in results)
 
 
@@ -663,3 +663,83 @@ def test_the_fake_has_the_real_stores_methods_and_parameters(fake: type, real: t
     for method, signature in _public(fake).items():
         assert method in real_methods, method
         assert list(signature.parameters) == list(real_methods[method].parameters), method
+
+
+# -- nobody grants bits it lacks ------------------------------------------------------------------
+# Mirrors tests/unit/test_policy.py::test_other_identities_need_the_bits_and_grant_only_bits_they_hold
+# and the add-admin/modify-admin rows of test_privilege.py's permission-bit table, through the
+# registry: the bits of an HS_ADMIN value a write adds or alters must all be bits the writer holds.
+
+ENTERPRISE_RIGHTS = Perm(0xFFF) & ~(Perm.ADD_PREFIX | Perm.DELETE_PREFIX)
+GRANT_ROWS = [
+    # (id, the writer's bits, the HS_ADMIN index written, the bits it grants, made, words of the refusal)
+    ("grants one of its bits", ENTERPRISE_RIGHTS, 101, Perm.ADD_HANDLE, True, ""),
+    ("grants all of its bits", ENTERPRISE_RIGHTS, 101, ENTERPRISE_RIGHTS, True, ""),
+    ("grants add-prefix it lacks", ENTERPRISE_RIGHTS, 101, Perm(0xFFF), False, "may not grant"),
+    ("add-admin grants add-admin", Perm.ADD_ADMIN, 101, Perm.ADD_ADMIN, True, ""),
+    (
+        "add-admin grants read-value too",
+        Perm.ADD_ADMIN,
+        101,
+        Perm.ADD_ADMIN | Perm.READ_VALUE,
+        False,
+        "may not grant",
+    ),
+    (
+        "no add-admin",
+        ENTERPRISE_RIGHTS & ~Perm.ADD_ADMIN,
+        101,
+        Perm.READ_VALUE,
+        False,
+        "lacks the permission",
+    ),
+    ("modify-admin takes bits away", Perm.MODIFY_ADMIN, 100, Perm(0), True, ""),
+    ("modify-admin grants all", Perm.MODIFY_ADMIN, 100, Perm(0xFFF), False, "may not grant"),
+]
+
+
+@pytest.mark.parametrize(
+    ("have", "index", "grants", "made", "words"), [r[1:] for r in GRANT_ROWS], ids=[r[0] for r in GRANT_ROWS]
+)
+async def test_nobody_grants_bits_it_lacks(
+    node: Node, have: Perm, index: int, grants: Perm, made: bool, words: str
+):
+    record = "0.NA/88.123.60"
+    node.store.put(record, stored([admin_value(100, record, 300, bits_of(have))]))
+    node.store.put("88.123.60/T", stored(BASE))
+    before = node.store.values("88.123.60/T")
+    error = await refused(
+        node.registry.put_values(
+            name("88.123.60/T"),
+            [admin_value(index, record, 300, bits_of(grants))],
+            frozenset({index}),
+            prefix_admin("88.123.60"),
+            overwrite=True,
+        )
+    )
+    assert (error is None) == made, error
+    if error is not None:
+        assert error.rc == RC.INSUFFICIENT_PERMISSIONS and words in error.message
+        assert node.store.values("88.123.60/T") == before
+
+
+async def test_enterprise_users_write_no_admin_values(node: Node):
+    """Owner rights hold no admin bits (test_policy.py::test_enterprise_users_write_their_own_
+    identifiers_with_owner_rights_only); the enterprise API refuses HS_ values outright."""
+    node.store.allocate(A, PrefixState.ENABLED, 1)
+    batches = node.batches
+    raw = item(f"{A}/X", admin_value(100, f"0.NA/{A}", 300, "111111111111"))
+    (result,) = await batches.create(enterprise_user(1, "user-a"), batches.parse_items([raw]))
+    assert result.code != OK and "系统保留类型" in result.msg
+    # through the Handle API (were it let in) owner rights lack add-admin
+    node.store.put(f"{A}/Y", stored(TEST_VALUES))
+    error = await refused(
+        node.registry.put_values(
+            name(f"{A}/Y"),
+            [admin_value(100, f"0.NA/{A}", 300, "000000000001")],
+            None,
+            enterprise_user(1, "u"),
+            overwrite=True,
+        )
+    )
+    assert error is not None and error.rc == RC.INSUFFICIENT_PERMISSIONS and "add-admin" in error.message
