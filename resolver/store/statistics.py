@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 import asyncpg.pool
 
 from resolver.store.queries import Q
-from resolver.store.statements import Reads
 
-# A raw connection (the importer's, the deliverer's) or what holds one: the handle store outside a
-# transaction, or a write transaction (`Tx`).
-Runner = Reads | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+class Named(Protocol):
+    """Runs named statements: the handle store outside a transaction, or a write transaction (`Tx`)."""
+
+    async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]: ...
+
+
+# What the functions here run on: a `Named`, or a raw connection (the importer's, the deliverer's).
+Runner = Named | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 class Counts(NamedTuple):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from resolver.http.keys import DAILY, STORE
 from resolver.services.statistics import (
@@ -16,8 +19,10 @@ from resolver.services.statistics import (
     today,
 )
 from resolver.store.queries import Q
+from resolver.upstream.toplevel import HttpUpstream, deliver_due, prefix_message, queue_closed_days
 from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.helpers import admin_json, basic, serving, url_value
+from tests.helpers import NODE_PREFIX, TEMPLATE, admin_json, basic, scratch_database, serving, url_value
+from tests.simulator import module
 
 
 async def test_counts_reach_postgres_and_reconcile(client, config):
@@ -152,3 +157,70 @@ async def test_rows_of_unserved_prefixes_written_before_are_relabelled(client, c
     for prefix in ("88.123.45.6", "88.123.99", "0.na"):
         assert served.label(prefix, True) in rows and served.label(prefix, False) in rows
     assert served.label("7.7.7", True) is None
+
+
+@pytest.fixture
+def other_database(template_ready):
+    with scratch_database(template_ready, "t_", TEMPLATE) as dsn:
+        yield dsn
+
+
+async def test_recursive_resolutions_are_not_counted_nor_reported_as_ours(config, other_database):
+    """Issue 14's bug: answers resolved through recursion were counted in this node's daily counts
+    under the other node's prefix, and so reported to the top-level node as this node's. Node A
+    (88.123) resolves node B's (88.456) handle through the top-level node simulator; its counts,
+    and the statistics its outbox delivers, hold only its own resolutions and, for B's missing
+    handle, the one row of the others' not-found answers."""
+    async with TestClient(TestServer(module().create_app())) as top:
+        upstream_url = str(top.make_url("")).rstrip("/")
+        b_config = replace(config, dsn=other_database, node_prefix="88.456")
+        async with serving(b_config) as b:
+            b_admin = {**basic("300:0.NA/88.456"), "Content-Type": "application/json"}
+            put = await b.put("/api/handles/88.456/R-1", json=[url_value(1, "https://b")], headers=b_admin)
+            assert put.status in (200, 201), await put.text()
+            # B's prefix record as B's outbox would deliver it, pointing at where B listens
+            b_site = replace(b_config, public_url=str(b.make_url("")).rstrip("/"))
+            record = {"messageId": "b-88.456", **prefix_message(b_site, "88.456", True)}
+            assert (await top.post("/upstream/v1/messages", json=record)).status == 200
+
+            a_config = replace(
+                config, upstream_url=upstream_url, recursive=True, recursive_allow=("127.0.0.1",)
+            )
+            async with serving(a_config) as a:
+                await a.put("/api/handles/88.123/L-1", json=[url_value(1, "https://a")], headers=admin_json())
+                for _ in range(2):
+                    assert (await a.get("/api/handles/88.123/L-1")).status == 200
+                for path in ("/api/handles/88.456/R-1", "/api/handles/88.456/R-1?type=URL"):
+                    answer = await a.get(path)  # resolved by B: cached at A the second time
+                    assert answer.status == 200, await answer.text()
+                    assert (await answer.json())["values"][0]["data"]["value"] == "https://b"
+                assert (await a.get("/api/handles/88.456/NOPE")).status == 404
+                # counted as of yesterday, so that the day is closed and reported
+                yesterday = today() - timedelta(days=1)
+                app = a.server.app
+                await app[DAILY].flush(app[STORE], day=yesterday)
+
+        expected = {NODE_PREFIX: (1, 2, 0), OTHER: (0, 0, 1)}
+        conn = await asyncpg.connect(config.dsn)
+        try:
+            rows = {r[0]: (r[1], r[2], r[3]) for r in await conn.fetch(Q["day_counts"], yesterday)}
+            assert rows == expected
+            # A's own deliverer may have queued (and sent) the closed day already; either way it
+            # is queued once, and what remains goes to the top-level node now
+            await queue_closed_days(conn, a_config)
+            queued = await conn.fetchval("select count(*) from outbox where kind = 'statistics'")
+            assert queued == 1
+            upstream = HttpUpstream(upstream_url, None, None)
+            try:
+                await deliver_due(conn, upstream)
+            finally:
+                await upstream.close()
+            assert await conn.fetchval("select count(*) from outbox where delivered_at is null") == 0
+        finally:
+            await conn.close()
+        state = await (await top.get("/upstream/v1/state")).json()
+    report = state["statistics"][f"{NODE_PREFIX}/{yesterday.isoformat()}"]
+    assert {
+        p["prefix"]: (p["registrations"], p["resolutions"], p["notFound"]) for p in report["prefixes"]
+    } == expected
+    assert report["total"] == {"registrations": 1, "resolutions": 2, "notFound": 1}
