@@ -1,11 +1,10 @@
 """Postgres's binary COPY format, for rows of text (and json) fields: what the reader process
-builds and the writer sends as it is."""
+builds and the writer sends as it is (store/imports.py)."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator, Iterator
-from typing import cast
+from collections.abc import Iterator
 
 # COPY's binary format: a header, then per row the number of fields and each field as its length
 # and its bytes (for text and json columns, the UTF-8 text itself: nothing to escape), then -1.
@@ -39,11 +38,3 @@ def copy_rows(payload: bytes | memoryview) -> Iterator[tuple[bytes | memoryview,
             fields.append(str(payload[at : at + length], "utf-8"))
             at += length
         yield payload[start:at], fields
-
-
-async def blocks(data: bytes | memoryview, size: int = 1 << 20) -> AsyncIterator[bytes]:
-    """`data` in blocks of `size` bytes, as COPY reads its source."""
-    # Views, not copies: asyncpg takes any buffer (its stubs say bytes).
-    view = memoryview(data)
-    for start in range(0, len(view), size):
-        yield cast(bytes, view[start : start + size])

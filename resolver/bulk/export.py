@@ -5,18 +5,16 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-import asyncpg
 import orjson
 
 from resolver.config import Config
 from resolver.core.csvcells import cell, json_cell
 from resolver.core.templates import template_version_of
-from resolver.store.queries import Q
+from resolver.store import imports
+from resolver.store.connections import Connection
 
 
-async def export(
-    config: Config, conn: asyncpg.Connection, prefix: str, out: TextIO, fmt: str = "jsonl"
-) -> int:
+async def export(config: Config, conn: Connection, prefix: str, out: TextIO, fmt: str = "jsonl") -> int:
     """Write every handle under a prefix, in the format `import` reads; returns the count.
 
     CSV cells go through `csvcells` (nothing a spreadsheet runs, no raw control characters),
@@ -28,17 +26,16 @@ async def export(
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
         writer.writerow(["handle", "values"])
-    async with conn.transaction():
-        async for row in conn.cursor(Q["export_prefix"], folded, prefetch=5000):
-            values = orjson.loads(row[1])
-            version = template_version_of(values)
-            plain = [v for v in values if v["index"] != 1001]
-            if writer:
-                writer.writerow([cell(row[0]), json_cell(orjson.dumps(plain))])
-            else:
-                item: dict[str, Any] = {"handle": row[0], "value": plain}
-                if version:
-                    item["templateVersion"] = version
-                out.write(orjson.dumps(item).decode() + "\n")
-            count += 1
+    async for row in imports.prefix_handles(conn, folded):
+        values = orjson.loads(row.values)
+        version = template_version_of(values)
+        plain = [v for v in values if v["index"] != 1001]
+        if writer:
+            writer.writerow([cell(row.handle), json_cell(orjson.dumps(plain))])
+        else:
+            item: dict[str, Any] = {"handle": row.handle, "value": plain}
+            if version:
+                item["templateVersion"] = version
+            out.write(orjson.dumps(item).decode() + "\n")
+        count += 1
     return count

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 
-from resolver.bulk.copycodec import COPY_HEADER, COPY_TRAILER, blocks
+from resolver.bulk.copycodec import COPY_HEADER, COPY_TRAILER
 from resolver.bulk.export import export
 from resolver.bulk.progress import Progress
 from resolver.bulk.reader import CHUNK_ROWS, ReadPlan, RowReader, next_chunk_size, read_in_process
@@ -40,11 +39,11 @@ from resolver.bulk.slots import SLOT_BYTES, ChunkSlots, EncodedChunk
 from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, same_file
 from resolver.config import Config
 from resolver.core.csvcells import cell
-from resolver.core.templates import parse_template
 from resolver.core.values import StoredValue
 from resolver.services.statistics import today
-from resolver.store.notifications import CHANNEL, notification_payloads
-from resolver.store.queries import Q
+from resolver.store import imports
+from resolver.store.connections import Connection
+from resolver.store.rows import AuditEntry
 
 # What the CLI and the tests import from here.
 __all__ = ["CHUNK_ROWS", "ImportResult", "Importer", "Progress", "Skip", "export", "next_chunk_size"]
@@ -82,7 +81,7 @@ def detect_format(path: Path, given: str | None) -> str:
 class Importer:
     """Writes what a RowReader (in another process) validated, chunk by chunk, resumably."""
 
-    def __init__(self, config: Config, conn: asyncpg.Connection, *, actor: str = "import") -> None:
+    def __init__(self, config: Config, conn: Connection, *, actor: str = "import") -> None:
         self.config = config
         self.conn = conn
         self.actor = actor
@@ -92,17 +91,14 @@ class Importer:
     async def load_context(self) -> RowReader:
         """Enterprise prefixes and templates, read once per import."""
         prefixes = {
-            row[0]: (int(row[1]), int(row[2])) for row in await self.conn.fetch(Q["enterprise_prefix_all"])
+            p.prefix: (p.state, p.enterprise_id) for p in await imports.enterprise_prefixes(self.conn)
         }
-        templates = {}
-        for prefix, version, codes, items in await self.conn.fetch(Q["templates_all"]):
-            raw = {"version": version, "industryCodes": list(codes), "items": orjson.loads(items)}
-            templates[(prefix, version)] = parse_template(raw, prefix)
+        templates = await imports.all_templates(self.conn)
         self.reader = RowReader(self.config, prefixes, templates)
         return self.reader
 
     async def write_chunk(
-        self, conn: asyncpg.Connection, digest: str, chunk: EncodedChunk, path: Path
+        self, conn: Connection, digest: str, chunk: EncodedChunk, path: Path
     ) -> tuple[list[tuple[int, str, str]], int]:
         """Write and record one chunk in one transaction; returns its rejected rows and its
         number of accepted rows."""
@@ -117,36 +113,28 @@ class Importer:
             phases[phase] = now - clock
             clock = now
 
-        columns = ["key", "handle", "prefix", "vals"]
-        async with conn.transaction():
+        async with imports.chunk_transaction(conn):
             conflicting: set[str] = set()
             decoded: list[tuple[str, str, str, str, bytes | memoryview]] = []
             if count and self.direct:
                 # The common case, a file of new identifiers: COPY straight into handles. A row
                 # that already exists fails the whole COPY; then this chunk and the rest of the
                 # file go through the staging table, which sorts out existing rows one by one.
-                try:
-                    async with conn.transaction():
-                        await conn.copy_to_table(
-                            "handles", source=blocks(chunk.rows), columns=columns, format="binary"
-                        )
+                if await imports.copy_new_handles(conn, chunk.rows):
                     lap("copy")
-                except asyncpg.UniqueViolationError:
+                else:
                     self.direct = False
                     lap("copy refused")
             if count and not self.direct:
-                await conn.execute(Q["import_staging_create"])
-                await conn.copy_to_table(
-                    "import_staging", source=blocks(chunk.rows), columns=columns, format="binary"
-                )
+                await imports.stage(conn, chunk.rows)
                 lap("staging copy")
-                inserted = {row[0] for row in await conn.fetch(Q["import_merge"])}
+                inserted = await imports.merge_staged(conn)
                 lap("merge")
                 if len(inserted) < count:
                     decoded = chunk.decoded_rows()
                     staged = {row[0]: (line, row) for line, row in zip(chunk.lines, decoded, strict=True)}
                     existed = [key for key in staged if key not in inserted]
-                    for key, existing in await conn.fetch(Q["import_conflicts"], existed):
+                    for key, existing in await imports.stored_values(conn, existed):
                         conflicting.add(key)
                         line, row = staged[key]
                         if not _same(orjson.loads(existing), orjson.loads(row[3])):
@@ -156,9 +144,7 @@ class Importer:
                 keys = [row[0] for row in added]
                 terms = [t for t in chunk.decoded_terms() if t[0] not in conflicting]
                 if terms:
-                    await conn.copy_records_to_table(
-                        "search_terms", records=terms, columns=["key", "term", "prefix"]
-                    )
+                    await imports.insert_terms(conn, terms)
                 added_digest = hashlib.sha256(
                     b"".join([COPY_HEADER, *(row[4] for row in added), COPY_TRAILER])
                 ).hexdigest()
@@ -168,12 +154,7 @@ class Importer:
             else:
                 keys = chunk.keys.split("\n") if count else []
                 if chunk.terms:
-                    await conn.copy_to_table(
-                        "search_terms",
-                        source=blocks(chunk.terms),
-                        columns=["key", "term", "prefix"],
-                        format="binary",
-                    )
+                    await imports.copy_terms(conn, chunk.terms)
                 added_digest, per_prefix = chunk.digest, chunk.prefixes
             lap("terms")
             accepted = count - (len(rejected) - len(chunk.rejected))
@@ -187,31 +168,16 @@ class Importer:
                 # of the inserted rows as binary COPY data (key, handle, prefix, values JSON)
                 "sha256": added_digest,
             }
-            await conn.execute(
-                Q["audit_many"],
-                [self.actor],
-                [None],
-                ["import.chunk"],
-                [None],
-                [None],
-                [None],
-                [orjson.dumps(detail).decode()],
-            )
-            await conn.execute(
-                Q["import_chunk_done"], digest, chunk.first_line, chunk.last_line, accepted, len(rejected)
+            await imports.record_chunk(
+                conn,
+                digest,
+                (chunk.first_line, chunk.last_line),
+                accepted,
+                len(rejected),
+                AuditEntry(self.actor, "import.chunk", detail=detail),
             )
             if keys:
-                await conn.execute(Q["notify_many"], CHANNEL, notification_payloads(keys))
-                prefixes = sorted(per_prefix)
-                zeros = [0] * len(prefixes)
-                await conn.execute(
-                    Q["daily_add"],
-                    [today()] * len(prefixes),
-                    prefixes,
-                    [per_prefix[p] for p in prefixes],
-                    zeros,
-                    zeros,
-                )
+                await imports.announce_added(conn, keys, per_prefix, today())
             lap("record")
         lap("commit")
         log.debug(
@@ -246,24 +212,24 @@ class Importer:
             raise RefusedFile(f"报告文件 {report} 就是要导入的文件：请用 --report 另指定报告文件")
         reader = await self.load_context()
         # A run of this file that began before wrote the start of the report: this one continues it.
-        resuming = await self.conn.fetchrow(Q["import_get"], digest) is not None
-        await self.conn.execute(Q["import_start"], digest, str(path))
-        state = await self.conn.fetchrow(Q["import_get"], digest)
+        resuming = await imports.import_state(self.conn, digest) is not None
+        await imports.start_import(self.conn, digest, str(path))
+        state = await imports.import_state(self.conn, digest)
         assert state is not None
-        chunks = [tuple(r) for r in await self.conn.fetch(Q["import_chunks_of"], digest)]
+        chunks = await imports.committed_chunks(self.conn, digest)
         header_lines = 1 if fmt == "csv" else 0
-        ranges = [(int(r[0]), int(r[1])) for r in chunks]
-        if not ranges and int(state[1]):  # an import begun before chunks were recorded one by one
-            ranges = [(header_lines + 1, int(state[1]))]
+        ranges = [(c.first_line, c.last_line) for c in chunks]
+        if not ranges and state.rows_done:  # an import begun before chunks were recorded one by one
+            ranges = [(header_lines + 1, state.rows_done)]
         skip = Skip.from_chunks(ranges, header_lines)
         totals = ImportResult(
             rows=max((last for _, last in ranges), default=0),
-            accepted=sum(int(r[2]) for r in chunks) or int(state[2]),
-            rejected=sum(int(r[3]) for r in chunks) or int(state[3]),
+            accepted=sum(c.accepted for c in chunks) or state.accepted,
+            rejected=sum(c.rejected for c in chunks) or state.rejected,
             resumed_from=skip.upto if ranges else 0,
             report=report,
         )
-        if state[4]:
+        if state.finished:
             totals.seconds = time.monotonic() - started
             return totals
         size = path.stat().st_size
@@ -290,10 +256,12 @@ class Importer:
         # `writers` chunks are written at once, each on its own connection. On two cores one is
         # best: the reader process and one Postgres backend keep both busy (two writers measured
         # 0.46 of raw COPY against 0.58-0.62 for one); more cores can use more.
-        connections: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        connections: asyncio.Queue[Connection] = asyncio.Queue()
         connections.put_nowait(self.conn)
-        extra = (
-            [await asyncpg.connect(self.config.dsn) for _ in range(writers - 1)] if self.config.dsn else []
+        extra: list[Connection] = (
+            [await imports.connect_writer(self.config.dsn) for _ in range(writers - 1)]
+            if self.config.dsn
+            else []
         )
         for conn in extra:
             connections.put_nowait(conn)
@@ -306,16 +274,11 @@ class Importer:
                 if out.tell() == 0:
                     writer.writerow(["line", "handle", "reason"])
 
-                async def write(chunk: EncodedChunk, conn: asyncpg.Connection) -> None:
+                async def write(chunk: EncodedChunk, conn: Connection) -> None:
                     try:
-                        for attempt in range(3):
-                            try:
-                                rejected, accepted = await self.write_chunk(conn, digest, chunk, path)
-                                break
-                            except asyncpg.DeadlockDetectedError:
-                                # two chunks holding the same handles, taken in different orders
-                                if attempt == 2:
-                                    raise
+                        rejected, accepted = await imports.retry_deadlocks(
+                            lambda: self.write_chunk(conn, digest, chunk, path)
+                        )
                     finally:
                         connections.put_nowait(conn)
                         if slots is not None:
@@ -351,11 +314,9 @@ class Importer:
                     for task in done:
                         tasks.discard(task)
                         task.result()
-                await self.conn.execute(
-                    Q["import_finish"], digest, totals.rows, totals.accepted, totals.rejected
-                )
+                await imports.finish_import(self.conn, digest, totals.rows, totals.accepted, totals.rejected)
                 # Fresh statistics for the planner and for the identifiers gauge (pg_class.reltuples).
-                await self.conn.execute(Q["analyze_handles"])
+                await imports.analyze_handles(self.conn)
         except asyncio.CancelledError:
             for task in tasks:
                 task.cancel()

@@ -3,7 +3,7 @@ notifications that it writes with them when it commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 
@@ -14,6 +14,33 @@ from resolver.store.connections import Connection
 from resolver.store.notifications import CHANNEL, notification_payloads, user_line
 from resolver.store.queries import Q
 from resolver.store.rows import AuditEntry, PrefixInfo, Record, TemplateRow, encode_values, record_from_row
+
+
+async def write_audit(
+    conn: Connection,
+    entries: Sequence[AuditEntry],
+    encoded: Mapping[int, str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Write audit entries in one statement (`encoded`: the JSON of `after` values already
+    encoded, by the value's id)."""
+    encoded = encoded or {}
+    await conn.execute(
+        Q["audit_many"],
+        [e.actor for e in entries],
+        [e.enterprise_id for e in entries],
+        [e.operation for e in entries],
+        [e.handle for e in entries],
+        [audit_json(e.before) for e in entries],
+        [audit_json(e.after, encoded.get(id(e.after))) for e in entries],
+        [audit_json(e.detail) for e in entries],
+        timeout=timeout,
+    )
+
+
+async def notify(conn: Connection, lines: list[str], timeout: float | None = None) -> None:
+    """Tell every worker that these handles (or user lines) changed, when the transaction commits."""
+    await conn.execute(Q["notify_many"], CHANNEL, notification_payloads(lines), timeout=timeout)
 
 
 class Tx:
@@ -191,20 +218,8 @@ class Tx:
                 )
             self._terms.clear()
         if self._audit:
-            entries = self._audit
-            await self._conn.execute(
-                Q["audit_many"],
-                [e.actor for e in entries],
-                [e.enterprise_id for e in entries],
-                [e.operation for e in entries],
-                [e.handle for e in entries],
-                [audit_json(e.before) for e in entries],
-                [audit_json(e.after, self._encoded.get(id(e.after))) for e in entries],
-                [audit_json(e.detail) for e in entries],
-                timeout=self._timeout,
-            )
+            await write_audit(self._conn, self._audit, self._encoded, self._timeout)
             self._audit = []
             self._encoded = {}
         if self.changed or self.changed_users:
-            payloads = notification_payloads(self.changed + [user_line(u) for u in self.changed_users])
-            await self._conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=self._timeout)
+            await notify(self._conn, self.changed + [user_line(u) for u in self.changed_users], self._timeout)
