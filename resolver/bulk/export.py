@@ -9,7 +9,7 @@ import orjson
 
 from resolver.config import Config
 from resolver.core.csvcells import cell, json_cell
-from resolver.core.templates import template_version_of
+from resolver.core.templates import TEMPLATE_INDEX, template_version_of
 from resolver.store import imports
 from resolver.store.connections import Connection
 
@@ -29,7 +29,7 @@ async def export(config: Config, conn: Connection, prefix: str, out: TextIO, fmt
     async for row in imports.prefix_handles(conn, folded):
         values = orjson.loads(row.values)
         version = template_version_of(values)
-        plain = [v for v in values if v["index"] != 1001]
+        plain = [v for v in values if v["index"] != TEMPLATE_INDEX]
         if writer:
             writer.writerow([cell(row.handle), json_cell(orjson.dumps(plain))])
         else:

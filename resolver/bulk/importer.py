@@ -39,7 +39,7 @@ from resolver.bulk.slots import SLOT_BYTES, ChunkSlots, EncodedChunk
 from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, same_file
 from resolver.config import Config
 from resolver.core.csvcells import cell
-from resolver.core.values import StoredValue
+from resolver.core.values import same_content
 from resolver.services.statistics import today
 from resolver.store import imports
 from resolver.store.connections import Connection
@@ -90,9 +90,7 @@ class Importer:
 
     async def load_context(self) -> RowReader:
         """Enterprise prefixes and templates, read once per import."""
-        prefixes = {
-            p.prefix: (p.state, p.enterprise_id) for p in await imports.enterprise_prefixes(self.conn)
-        }
+        prefixes = {p.prefix: p for p in await imports.enterprise_prefixes(self.conn)}
         templates = await imports.all_templates(self.conn)
         self.reader = RowReader(self.config, prefixes, templates)
         return self.reader
@@ -137,7 +135,7 @@ class Importer:
                     for key, existing in await imports.stored_values(conn, existed):
                         conflicting.add(key)
                         line, row = staged[key]
-                        if not _same(orjson.loads(existing), orjson.loads(row[3])):
+                        if not same_content(orjson.loads(existing), orjson.loads(row[3])):
                             rejected.append((line, row[1], "标识已存在且内容不同"))
             if conflicting:
                 added = [row for row in decoded if row[0] not in conflicting]
@@ -338,16 +336,3 @@ class Importer:
             progress.update(totals.accepted + totals.rejected, size, totals.rejected, final=True)
         totals.seconds = time.monotonic() - started
         return totals
-
-
-def _same(existing: list[StoredValue] | None, values: list[StoredValue]) -> bool:
-    if existing is None:
-        return False
-
-    def content(vals: list[StoredValue]) -> list[tuple[Any, ...]]:
-        return sorted(
-            (v["index"], v["type"], v["data"], v["ttl"], v.get("permissions"), v.get("references"))
-            for v in vals
-        )
-
-    return content(existing) == content(values)

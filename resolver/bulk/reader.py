@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -29,10 +29,11 @@ from resolver.config import Config
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, fold, has_control_characters, parse_handle
 from resolver.core.permissions import ALL, NONE, Identity, Perm
-from resolver.core.policy import Action, Caller, check_write
+from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
 from resolver.core.search import search_terms
-from resolver.core.templates import SHARED, Template, check_values, template_version_of
+from resolver.core.templates import Template, check_values, pick_template, template_version_of
 from resolver.core.values import StoredValue, timestamp
+from resolver.store.rows import PrefixInfo
 
 CHUNK_ROWS = 50_000
 FIRST_CHUNK_ROWS = 10_000
@@ -66,14 +67,6 @@ def _start_of_file() -> int:
     return 0
 
 
-class _Owner(NamedTuple):
-    """An enterprise prefix as the write policy sees it."""
-
-    prefix: str
-    state: int
-    enterprise_id: int
-
-
 class RowReader:
     """Reads a file and validates its rows against the node's prefixes and templates.
 
@@ -83,7 +76,7 @@ class RowReader:
     def __init__(
         self,
         config: Config,
-        prefixes: dict[str, tuple[int, int]],
+        prefixes: dict[str, PrefixInfo],
         templates: dict[tuple[str, str], Template],
     ) -> None:
         self.config = config
@@ -102,23 +95,10 @@ class RowReader:
         # How far into the file the reading is (asked once a chunk, not once a row: it is a syscall).
         self._tell: Callable[[], int] = _start_of_file  # a plain function: the reader is pickled under spawn
 
-    def _template(self, prefix: str, version: str) -> Template:
-        template = self.templates.get((prefix, version)) or self.templates.get((SHARED, version))
-        if template is None:
-            raise HandleError(RC.INVALID_VALUE, f"模板版本 {version} 不存在")
-        return template
-
     def _admit(self, name: HandleName) -> None:
-        """The write policy, as for every API: the importer writes as the node operator."""
-        current: str | None = name.prefix
-        owner: _Owner | None = None
-        while current is not None and self.scope.owns_prefix(current):
-            info = self.prefixes.get(current)
-            if info is not None:
-                owner = _Owner(current, info[0], info[1])
-                break
-            head, dot, _ = current.rpartition(".")
-            current = head if dot else None
+        """The write policy, as for every API (the registry's admit): the importer writes as the
+        node operator, under the enterprise prefix that governs the handle."""
+        owner = governing_owner(owner_candidates(self.scope, name), self.prefixes)
         check_write(self.caller, name, owner, Action.CREATE, Perm.ADD_HANDLE, ALL, NONE)
 
     # -- reading rows --------------------------------------------------------------------------
@@ -175,7 +155,7 @@ class RowReader:
         if not isinstance(values, Prepared):  # prepared values were checked as they were read
             version = template_version_of(values)
             if version is not None:
-                check_values(self._template(prefix, version), values)
+                check_values(pick_template(self.templates, prefix, version), values)
         return fold(handle), handle, prefix
 
     def _fill(

@@ -12,6 +12,8 @@ import pytest
 
 from resolver.bulk.importer import Importer, export
 from resolver.bulk.userfiles import RefusedFile
+from resolver.core.errors import HandleError
+from resolver.core.templates import pick_template
 from tests.enterprise_helpers import admit
 
 
@@ -277,6 +279,29 @@ async def test_a_csv_without_template_that_names_one_is_checked_against_it(confi
         assert (result.accepted, result.rejected) == (1, 1)
         report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
         assert report[0]["handle"] == "88.123/NAMED-1" and "产品名称" in report[0]["reason"]
+    finally:
+        await conn.close()
+
+
+async def test_a_row_naming_a_template_that_does_not_exist_is_reported_as_the_registry_reports_it(
+    config, tmp_path
+):
+    source = tmp_path / "unknown.jsonl"
+    url = {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.com/x"}}
+    source.write_text(
+        json.dumps({"handle": "88.123/NO-TEMPLATE-1", "templateVersion": "no-such-1.0", "value": [url]})
+        + "\n",
+        encoding="utf-8",
+    )
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        result = await Importer(config, conn).run(source)
+        assert (result.accepted, result.rejected) == (0, 1)
+        report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+        # the registry's own lookup (resolver.core.templates.pick_template), not a copy of it
+        with pytest.raises(HandleError) as missing:
+            pick_template({}, "88.123", "no-such-1.0")
+        assert report[0]["handle"] == "88.123/NO-TEMPLATE-1" and report[0]["reason"] == missing.value.message
     finally:
         await conn.close()
 
