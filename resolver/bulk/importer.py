@@ -40,7 +40,7 @@ from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, s
 from resolver.config import Config
 from resolver.core.csvcells import cell
 from resolver.core.values import same_content
-from resolver.services.statistics import today
+from resolver.services.statistics import ServedPrefixes, today
 from resolver.store import imports
 from resolver.store.connections import Connection
 from resolver.store.rows import AuditEntry
@@ -87,13 +87,24 @@ class Importer:
         self.actor = actor
         self.reader: RowReader | None = None
         self.direct = True  # COPY chunks straight into handles until a row turns out to exist
+        self.served = ServedPrefixes(config.node_prefix)
 
     async def load_context(self) -> RowReader:
         """Enterprise prefixes and templates, read once per import."""
         prefixes = {p.prefix: p for p in await imports.enterprise_prefixes(self.conn)}
+        self.served = ServedPrefixes(self.config.node_prefix, prefixes)
         templates = await imports.all_templates(self.conn)
         self.reader = RowReader(self.config, prefixes, templates)
         return self.reader
+
+    def _labelled(self, per_prefix: dict[str, int]) -> dict[str, int]:
+        """Registrations per row of the daily counts, labelled as the APIs' are (the nearest
+        allocated prefix, else the node prefix), not per handle prefix."""
+        labelled: dict[str, int] = {}
+        for prefix, count in per_prefix.items():
+            label = self.served.label(prefix, True) or self.served.node_prefix
+            labelled[label] = labelled.get(label, 0) + count
+        return labelled
 
     async def write_chunk(
         self, conn: Connection, digest: str, chunk: EncodedChunk, path: Path
@@ -175,7 +186,7 @@ class Importer:
                 AuditEntry(self.actor, "import.chunk", detail=detail),
             )
             if keys:
-                await imports.announce_added(conn, keys, per_prefix, today())
+                await imports.announce_added(conn, keys, self._labelled(per_prefix), today())
             lap("record")
         lap("commit")
         log.debug(

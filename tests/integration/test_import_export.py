@@ -459,3 +459,23 @@ async def test_a_row_with_a_nul_in_a_value_is_reported_and_the_good_rows_are_wri
         )
     finally:
         await conn.close()
+
+
+async def test_imported_registrations_are_counted_as_the_apis_count_them(client, config, tmp_path):
+    """Daily counts of an import are labelled as the APIs label theirs (services/statistics.py
+    ServedPrefixes.label): a handle under a sub-prefix of an allocated prefix counts for that
+    prefix, one under the node prefix for the node prefix; no row per handle prefix."""
+    await admit(client, "88.123.45", 11)
+    path = tmp_path / "mixed.csv"
+    write_csv(path, [good(1, "88.123.45"), good(2, "88.123.45.6"), good(3, "88.123.45.6"), good(4)])
+    result = await import_file(config, path)
+    assert result.accepted == 4 and result.rejected == 0
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        rows = await conn.fetch(
+            "select prefix, sum(registrations)::int as n from daily_counts"
+            " where registrations > 0 group by prefix order by prefix"
+        )
+    finally:
+        await conn.close()
+    assert {r["prefix"]: r["n"] for r in rows} == {"88.123": 1, "88.123.45": 3}
