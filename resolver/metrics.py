@@ -37,22 +37,6 @@ def prepare_multiprocess_dir(path: Path) -> None:
     os.environ[MULTIPROC_ENV] = str(path)
 
 
-def mark_listening(slot: int) -> None:
-    """Tell the other workers (through the shared directory) that worker `slot` accepts connections."""
-    directory = os.environ.get(MULTIPROC_ENV)
-    if directory:
-        (Path(directory) / f"listening-{slot}").touch()
-
-
-def workers_listening(workers: int) -> int:
-    """How many of the node's worker slots have accepted connections since it started (all of them
-    when this process was not started by the supervisor)."""
-    directory = os.environ.get(MULTIPROC_ENV)
-    if not directory:
-        return workers
-    return sum(1 for slot in range(workers) if (Path(directory) / f"listening-{slot}").exists())
-
-
 def worker_died(pid: int) -> None:
     """Drop the live gauges of a worker that is gone."""
     if os.environ.get(MULTIPROC_ENV):
@@ -251,9 +235,6 @@ class NodeMetrics:
         if stats is None:
             stats = self.routes[route] = RouteStats()
         stats.add(method, status, seconds)
-
-    def resolved(self, outcome: str) -> None:
-        self.outcomes[outcome] += 1
 
     def registered(self, api: str, mode: str, outcomes: Iterable[bool]) -> None:
         """Count identifier writes: one per item, by whether it succeeded."""

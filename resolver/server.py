@@ -26,7 +26,8 @@ from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
 from resolver.logs import setup_logging
-from resolver.metrics import mark_listening, prepare_multiprocess_dir, worker_died
+from resolver.metrics import prepare_multiprocess_dir, worker_died
+from resolver.readiness import mark_listening
 from resolver.services.bootstrap import ensure_node_admin
 from resolver.store.connections import Readers, wait_for_database
 from resolver.store.handles import HandleStore

@@ -12,7 +12,7 @@ from resolver.core.errors import RC, HandleError, Unavailable
 from resolver.http.errors import mapped, method_not_allowed
 from resolver.http.handles import identity_of
 from resolver.http.keys import CONFIG, LOOKUP, METRICS, REGISTRY, SCHEMA_VERSION, STORE
-from resolver.metrics import workers_listening
+from resolver.readiness import workers_listening
 
 _ALIVE = orjson.dumps({"status": "alive"})
 
