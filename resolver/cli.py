@@ -818,16 +818,10 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
     from resolver.services.statistics import reconcile, render, standing
-    from resolver.store.connections import Readers
-    from resolver.store.handles import HandleStore
+    from resolver.store.open import open_store
 
     async def run(config: Config) -> int:
-        import asyncpg
-
-        assert config.dsn is not None
-        pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
-        store = HandleStore(pool, Readers(config.dsn, 1, config.db_timeout), config.db_timeout)
-        try:
+        async with open_store(config, single=True) as store:
             if args.reconcile:
                 rows = await reconcile(store, date.fromisoformat(args.reconcile))
                 print(f"{'prefix':<18} {'counted':>10} {'still stored':>13}")
@@ -841,8 +835,6 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
                 else render(report)
             )
             return 0
-        finally:
-            await pool.close()
 
     with _database(config) as config:
         return asyncio.run(run(config))

@@ -29,9 +29,9 @@ from resolver.logs import setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
 from resolver.readiness import mark_listening
 from resolver.services.bootstrap import ensure_node_admin
-from resolver.store.connections import Readers, wait_for_database
-from resolver.store.handles import HandleStore
+from resolver.store.connections import wait_for_database
 from resolver.store.migrations import migrate
+from resolver.store.open import open_store
 
 log = logging.getLogger("resolver")
 
@@ -83,17 +83,8 @@ async def prepare_database(config: Config) -> None:
         await migrate(conn)
     finally:
         await conn.close()
-    import asyncpg
-
-    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
-    readers = Readers(config.dsn, 1, config.db_timeout)
-    try:
-        await ensure_node_admin(
-            config, HandleStore(pool, readers, config.db_timeout, frozenset(config.search_types))
-        )
-    finally:
-        await readers.close()
-        await pool.close()
+    async with open_store(config, single=True) as store:
+        await ensure_node_admin(config, store)
 
 
 async def run_migrations(config: Config) -> int:

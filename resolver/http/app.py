@@ -8,7 +8,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
-import asyncpg
 from aiohttp import web
 
 from resolver.cache import Lookup, ResolutionCache
@@ -43,10 +42,11 @@ from resolver.services.enterprises import Operators
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
-from resolver.store.connections import Readers, wait_for_database
+from resolver.store.connections import wait_for_database
 from resolver.store.feed import follow_changes
 from resolver.store.handles import HandleStore
 from resolver.store.migrations import migrate
+from resolver.store.open import open_store
 from resolver.upstream.recursion import RecursiveResolver
 from resolver.upstream.toplevel import OutboxStatus, make_upstream, run_deliverer
 
@@ -83,19 +83,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         app[SCHEMA_VERSION] = await migrate(conn)
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(
-        config.dsn,
-        min_size=config.pool_min,
-        max_size=config.pool_max,
-        timeout=config.db_timeout,
-        server_settings={"application_name": "resolver"},
-    )
-    readers = Readers(config.read_dsn or config.dsn, config.reader_connections, config.db_timeout)
-    store = HandleStore(pool, readers, config.db_timeout, frozenset(config.search_types))
-    primary_readers = None
-    if config.read_dsn:
-        primary_readers = Readers(config.dsn, 1, config.db_timeout)
-        store.use_replica(readers, primary_readers, config.read_your_writes_seconds)
+    async with open_store(config) as store:
+        async for _ in _services(app, config, store):
+            yield
+
+
+async def _services(app: web.Application, config: Config, store: HandleStore) -> AsyncIterator[None]:
+    """The cache, the lookup and the services over `store`, on the app for as long as it runs."""
     cache = ResolutionCache(config.cache)
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
     lookup.on_change = store.changed
@@ -116,10 +110,6 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await lookup.close()
-        await readers.close()
-        if primary_readers is not None:
-            await primary_readers.close()
-        await pool.close()
 
 
 async def change_feed(app: web.Application) -> AsyncIterator[None]:
