@@ -184,7 +184,7 @@ SERVE_OPTIONS = [
         "native_port",
         int,
         "UDP and TCP port of the native Handle protocol (0: off)",
-        2641,
+        _CONFIG.native_port,
     ),
     Option(
         "--native-udp-rate",

@@ -138,7 +138,7 @@ class Config:
     recursive_negative_ttl: float = 10.0
     recursive_max_depth: int = 5
     # The native Handle protocol (UDP and TCP) on this port; 0 switches it off.
-    native_port: int = 0
+    native_port: int = 2641
     # Response rate limiting of native UDP answers per client network (/24, /56): answers a second
     # (0: off) and burst; past them every `native_udp_slip`-th request gets a short "use TCP" error
     # (0: none) and the others no answer.

@@ -128,6 +128,7 @@ def config(fresh_database: str) -> Config:
         reader_connections=2,
         db_timeout=3.0,
         cache=replace(CacheSettings(), negative_ttl=5.0),
+        native_port=0,
     )
 
 
