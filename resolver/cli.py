@@ -1,4 +1,9 @@
-"""The `resolver` command: `serve` and `migrate`. Every option can also come from the environment."""
+"""The `resolver` command. Every option can also come from the environment.
+
+Commands: `serve` (run the node), `migrate` (apply the schema), `import` and `export` (identifiers
+in bulk), `stats` (the node against the policy thresholds), `siteinfo` (this node's site record),
+`upstream` (the outbox for the top-level node: status, resync).
+"""
 
 from __future__ import annotations
 
@@ -694,53 +699,43 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    from resolver.logs import setup_logging
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from resolver.server import serve
 
-    setup_logging()
-    if args.command == "serve":
-        from resolver.server import serve
-
-        config = build_config(args, SERVE_OPTIONS)
-        if config.workers < 1:
-            print("resolver: --workers must be at least 1", file=sys.stderr)
-            return 2
-        if config.recursive and not config.upstream_url:
-            print("resolver: --recursive needs --upstream-url (the top-level node)", file=sys.stderr)
-            return 2
-        if min(config.recursive_max_bytes, config.recursive_max_depth) < 1:
-            print(
-                "resolver: --recursive-max-bytes and --recursive-max-depth must be at least 1",
-                file=sys.stderr,
-            )
-            return 2
-        try:
-            return serve(config)
-        except Exception as exc:  # a clear line instead of a traceback for configuration errors
-            from resolver.services.bootstrap import BootstrapError
-            from resolver.store.migrations import SchemaTooNew
-
-            if isinstance(exc, BootstrapError | SchemaTooNew):
-                print(f"resolver: {exc}", file=sys.stderr)
-                return 2
-            raise
-    if args.command in ("import", "export"):
-        return _bulk(args, build_config(args, BULK_OPTIONS))
-    if args.command == "stats":
-        return _stats(args, build_config(args, DATABASE_OPTIONS))
-    if args.command == "siteinfo":
-        import orjson
-
-        from resolver.upstream.site import site_record
-
+    if config.workers < 1:
+        print("resolver: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if config.recursive and not config.upstream_url:
+        print("resolver: --recursive needs --upstream-url (the top-level node)", file=sys.stderr)
+        return 2
+    if min(config.recursive_max_bytes, config.recursive_max_depth) < 1:
         print(
-            orjson.dumps(site_record(build_config(args, SITE_OPTIONS)), option=orjson.OPT_INDENT_2).decode()
+            "resolver: --recursive-max-bytes and --recursive-max-depth must be at least 1",
+            file=sys.stderr,
         )
-        return 0
-    if args.command == "upstream":
-        return _upstream(args, build_config(args, [*BULK_OPTIONS, *UPSTREAM_OPTIONS]))
-    config = build_config(args, DATABASE_OPTIONS)
+        return 2
+    try:
+        return serve(config)
+    except Exception as exc:  # a clear line instead of a traceback for configuration errors
+        from resolver.services.bootstrap import BootstrapError
+        from resolver.store.migrations import SchemaTooNew
+
+        if isinstance(exc, BootstrapError | SchemaTooNew):
+            print(f"resolver: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _siteinfo(args: argparse.Namespace, config: Config) -> int:
+    import orjson
+
+    from resolver.upstream.site import site_record
+
+    print(orjson.dumps(site_record(config), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _migrate_command(args: argparse.Namespace, config: Config) -> int:
     return _migrate(config)
 
 
@@ -884,3 +879,25 @@ def _migrate(config: Config) -> int:
         version = asyncio.run(run_migrations(config))
     print(f"resolver: schema at version {version}")
     return 0
+
+
+Command = Callable[[argparse.Namespace, Config], int]
+# Every subcommand: the options its configuration is built from, and what runs it.
+COMMANDS: dict[str, tuple[list[Option], Command]] = {
+    "serve": (SERVE_OPTIONS, _serve),
+    "migrate": (DATABASE_OPTIONS, _migrate_command),
+    "import": (BULK_OPTIONS, _bulk),
+    "export": (BULK_OPTIONS, _bulk),
+    "stats": (DATABASE_OPTIONS, _stats),
+    "siteinfo": (SITE_OPTIONS, _siteinfo),
+    "upstream": ([*BULK_OPTIONS, *UPSTREAM_OPTIONS], _upstream),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from resolver.logs import setup_logging
+
+    setup_logging()
+    options, run = COMMANDS[args.command]
+    return run(args, build_config(args, options))

@@ -76,3 +76,29 @@ def test_siteinfo_prints_the_site_record_a_handle_client_reads(capsys):
         ("UDP", 2641),
         ("HTTP", 8080),
     }
+
+
+def test_every_command_in_the_table_is_documented(capsys):
+    import resolver.cli
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert resolver.cli.__doc__ is not None
+    for name in resolver.cli.COMMANDS:
+        assert f"`{name}`" in resolver.cli.__doc__ and name in text
+
+
+def test_serve_defaults_are_those_of_config(monkeypatch):
+    import os
+    from dataclasses import fields
+
+    from resolver.config import Config
+
+    for name in list(os.environ):
+        if name.startswith("RESOLVER_"):
+            monkeypatch.delenv(name)
+    config = build_config(parser().parse_args(["serve"]), SERVE_OPTIONS)
+    default = Config()
+    for f in fields(Config):
+        assert getattr(config, f.name) == getattr(default, f.name), f.name
