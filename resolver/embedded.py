@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from resolver.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +52,16 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+@contextlib.contextmanager
+def database(config: Config) -> Iterator[Config]:
+    """`config` with a DSN: the given one, or that of the embedded Postgres, stopped afterwards."""
+    if config.dsn is not None:
+        yield config
+        return
+    embedded = EmbeddedPostgres(config.data_dir)
+    try:
+        yield replace(config, dsn=embedded.start())
+    finally:
+        embedded.stop()

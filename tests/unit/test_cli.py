@@ -102,3 +102,26 @@ def test_serve_defaults_are_those_of_config(monkeypatch):
     default = Config()
     for f in fields(Config):
         assert getattr(config, f.name) == getattr(default, f.name), f.name
+
+
+def test_options_are_derived_from_the_configuration_fields():
+    """One definition per setting (resolver/config.py): the option is the field's name with dashes
+    after its group's prefix, the environment variable the option in capitals; every field that
+    is a setting is an option of `serve`, and nothing else is."""
+    from dataclasses import fields
+
+    from resolver.config import CacheSettings, Config, Limits, RateLimits, settings
+
+    expected = set()
+    for cls, group in ((Config, ""), (Limits, "limits"), (CacheSettings, "cache"), (RateLimits, "rate")):
+        for f in fields(cls):
+            if "help" in f.metadata:
+                expected.add(f"{group}.{f.name}" if group else f.name)
+    found = {s.target: s for s in settings()}
+    assert set(found) == expected and {s.target for s in SERVE_OPTIONS} == expected
+    prefixes = {"": "", "limits": "", "cache": "cache-", "rate": "rate-"}
+    for target, setting in found.items():
+        group, _, name = target.rpartition(".")
+        assert setting.flag == f"--{prefixes[group]}{name.replace('_', '-')}"
+        assert setting.env == "RESOLVER_" + setting.flag[2:].upper().replace("-", "_")
+    assert found["native_port"].default == Config().native_port == 2641

@@ -1,0 +1,83 @@
+"""`resolver import` and `resolver export`: identifiers in bulk, from and to files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resolver.config import Config
+from resolver.embedded import database
+
+
+def import_arguments(load: argparse.ArgumentParser) -> None:
+    load.add_argument("file", type=Path, help="the CSV or JSON Lines file")
+    load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    load.add_argument("--template", help="template version every row is registered with (CSV)")
+    load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
+    load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
+    load.add_argument(
+        "--writers",
+        type=int,
+        default=1,
+        help="chunks written at once, one connection each [default 1; more cores: more]",
+    )
+
+
+def export_arguments(dump: argparse.ArgumentParser) -> None:
+    dump.add_argument("--prefix", required=True, help="the prefix to export, e.g. 88.123.45")
+    dump.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="[default jsonl]")
+    dump.add_argument("--output", "-o", type=Path, help="file to write [default: standard output]")
+
+
+def bulk(args: argparse.Namespace, config: Config) -> int:
+    import uvloop
+
+    with database(config) as config:
+        try:
+            return uvloop.run(_run_bulk(args, config))
+        except (ValueError, OSError) as exc:
+            print(f"resolver {args.command}: {exc}", file=sys.stderr)
+            return 2
+
+
+async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
+    import getpass
+
+    from resolver.bulk.importer import Importer, Progress, export
+    from resolver.store.connections import wait_for_database
+    from resolver.store.migrations import migrate
+
+    assert config.dsn is not None
+    conn = await wait_for_database(config.dsn, attempts=10)
+    try:
+        await migrate(conn)
+        if args.command == "export":
+            if args.output is None:
+                count = await export(config, conn, args.prefix, sys.stdout, args.format)
+            else:
+                from resolver.bulk.userfiles import create
+
+                with create(args.output) as out:  # replaces a link there, never writes through it
+                    count = await export(config, conn, args.prefix, out, args.format)
+            print(f"resolver export: {count} identifiers", file=sys.stderr)
+            return 0
+        importer = Importer(config, conn, actor=f"import:{getpass.getuser()}")
+        result = await importer.run(
+            args.file,
+            fmt=args.format,
+            template_version=args.template,
+            report=args.report,
+            chunk_rows=args.chunk_rows,
+            progress=Progress(args.file.stat().st_size),
+            writers=max(1, args.writers),
+        )
+        print(
+            f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"
+            f"{f', resumed after row {result.resumed_from}' if result.resumed_from else ''}) "
+            f"in {result.seconds:.1f} s; rejected rows: {result.report}",
+            file=sys.stderr,
+        )
+        return 0
+    finally:
+        await conn.close()
