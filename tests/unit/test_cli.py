@@ -125,3 +125,40 @@ def test_options_are_derived_from_the_configuration_fields():
         assert setting.flag == f"--{prefixes[group]}{name.replace('_', '-')}"
         assert setting.env == "RESOLVER_" + setting.flag[2:].upper().replace("-", "_")
     assert found["native_port"].default == Config().native_port == 2641
+
+
+def _readme_default(text: str) -> object:
+    text = text.strip().strip("`")
+    if text in ("none", "off", "false"):
+        return None if text == "none" else False
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def test_the_readme_table_agrees_with_the_settings():
+    """README's configuration table is written by hand: each of its rows names a real option, its
+    environment variable and its default (defaults the README explains in words are skipped)."""
+    import re
+    from pathlib import Path
+
+    from resolver.config import settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(--[a-z0-9-]+)` \| `(RESOLVER_[A-Z0-9_]+)` \| ([^|]*) \|", readme, re.M)
+    by_flag = {s.flag: s for s in settings()}
+    assert len(rows) > 40
+    explained = {"--workers", "--data-dir", "--public-url"}
+    for flag, env, default in rows:
+        assert flag in by_flag, flag
+        assert by_flag[flag].env == env, flag
+        if flag in explained:
+            continue
+        actual = by_flag[flag].default
+        actual = ",".join(actual) or None if isinstance(actual, tuple) else actual
+        expected = _readme_default(default)
+        if isinstance(expected, float):
+            assert float(actual) == expected, flag
+        else:
+            assert actual == expected, (flag, actual, expected)
