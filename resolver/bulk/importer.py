@@ -35,7 +35,7 @@ from resolver.bulk.export import export
 from resolver.bulk.progress import Progress
 from resolver.bulk.reader import CHUNK_ROWS, ReadPlan, RowReader, next_chunk_size, read_in_process
 from resolver.bulk.resume import Skip
-from resolver.bulk.slots import SLOT_BYTES, ChunkSlots, EncodedChunk
+from resolver.bulk.slots import SLOT_BYTES, ChunkRow, ChunkSlots, EncodedChunk
 from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, same_file
 from resolver.config import Config
 from resolver.core.csvcells import cell
@@ -124,7 +124,7 @@ class Importer:
 
         async with imports.chunk_transaction(conn):
             conflicting: set[str] = set()
-            decoded: list[tuple[str, str, str, str, bytes | memoryview]] = []
+            decoded: list[ChunkRow] = []
             if count and self.direct:
                 # The common case, a file of new identifiers: COPY straight into handles. A row
                 # that already exists fails the whole COPY; then this chunk and the rest of the
@@ -141,25 +141,25 @@ class Importer:
                 lap("merge")
                 if len(inserted) < count:
                     decoded = chunk.decoded_rows()
-                    staged = {row[0]: (line, row) for line, row in zip(chunk.lines, decoded, strict=True)}
+                    staged = {row.key: (line, row) for line, row in zip(chunk.lines, decoded, strict=True)}
                     existed = [key for key in staged if key not in inserted]
                     for key, existing in await imports.stored_values(conn, existed):
                         conflicting.add(key)
                         line, row = staged[key]
-                        if not same_content(orjson.loads(existing), orjson.loads(row[3])):
-                            rejected.append((line, row[1], "标识已存在且内容不同"))
+                        if not same_content(orjson.loads(existing), orjson.loads(row.values)):
+                            rejected.append((line, row.handle, "标识已存在且内容不同"))
             if conflicting:
-                added = [row for row in decoded if row[0] not in conflicting]
-                keys = [row[0] for row in added]
+                added = [row for row in decoded if row.key not in conflicting]
+                keys = [row.key for row in added]
                 terms = [t for t in chunk.decoded_terms() if t[0] not in conflicting]
                 if terms:
                     await imports.insert_terms(conn, terms)
                 added_digest = hashlib.sha256(
-                    b"".join([COPY_HEADER, *(row[4] for row in added), COPY_TRAILER])
+                    b"".join([COPY_HEADER, *(row.raw for row in added), COPY_TRAILER])
                 ).hexdigest()
                 per_prefix: dict[str, int] = {}
                 for row in added:
-                    per_prefix[row[2]] = per_prefix.get(row[2], 0) + 1
+                    per_prefix[row.prefix] = per_prefix.get(row.prefix, 0) + 1
             else:
                 keys = chunk.keys.split("\n") if count else []
                 if chunk.terms:

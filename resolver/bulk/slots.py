@@ -7,12 +7,22 @@ import contextlib
 import mmap
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from resolver.bulk.copycodec import copy_rows
 
 # Bytes of one shared chunk slot: a chunk of CHUNK_ROWS rows of ten values fits.
 SLOT_BYTES = 64 << 20
+
+
+class ChunkRow(NamedTuple):
+    """A row of a chunk as the writer decodes it again (only when some rows existed already)."""
+
+    key: str
+    handle: str
+    prefix: str
+    values: str  # JSON
+    raw: bytes | memoryview  # the row's COPY bytes
 
 
 @dataclass
@@ -34,9 +44,12 @@ class EncodedChunk:
     # Set when `rows` and `terms` travel in a shared slot: (slot, bytes of rows, bytes of terms).
     slot: tuple[int, int, int] | None = None
 
-    def decoded_rows(self) -> list[tuple[str, str, str, str, bytes | memoryview]]:
-        """(key, handle, prefix, values JSON, the row's COPY bytes) of each row."""
-        return [(key, handle, prefix, data, raw) for raw, (key, handle, prefix, data) in copy_rows(self.rows)]
+    def decoded_rows(self) -> list[ChunkRow]:
+        """Each row of the chunk, decoded."""
+        return [
+            ChunkRow(key, handle, prefix, data, raw)
+            for raw, (key, handle, prefix, data) in copy_rows(self.rows)
+        ]
 
     def decoded_terms(self) -> list[tuple[str, str, str]]:
         """(key, term, prefix) of each search term."""
