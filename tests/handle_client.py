@@ -201,15 +201,16 @@ def read_site(data: bytes) -> dict[str, object]:
     for _ in range(integer()):
         server_id = integer()
         address = take(16)
-        take(integer())  # public key
+        key = take(integer())
         interfaces = [struct.unpack("!BBI", take(6)) for _ in range(integer())]
-        servers.append({"id": server_id, "address": address, "interfaces": interfaces})
+        servers.append({"id": server_id, "address": address, "key": key, "interfaces": interfaces})
     assert at == len(data)
     return {
         "version": version,
         "protocol": (major, minor),
         "serial": serial,
         "primary": bool(mask & 0x80),
+        "multi_primary": bool(mask & 0x40),
         "attributes": attributes,
         "servers": servers,
     }

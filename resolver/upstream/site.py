@@ -6,6 +6,7 @@ One description, three uses: the HS_SITE value sent to the top-level node, `reso
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,8 +16,19 @@ SITE_SERIAL = 1
 PROTOCOL_VERSION = "2.11"
 
 
-def site_record(config: Config) -> dict[str, Any]:
-    """The site in the Handle JSON form (`siteinfo.json`, the data of an HS_SITE value)."""
+def server_public_key(key: bytes) -> dict[str, str]:
+    """A server's `publicKey` as the reference writes it when it is not a key object: the key's
+    octets (the Handle encoding of a public key, or none yet) as base64 (hdllib `GsonUtility`,
+    `ServerInfoGsonTypeAdapter.serialize` falls back to `serializeBinary`). hdllib reads it back with
+    `deserializeData`: `{"format": "base64", "value": ""}` is an empty key, while a `"key"` format
+    with a null value fails with "Unable to deserialize public key"."""
+    return {"format": "base64", "value": base64.b64encode(key).decode("ascii")}
+
+
+def site_record(config: Config, public_key: bytes = b"") -> dict[str, Any]:
+    """The site in the Handle JSON form (`siteinfo.json`, the data of an HS_SITE value), in the
+    shape hdllib's `GsonUtility.SiteInfoGsonTypeAdapter` writes and reads. `public_key`: the
+    server's key octets (none until the node has a key pair)."""
     public = urlsplit(config.public_base)
     http_port = public.port or (443 if public.scheme == "https" else 80)
     interfaces: list[dict[str, Any]] = []
@@ -30,7 +42,8 @@ def site_record(config: Config) -> dict[str, Any]:
         "version": 1,
         "protocolVersion": PROTOCOL_VERSION,
         "serialNumber": SITE_SERIAL,
-        "primaryMask": {"multiPrimary": False, "primary": True},
+        "primarySite": True,
+        "multiPrimary": False,
         "hashOption": 0,
         "hashFilter": "",
         "attributes": [
@@ -41,7 +54,7 @@ def site_record(config: Config) -> dict[str, Any]:
             {
                 "serverId": 1,
                 "address": public.hostname or "127.0.0.1",
-                "publicKey": {"format": "key", "value": None},
+                "publicKey": server_public_key(public_key),
                 "interfaces": interfaces,
             }
         ],

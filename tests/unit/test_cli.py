@@ -62,6 +62,8 @@ def test_every_response_code_has_its_http_status():
 
 
 def test_siteinfo_prints_the_site_record_a_handle_client_reads(capsys):
+    """The fields hdllib reads (GsonUtility.java, SiteInfoGsonTypeAdapter.deserialize: `primarySite`;
+    ServerInfoGsonTypeAdapter.deserialize: `publicKey` through deserializeData, base64 for no key)."""
     import json
 
     from resolver.cli import main
@@ -69,7 +71,8 @@ def test_siteinfo_prints_the_site_record_a_handle_client_reads(capsys):
     assert main(["siteinfo", "--public-url", "http://resolver.example.cn:8080", "--native-port", "2641"]) == 0
     site = json.loads(capsys.readouterr().out)
     server = site["servers"][0]
-    assert site["protocolVersion"] == "2.11" and site["primaryMask"]["primary"] is True
+    assert site["protocolVersion"] == "2.11" and site["primarySite"] is True
+    assert server["publicKey"] == {"format": "base64", "value": ""}
     assert server["address"] == "resolver.example.cn"
     assert {(i["protocol"], i["port"]) for i in server["interfaces"]} == {
         ("TCP", 2641),
