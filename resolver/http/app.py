@@ -12,7 +12,7 @@ from aiohttp import web
 
 from resolver.cache import Lookup, ResolutionCache
 from resolver.config import Config
-from resolver.http import enterprise_api, handles, health, operator_api, proxy, search
+from resolver.http import enterprise_api, handles, health, native_http, operator_api, proxy, search
 from resolver.http.encoded import use_server_header
 from resolver.http.keys import (
     ACCOUNTS,
@@ -244,5 +244,6 @@ def create_app(config: Config) -> web.Application:
     search.add_routes(app)
     enterprise_api.add_routes(app)
     operator_api.add_routes(app)
+    native_http.add_routes(app)  # POST of native messages, before the proxy takes the paths
     proxy.add_routes(app)
     return app

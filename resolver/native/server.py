@@ -30,7 +30,7 @@ from resolver.upstream.site import site_record
 
 log = logging.getLogger(__name__)
 
-ROUTES = {"udp": "native:udp", "tcp": "native:tcp"}
+ROUTES = {"udp": "native:udp", "tcp": "native:tcp", "http": "native:http"}
 IDLE_TIMEOUT = 30.0
 # UDP requests being answered at once by one worker; more are dropped (a client asks again)
 MAX_PENDING_UDP = 1024
