@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,20 @@ def record_expiry(record: Record, now_wall: float, max_ttl: float, floor: float 
     return float(min(max_ttl, max(floor, smallest)))
 
 
+class Trust:
+    """Whether what a worker keeps may be served without asking the database: while its change
+    feed listens (`up`) and its lease runs (`until`, time.monotonic; `resolver.store.coherence`)."""
+
+    __slots__ = ("until", "up")
+
+    def __init__(self) -> None:
+        self.up = False
+        self.until = math.inf
+
+    def __bool__(self) -> bool:
+        return self.up and time.monotonic() < self.until
+
+
 class ResolutionCache:
     """An LRU of entries bounded by count and bytes, with a separate bound for negative entries."""
 
@@ -75,15 +90,23 @@ class ResolutionCache:
         self._epoch = 0
         self._invalidated: dict[str, int] = {}
         self._cleared_at = 0
-        # False while the change feed is down: entries may be stale and are served only as a
-        # last resort when the database is unreachable.
-        self.trusted = False
+        # Not trusted while the change feed is down or its lease ran out: entries may be stale and
+        # are served only as a last resort when the database is unreachable.
+        self.trust = Trust()
         # Running totals, for the metrics.
         self.evictions = 0
         self.invalidations = 0
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._negative)
+
+    @property
+    def trusted(self) -> bool:
+        return bool(self.trust)
+
+    @trusted.setter
+    def trusted(self, value: bool) -> None:
+        self.trust.up = value
 
     @property
     def bytes(self) -> int:

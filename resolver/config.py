@@ -350,6 +350,15 @@ class Config:
     )
     # After a handle changes, this worker reads it from the primary for this long (replica lag).
     read_your_writes_seconds: float = 5.0
+    # A write returns once every worker's cache confirmed it forgot the old values, or after this
+    # long, when the caches that did not answer have stopped serving (resolver.store.coherence).
+    coherence_wait: float = field(
+        default=2.0,
+        metadata=setting(
+            "longest a write waits for every cache to confirm it forgot the old values; caches trust "
+            "themselves only under a lease shorter than this (0 = do not wait, no lease)"
+        ),
+    )
 
     @property
     def public_base(self) -> str:

@@ -108,6 +108,18 @@ class NodeMetrics:
         self.cache_invalidations = Counter(
             "resolver_cache_invalidations_total", "Entries invalidated by changes", registry=reg
         )
+        self.confirmations = Counter(
+            "resolver_write_confirmations_total",
+            "Writes that waited for every cache to confirm it forgot the old values, and those of them "
+            "that stopped waiting for a cache whose lease then ran out",
+            ["outcome"],
+            registry=reg,
+        )
+        self.confirmation_seconds = Counter(
+            "resolver_write_confirmation_seconds_total",
+            "Seconds writes spent waiting for the caches' confirmations after their commit",
+            registry=reg,
+        )
         self.listen_up = Gauge(
             "resolver_change_feed_up",
             "1 while a worker's LISTEN connection is up (minimum over workers)",
@@ -255,8 +267,10 @@ class NodeMetrics:
         lookup_seconds: Iterable[float] = (),
         invalidation_delays: Iterable[float] = (),
         connections: dict[str, int] | None = None,
+        confirmations: tuple[int, int, float] = (0, 0, 0.0),
     ) -> None:
-        """Move the local tallies into the exported metrics."""
+        """Move the local tallies into the exported metrics (`confirmations`: running totals of
+        writes confirmed, of those that timed out, of seconds waited)."""
         routes, self.routes = self.routes, {}
         for route, stats in routes.items():
             for (method, status), count in stats.by_status.items():
@@ -290,8 +304,12 @@ class NodeMetrics:
         self._advance(self.cache_invalidations, invalidations, "invalidations")
         self._advance(self.db_lookups.labels("queries"), lookups, "lookups")
         self._advance(self.db_lookups.labels("handles"), keys_fetched, "keys")
+        waits, timeouts, seconds = confirmations
+        self._advance(self.confirmations.labels("confirmed"), waits - timeouts, "confirmed")
+        self._advance(self.confirmations.labels("timed_out"), timeouts, "timed_out")
+        self._advance(self.confirmation_seconds, seconds, "confirmation_seconds")
 
-    def _advance(self, counter: object, total: int, name: str) -> None:
+    def _advance(self, counter: object, total: float, name: str) -> None:
         # The cache keeps running totals; export the growth since the last flush.
         seen = self.__dict__.setdefault("_seen", {})
         delta = total - seen.get(name, 0)

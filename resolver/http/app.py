@@ -42,6 +42,7 @@ from resolver.services.enterprises import Operators
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
+from resolver.store.coherence import Coherence
 from resolver.store.connections import wait_for_database
 from resolver.store.feed import follow_changes
 from resolver.store.handles import HandleStore
@@ -93,6 +94,7 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
     cache = ResolutionCache(config.cache)
     lookup = Lookup(cache, store.fetch_many, max_batches=config.reader_connections)
     lookup.on_change = store.changed
+    store.coherence = Coherence(config.coherence_wait)
     cache.on_clear = _after_the_first(lambda: store.changed(None))
     try:
         await ensure_node_admin(config, store)
@@ -116,7 +118,9 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     """The LISTEN connection that keeps this worker's cache coherent."""
     config = app[CONFIG]
     assert config.dsn is not None
-    task = asyncio.create_task(follow_changes(config.dsn, app[LOOKUP], app[ACCOUNTS].states))
+    task = asyncio.create_task(
+        follow_changes(config.dsn, app[LOOKUP], app[ACCOUNTS].states, app[STORE].coherence)
+    )
     try:
         yield
     finally:
@@ -131,6 +135,7 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
         lookup = app[LOOKUP]
         cache = lookup.cache
         store = app[STORE]
+        coherence = store.coherence or Coherence(0)
         lookup_seconds, lookup.query_seconds = lookup.query_seconds, []
         delays, lookup.invalidation_delays = lookup.invalidation_delays, []
         metrics.flush(
@@ -144,6 +149,7 @@ async def metrics_flush(app: web.Application) -> AsyncIterator[None]:
             lookup_seconds=lookup_seconds,
             invalidation_delays=delays,
             connections=store.connection_counts(),
+            confirmations=(coherence.waits, coherence.timeouts, coherence.wait_seconds),
         )
 
     async def loop() -> None:

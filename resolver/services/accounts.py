@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from resolver.cache import Trust
 from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
@@ -97,10 +98,18 @@ class TokenStates:
         self._cleared_at = 0
         self._invalidated: dict[int, int] = {}
         self._reading = 0
-        self.trusted = False
+        self.trust = Trust()
 
     def __len__(self) -> int:
         return len(self._states)
+
+    @property
+    def trusted(self) -> bool:
+        return bool(self.trust)
+
+    @trusted.setter
+    def trusted(self, value: bool) -> None:
+        self.trust.up = value
 
     def get(self, user_id: int) -> tuple[bool, TokenState | None]:
         """(whether a state is kept and trusted, the state)."""

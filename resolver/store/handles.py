@@ -13,7 +13,8 @@ import asyncpg
 
 from resolver.core.errors import Unavailable
 from resolver.core.search import SearchPlan, SearchTimeout, TooManySearches
-from resolver.store.connections import Readers
+from resolver.store.coherence import MEMBER_NAME, Coherence
+from resolver.store.connections import Connection, Readers
 from resolver.store.errors import UNAVAILABLE, translated_errors
 from resolver.store.queries import Q
 from resolver.store.rows import PrefixInfo, Record, TemplateRow
@@ -37,12 +38,27 @@ class HandleStore:
         self.recent_window = 5.0
         self._recent: dict[str, float] = {}
         self._all_recent_until = 0.0
+        self.synchronous = False
         # This worker's token states (resolver.services.accounts), told of a user change at once after its
         # commit; the change feed tells every other worker.
         self.on_users_changed: Callable[[list[int]], None] | None = None
+        # This worker's acknowledgements (resolver.store.coherence): with it, a write returns once
+        # every cache has forgotten what it changed.
+        self.coherence: Coherence | None = None
 
-    def use_replica(self, replica: Readers, primary: Readers, window: float) -> None:
+    def use_replica(self, replica: Readers, primary: Readers, window: float, synchronous: bool) -> None:
+        """Read misses from `replica`. `synchronous`: the primary acknowledges a commit only once
+        every replica has applied it (synchronous_commit = remote_apply), so the replica's answer
+        is the truth; otherwise a handle the replica does not have is read again on the primary."""
         self.readers, self.primary, self.recent_window = replica, primary, window
+        self.synchronous = synchronous
+
+    async def replication_state(self) -> tuple[str, list[str]]:
+        """(synchronous_standby_names, the sync_state of every streaming replica) of the primary."""
+        async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
+            row = await conn.fetchrow(Q["replication_state"], timeout=self._timeout)
+            assert row is not None
+            return str(row[0]), [str(state) for state in row[2]]
 
     def changed(self, keys: list[str] | None) -> None:
         """These handles changed (None: any may have); read them from the primary for a while."""
@@ -84,13 +100,19 @@ class HandleStore:
                 return await primary.fetch_many(keys)
             recent = self._recent
             fresh = [k for k in keys if recent.get(k, 0.0) > now] if recent else []
-            if not fresh:
-                return await self.readers.fetch_many(keys)
-            rest = [k for k in keys if recent.get(k, 0.0) <= now]
-            found = await primary.fetch_many(fresh)
+            rest = [k for k in keys if recent.get(k, 0.0) <= now] if fresh else keys
+            found = await primary.fetch_many(fresh) if fresh else {}
             if rest:
-                found.update(await self.readers.fetch_many(rest))
+                found.update(await self._from_replica(primary, rest))
             return found
+
+    async def _from_replica(self, primary: Readers, keys: list[str]) -> dict[str, Record]:
+        """The replica's records of `keys`; without synchronous replication, what it does not have
+        is asked of the primary too, so a lagging replica's "not found" is never cached."""
+        found = await self.readers.fetch_many(keys)
+        if not self.synchronous and len(found) < len(keys):
+            found.update(await primary.fetch_many([k for k in keys if k not in found]))
+        return found
 
     async def fetch_primary(self, keys: list[str]) -> dict[str, Record]:
         """Current records read from the primary, whatever the replica says."""
@@ -99,22 +121,47 @@ class HandleStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        """A transaction that notifies every cache of the handles it changed, on commit."""
+        """A transaction that notifies every cache of the handles it changed, on commit, and
+        returns once every cache has confirmed (`resolver.store.coherence`)."""
+        coherence = self.coherence
+        origin = coherence.origin() if coherence is not None else None
+        token, sequence = origin if origin is not None else ("", 0)
         stage = "open"
-        async with translated_errors():
-            try:
-                async with self._pool.acquire(timeout=self._timeout) as conn:
-                    async with conn.transaction():
-                        tx = Tx(conn, self._timeout, self.search_types)
-                        yield tx
-                        await tx.flush()
-                        stage = "committing"
-                    stage = "committed"
-            except UNAVAILABLE as exc:
-                if stage == "committed":  # stored; only giving the connection back failed
-                    logging.getLogger("resolver").warning("connection lost after a commit: %r", exc)
-                    return
-                raise Unavailable(uncertain=stage == "committing") from exc
+        notified = False
+        members: set[int] | None = None
+        committed_at = 0.0
+        try:
+            async with translated_errors():
+                try:
+                    async with self._pool.acquire(timeout=self._timeout) as conn:
+                        async with conn.transaction():
+                            tx = Tx(conn, self._timeout, self.search_types, token)
+                            yield tx
+                            await tx.flush()
+                            stage = "committing"
+                        stage = "committed"
+                        committed_at = time.monotonic()
+                        notified = tx.notified
+                        if notified and origin is not None:
+                            members = await self._members(conn)
+                except UNAVAILABLE as exc:
+                    if stage == "committed":  # stored; only giving the connection back failed
+                        logging.getLogger("resolver").warning("connection lost after a commit: %r", exc)
+                    else:
+                        raise Unavailable(uncertain=stage == "committing") from exc
+        finally:
+            if coherence is not None and origin is not None and not (stage == "committed" and notified):
+                coherence.forget(sequence)
+        if coherence is not None and origin is not None and notified:
+            await coherence.confirm(sequence, members, committed_at)
+
+    async def _members(self, conn: Connection) -> set[int] | None:
+        """The backend pids of every listening change feed (None: unknown, wait the whole bound)."""
+        try:
+            rows = await conn.fetch(Q["feed_members"], MEMBER_NAME, timeout=self._timeout)
+        except (asyncpg.PostgresError, *UNAVAILABLE):
+            return None
+        return {int(row[0]) for row in rows}
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""

@@ -9,13 +9,16 @@ CHANNEL = "resolver_handles"
 MAX_PAYLOAD_BYTES = 7900
 
 
-def notification_payloads(keys: list[str], sent_at: float | None = None) -> list[str]:
+def notification_payloads(keys: list[str], sent_at: float | None = None, origin: str = "") -> list[str]:
     """The changed keys, newline-separated, split into payloads Postgres accepts.
 
     Each payload starts with `@<unix time>` (keys never start with '@'), so that listeners can
-    measure how long an invalidation took to reach them.
+    measure how long an invalidation took to reach them, then, after a space, the writer's origin
+    token when it waits for acknowledgements (`resolver.store.coherence`).
     """
     stamp = f"@{time.time() if sent_at is None else sent_at:.4f}"
+    if origin:
+        stamp = f"{stamp} {origin}"
     payloads: list[str] = []
     current: list[str] = [stamp]
     size = len(stamp) + 1
@@ -36,10 +39,17 @@ def parse_payload(payload: str) -> tuple[float | None, list[str]]:
     lines = payload.split("\n")
     if lines and lines[0].startswith("@"):
         try:
-            return float(lines[0][1:]), lines[1:]
+            return float(lines[0][1:].partition(" ")[0]), lines[1:]
         except ValueError:
             return None, lines[1:]
     return None, lines
+
+
+def payload_origin(payload: str) -> str:
+    """The origin token of a change notification ('' when its writer waits for no acknowledgement)."""
+    if not payload.startswith("@"):
+        return ""
+    return payload.partition("\n")[0].partition(" ")[2]
 
 
 # A line of a change notification naming an enterprise user whose tokens' state changed. A handle

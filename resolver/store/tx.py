@@ -38,9 +38,11 @@ async def write_audit(
     )
 
 
-async def notify(conn: Connection, lines: list[str], timeout: float | None = None) -> None:
-    """Tell every worker that these handles (or user lines) changed, when the transaction commits."""
-    await conn.execute(Q["notify_many"], CHANNEL, notification_payloads(lines), timeout=timeout)
+async def notify(conn: Connection, lines: list[str], timeout: float | None = None, origin: str = "") -> None:
+    """Tell every worker that these handles (or user lines) changed, when the transaction commits
+    (`origin`: where to acknowledge, `resolver.store.coherence`)."""
+    payloads = notification_payloads(lines, origin=origin)
+    await conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=timeout)
 
 
 class Tx:
@@ -50,10 +52,14 @@ class Tx:
     in one statement each when it commits, whatever the number of handles.
     """
 
-    def __init__(self, conn: Connection, timeout: float, search_types: frozenset[str]) -> None:
+    def __init__(
+        self, conn: Connection, timeout: float, search_types: frozenset[str], origin: str = ""
+    ) -> None:
         self._conn = conn
         self._timeout = timeout
         self._search_types = search_types
+        self._origin = origin
+        self.notified = False  # its commit will notify the caches
         self.changed: list[str] = []
         # Enterprise users whose token state this transaction changed (password, disabled, deleted,
         # tokens revoked): notified with the handles, so that every worker forgets what it knew.
@@ -222,4 +228,6 @@ class Tx:
             self._audit = []
             self._encoded = {}
         if self.changed or self.changed_users:
-            await notify(self._conn, self.changed + [user_line(u) for u in self.changed_users], self._timeout)
+            lines = self.changed + [user_line(u) for u in self.changed_users]
+            await notify(self._conn, lines, self._timeout, self._origin)
+            self.notified = True

@@ -33,6 +33,21 @@ select handle from handles where prefix = '0.na' order by key;
 -- name: notify_many
 select pg_notify($1, payload) from unnest($2::text[]) as payload;
 
+-- name: notify_each
+select pg_notify(channel, payload) from unnest($1::text[], $2::text[]) as t(channel, payload);
+
+-- name: set_application_name
+select set_config('application_name', $1, false);
+
+-- name: replication_state
+select current_setting('synchronous_standby_names'),
+       current_setting('synchronous_commit'),
+       coalesce(array_agg(sync_state::text) filter (where state = 'streaming'), '{}')
+from pg_stat_replication;
+
+-- name: feed_members
+select pid from pg_stat_activity where application_name = $1 and datname = current_database();
+
 -- name: schema_version
 select coalesce(max(version), 0) from schema_migrations;
 
