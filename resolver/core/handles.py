@@ -69,7 +69,13 @@ def check_prefix(prefix: str, limits: Limits) -> str:
 
 
 def parse_handle(raw: str, limits: Limits, *, allow_empty_suffix: bool = False) -> HandleName:
-    """Parse a handle as sent by a client, raising rc 102 with a reason when it is not valid."""
+    """Parse a handle as sent by a client, raising rc 102 with a reason when it is not valid.
+
+    A handle without '/' is a bare prefix and names its prefix handle: `88.123` is `0.NA/88.123`
+    (as the reference server resolves it: HandleServer.doResolution, doListHandles, doHomeNA use
+    Util.convertSlashlessHandleToZeroNaHandle). `text` is then the prefix handle, so a write stores
+    it under its full name; answers keep echoing what the client sent. A template to mint under
+    (`allow_empty_suffix`) must still be `<prefix>/`."""
     text = strip_scheme(raw)
     if not text:
         raise HandleError(RC.INVALID_HANDLE, "the handle is empty")
@@ -81,7 +87,10 @@ def parse_handle(raw: str, limits: Limits, *, allow_empty_suffix: bool = False) 
         raise HandleError(RC.INVALID_HANDLE, "the handle contains control characters")
     prefix, slash, suffix = text.partition("/")
     if not slash:
-        raise HandleError(RC.INVALID_HANDLE, "a handle is <prefix>/<suffix>; there is no '/'")
+        if allow_empty_suffix:
+            raise HandleError(RC.INVALID_HANDLE, "a handle is <prefix>/<suffix>; there is no '/'")
+        prefix, suffix = "0.NA", text
+        text = f"{prefix}/{suffix}"
     if not suffix and not allow_empty_suffix:
         raise HandleError(RC.INVALID_HANDLE, "the handle has an empty suffix")
     folded_prefix = check_prefix(prefix, limits)

@@ -233,8 +233,12 @@ async def test_prefix_not_served_here_is_rc_301(client):
 
 
 async def test_invalid_handle_is_rc_102(client):
-    resp = await client.get("/api/handles/no-slash-here")
+    resp = await client.get("/api/handles/no%20slash%20here")
     assert resp.status == 400 and (await resp.json())["responseCode"] == 102
+    # a bare prefix is its prefix handle (HandleServer.doResolution,
+    # Util.convertSlashlessHandleToZeroNaHandle): 0.NA/no-slash-here is not this node's
+    resp = await client.get("/api/handles/no-slash-here")
+    assert resp.status == 400 and (await resp.json())["responseCode"] == 301
 
 
 async def test_list_handles_with_paging_and_total_count_as_string(client):

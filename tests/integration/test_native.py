@@ -92,9 +92,11 @@ async def test_not_found_not_responsible_and_invalid(node):
     _, port = node
     answers = [
         await call(over_udp, port, request_message(1, resolution_body(handle))[0])
-        for handle in ("88.123/NOPE", "99.9/ELSEWHERE", "no-slash")
+        for handle in ("88.123/NOPE", "99.9/ELSEWHERE", "no slash", "no-slash")
     ]
-    assert [a.rc for a in answers] == [100, 301, 102]
+    # a bare prefix is its prefix handle (HandleServer.doResolution,
+    # Util.convertSlashlessHandleToZeroNaHandle): 0.NA/no-slash is not this node's
+    assert [a.rc for a in answers] == [100, 301, 102, 301]
     assert "88.123" in answers[1].message_text()
 
 

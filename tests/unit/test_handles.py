@@ -55,7 +55,8 @@ def test_schemes_are_stripped(scheme):
     ("raw", "reason"),
     [
         ("", "empty"),
-        ("88.123", "no '/'"),
+        ("88 123", "segments"),
+        ("0.NA/88.123/x", "segments"),
         ("88.123/", "empty suffix"),
         ("/abc", "prefix is empty"),
         ("88..123/x", "segments"),
@@ -70,6 +71,26 @@ def test_invalid_handles_name_the_reason(raw, reason):
     with pytest.raises(HandleError) as caught:
         parse_handle(raw, LIMITS)
     assert caught.value.rc == RC.INVALID_HANDLE and reason in caught.value.message
+
+
+@pytest.mark.parametrize("raw", ["88.123", "hdl:88.123", "88.123.45", "0.NA"])
+def test_a_bare_prefix_names_its_prefix_handle(raw):
+    """MistraR/handle HandleServer.java doResolution (and doListHandles, doHomeNA): a handle without
+    '/' is first turned into its prefix handle by Util.convertSlashlessHandleToZeroNaHandle
+    (`88.123` -> `0.NA/88.123`); the lookup key folds case as every handle's does."""
+    bare = strip_scheme(raw)
+    name = parse_handle(raw, LIMITS)
+    assert name == parse_handle(f"0.NA/{bare}", LIMITS)
+    assert name.text == f"0.NA/{bare}" and name.key == fold(f"0.na/{bare}")
+    assert name.is_prefix_handle and name.suffix == bare
+    assert NodeScope("88.123").is_responsible(name) == (bare != "0.NA")
+
+
+def test_a_bare_prefix_is_no_template_to_mint_under():
+    """Minting needs `<prefix>/`: a bare prefix there stays an error (rc 102)."""
+    with pytest.raises(HandleError) as caught:
+        parse_handle("88.123", LIMITS, allow_empty_suffix=True)
+    assert caught.value.rc == RC.INVALID_HANDLE and "no '/'" in caught.value.message
 
 
 def test_scope_answers_for_its_prefix_tree_and_prefix_handles():
