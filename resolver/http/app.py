@@ -208,7 +208,7 @@ async def native_protocol(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     listeners = None
     if config.native_port:
-        from resolver.native.server import NativeListeners
+        from resolver.native.listeners import NativeListeners
 
         listeners = NativeListeners(app, config.host, config.native_port)
         await listeners.start()

@@ -23,7 +23,7 @@ from resolver.upstream.toplevel import Upstream
 
 if TYPE_CHECKING:  # the native listeners and the search handler read these keys themselves
     from resolver.http.search import Searches
-    from resolver.native.server import NativeListeners
+    from resolver.native.listeners import NativeListeners
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", HandleStore)
