@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ from resolver.core.csvcells import cell
 from resolver.core.values import same_content
 from resolver.services.statistics import ServedPrefixes, today
 from resolver.store import imports
+from resolver.store.coherence import Coherence
 from resolver.store.connections import Connection
+from resolver.store.feed import acknowledgements
 from resolver.store.rows import AuditEntry
 
 # What the CLI and the tests import from here.
@@ -88,6 +91,8 @@ class Importer:
         self.reader: RowReader | None = None
         self.direct = True  # COPY chunks straight into handles until a row turns out to exist
         self.served = ServedPrefixes(config.node_prefix)
+        # a chunk is done once every cache has forgotten what it added (resolver.store.coherence)
+        self.coherence = Coherence(config.coherence_wait)
 
     async def load_context(self) -> RowReader:
         """Enterprise prefixes and templates, read once per import."""
@@ -122,6 +127,43 @@ class Importer:
             phases[phase] = now - clock
             clock = now
 
+        origin = self.coherence.origin()
+        token, sequence = origin if origin is not None else ("", 0)
+        notified = False
+        try:
+            notified = await self._chunk_transaction(conn, digest, chunk, path, rejected, token, lap)
+        except BaseException:
+            if origin is not None:
+                self.coherence.forget(sequence)
+            raise
+        lap("commit")
+        if origin is not None:
+            if notified:  # acknowledged (and resumable from) only once every cache forgot
+                committed_at = time.monotonic()
+                await self.coherence.confirm(sequence, await imports.caches_listening(conn), committed_at)
+            else:
+                self.coherence.forget(sequence)
+        log.debug(
+            "chunk %d-%d: %s",
+            chunk.first_line,
+            chunk.last_line,
+            " ".join(f"{k} {v:.2f}s" for k, v in phases.items()),
+        )
+        return rejected, count - (len(rejected) - len(chunk.rejected))
+
+    async def _chunk_transaction(
+        self,
+        conn: Connection,
+        digest: str,
+        chunk: EncodedChunk,
+        path: Path,
+        rejected: list[tuple[int, str, str]],
+        origin: str,
+        lap: Callable[[str], None],
+    ) -> bool:
+        """The chunk's transaction (rejected rows appended to `rejected`); True when it notified
+        the caches of handles it added."""
+        count = len(chunk.lines)
         async with imports.chunk_transaction(conn):
             conflicting: set[str] = set()
             decoded: list[ChunkRow] = []
@@ -186,16 +228,9 @@ class Importer:
                 AuditEntry(self.actor, "import.chunk", detail=detail),
             )
             if keys:
-                await imports.announce_added(conn, keys, self._labelled(per_prefix), today())
+                await imports.announce_added(conn, keys, self._labelled(per_prefix), today(), origin)
             lap("record")
-        lap("commit")
-        log.debug(
-            "chunk %d-%d: %s",
-            chunk.first_line,
-            chunk.last_line,
-            " ".join(f"{k} {v:.2f}s" for k, v in phases.items()),
-        )
-        return rejected, accepted
+        return bool(keys)
 
     async def run(
         self,
@@ -211,8 +246,22 @@ class Importer:
         """Import a file (resuming an interrupted import of the same file).
 
         A reader process parses and validates while this process writes: on two cores, Python and
-        Postgres work at the same time.
+        Postgres work at the same time. Each chunk counts as done once every node's cache has
+        confirmed it forgot the handles the chunk added (they may have been remembered as unknown).
         """
+        async with acknowledgements(self.config.dsn, self.coherence):
+            return await self._run(path, fmt, template_version, report, chunk_rows, progress, writers)
+
+    async def _run(
+        self,
+        path: Path,
+        fmt: str | None,
+        template_version: str | None,
+        report: Path | None,
+        chunk_rows: int,
+        progress: Progress | None,
+        writers: int,
+    ) -> ImportResult:
         started = time.monotonic()
         fmt = detect_format(path, fmt)
         report = report or path.with_name(path.name + ".rejected.csv")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -160,6 +161,38 @@ async def follow_changes(
             conn.terminate()
         await asyncio.sleep(backoff)
         backoff = min(max_backoff, backoff * 2)
+
+
+@contextlib.asynccontextmanager
+async def acknowledgements(dsn: str | None, coherence: Coherence) -> AsyncIterator[None]:
+    """Hear this process's acknowledgements on a connection of its own, for a writer without a
+    change feed (`resolver import`). Without one (no `dsn`, or it fails), its writes wait the
+    whole bound instead: still sound, only slower."""
+    if not coherence.enabled or dsn is None:
+        yield
+        return
+    try:
+        conn = await connect(dsn, timeout=PING_TIMEOUT * 3, name="resolver-acknowledgements")
+    except Exception as exc:  # the import goes on; its chunks wait the whole bound
+        log.warning(
+            "no connection to hear acknowledgements (%s); each chunk waits %.1f s", exc, coherence.wait
+        )
+        yield
+        return
+
+    def on_ack(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        parsed = parse_ack(str(payload))
+        if parsed is not None:
+            coherence.acknowledged(*parsed)
+
+    channel = ack_channel(conn.get_server_pid())
+    try:
+        await conn.add_listener(channel, on_ack)
+        coherence.channel = channel
+        yield
+    finally:
+        coherence.channel = None
+        conn.terminate()
 
 
 async def _either(first: asyncio.Event, second: asyncio.Event) -> None:

@@ -13,12 +13,12 @@ import asyncpg
 
 from resolver.core.errors import Unavailable
 from resolver.core.search import SearchPlan, SearchTimeout, TooManySearches
-from resolver.store.coherence import MEMBER_NAME, Coherence
-from resolver.store.connections import Connection, Readers
+from resolver.store.coherence import Coherence
+from resolver.store.connections import Readers
 from resolver.store.errors import UNAVAILABLE, translated_errors
 from resolver.store.queries import Q
 from resolver.store.rows import PrefixInfo, Record, TemplateRow
-from resolver.store.tx import Tx
+from resolver.store.tx import Tx, listening_caches
 
 
 class HandleStore:
@@ -143,7 +143,7 @@ class HandleStore:
                         committed_at = time.monotonic()
                         notified = tx.notified
                         if notified and origin is not None:
-                            members = await self._members(conn)
+                            members = await listening_caches(conn, self._timeout)
                 except UNAVAILABLE as exc:
                     if stage == "committed":  # stored; only giving the connection back failed
                         logging.getLogger("resolver").warning("connection lost after a commit: %r", exc)
@@ -154,14 +154,6 @@ class HandleStore:
                 coherence.forget(sequence)
         if coherence is not None and origin is not None and notified:
             await coherence.confirm(sequence, members, committed_at)
-
-    async def _members(self, conn: Connection) -> set[int] | None:
-        """The backend pids of every listening change feed (None: unknown, wait the whole bound)."""
-        try:
-            rows = await conn.fetch(Q["feed_members"], MEMBER_NAME, timeout=self._timeout)
-        except (asyncpg.PostgresError, *UNAVAILABLE):
-            return None
-        return {int(row[0]) for row in rows}
 
     async def list_prefix(self, prefix: str, page: int, page_size: int) -> tuple[int, list[str]]:
         """The number of handles under a prefix and one page of them, in key order."""

@@ -22,7 +22,7 @@ from resolver.store.connections import Connection
 from resolver.store.queries import Q
 from resolver.store.rows import AuditEntry, PrefixInfo
 from resolver.store.statistics import Counts, add_daily_counts
-from resolver.store.tx import notify, write_audit
+from resolver.store.tx import listening_caches, notify, write_audit
 
 T = TypeVar("T")
 
@@ -190,10 +190,12 @@ async def record_chunk(
     await conn.execute(Q["import_chunk_done"], digest, lines[0], lines[1], accepted, rejected)
 
 
-async def announce_added(conn: Connection, keys: list[str], per_prefix: Mapping[str, int], day: date) -> None:
-    """Notify the workers' caches of the handles a chunk added, and count them as registrations
-    of `day`."""
-    await notify(conn, keys)
+async def announce_added(
+    conn: Connection, keys: list[str], per_prefix: Mapping[str, int], day: date, origin: str = ""
+) -> None:
+    """Notify the workers' caches of the handles a chunk added (`origin`: where they acknowledge,
+    `resolver.store.coherence`), and count them as registrations of `day`."""
+    await notify(conn, keys, origin=origin)
     await add_daily_counts(conn, day, {p: Counts(registrations=n) for p, n in per_prefix.items()})
 
 
@@ -202,3 +204,8 @@ async def prefix_handles(conn: Connection, prefix: str) -> AsyncIterator[Exporte
     async with conn.transaction():
         async for row in conn.cursor(Q["export_prefix"], prefix, prefetch=5000):
             yield ExportedHandle(row[0], row[1])
+
+
+async def caches_listening(conn: Connection) -> set[int] | None:
+    """The change feeds a chunk's commit waits for (`resolver.store.tx.listening_caches`)."""
+    return await listening_caches(conn)

@@ -10,7 +10,9 @@ import asyncpg
 from resolver.core.audit import audit_json
 from resolver.core.search import search_terms
 from resolver.core.values import StoredValue
+from resolver.store.coherence import MEMBER_NAME
 from resolver.store.connections import Connection
+from resolver.store.errors import UNAVAILABLE
 from resolver.store.notifications import CHANNEL, notification_payloads, user_line
 from resolver.store.queries import Q
 from resolver.store.rows import AuditEntry, PrefixInfo, Record, TemplateRow, encode_values, record_from_row
@@ -43,6 +45,16 @@ async def notify(conn: Connection, lines: list[str], timeout: float | None = Non
     (`origin`: where to acknowledge, `resolver.store.coherence`)."""
     payloads = notification_payloads(lines, origin=origin)
     await conn.execute(Q["notify_many"], CHANNEL, payloads, timeout=timeout)
+
+
+async def listening_caches(conn: Connection, timeout: float | None = None) -> set[int] | None:
+    """The backend pids of every listening change feed, the caches a write waits for (None: not
+    known, so the write waits the whole bound; `resolver.store.coherence`)."""
+    try:
+        rows = await conn.fetch(Q["feed_members"], MEMBER_NAME, timeout=timeout)
+    except (asyncpg.PostgresError, *UNAVAILABLE):
+        return None
+    return {int(row[0]) for row in rows}
 
 
 class Tx:

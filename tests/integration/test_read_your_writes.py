@@ -109,8 +109,40 @@ async def test_a_deletion_is_confirmed_too(config):
     """A handle deleted through one instance is gone from the other's cache when the delete returns."""
     async with serving(config) as one, serving(config) as two:
         path = "/api/handles/88.123/RYW-DEL"
-        assert (await one.put(path, json=[url_value(1, "https://x")], headers=admin_json())).status in (200, 201)
+        assert (await one.put(path, json=[url_value(1, "https://x")], headers=admin_json())).status in (
+            200,
+            201,
+        )
         assert (await two.get(path)).status == 200
         assert (await one.delete(path, headers=basic())).status == 200
         assert cached_url(two, "88.123/ryw-del") is None
         assert (await two.get(path)).status == 404
+
+
+async def test_an_import_is_done_only_once_every_cache_forgot_the_handles_it_added(config, tmp_path):
+    """`resolver import` (resolver.bulk.importer) has no change feed: it hears its
+    acknowledgements on a connection of its own, and each chunk waits for every listening cache.
+    A node that remembered the handles as unknown answers them the moment the import returns."""
+    from resolver.bulk.importer import Importer
+    from tests.integration.test_import_export import good, write_csv
+
+    async with serving(config) as node:
+        for i in range(40):
+            assert (await node.get(f"/api/handles/88.123/IMP-{i:05d}")).status == 404
+        assert all(cached_url(node, f"88.123/imp-{i:05d}") == "not found" for i in range(40))
+        source = tmp_path / "products.csv"
+        write_csv(source, [good(i) for i in range(40)])
+        conn = await asyncpg.connect(config.dsn)
+        try:
+            importer = Importer(config, conn, actor="import:test")
+            started = time.monotonic()
+            result = await importer.run(source, template_version="general-product-1.0", chunk_rows=10)
+            took = time.monotonic() - started
+        finally:
+            await conn.close()
+        assert result.accepted == 40
+        assert [i for i in range(40) if cached_url(node, f"88.123/imp-{i:05d}") is not None] == []
+        assert importer.coherence.timeouts == 0 and importer.coherence.waits == 4
+        assert took < config.coherence_wait * 4  # answered, not waited out
+        statuses = [(await node.get(f"/api/handles/88.123/IMP-{i:05d}")).status for i in range(40)]
+        assert statuses == [200] * 40
