@@ -254,11 +254,15 @@ def is_admin_readable(value: StoredValue) -> bool:
 
 
 def type_matches(value_type: str, wanted: Iterable[str]) -> bool:
-    """Type filter: case-insensitive; a wanted type ending in '.' also matches its subtypes."""
+    """Type filter, as the reference's Util.isParentTypeInArray: ASCII letters compared without
+    case; a wanted type ending in '.' matches its subtypes and the parent type itself
+    (`URL.` matches `URL` and `URL.alt`, not `URLX`); any other wanted type matches only itself."""
+    if not value_type:
+        return False
     folded = fold(value_type)
     for want in wanted:
         w = fold(want)
-        if folded == w or (w.endswith(".") and folded.startswith(w)):
+        if folded == w or (w.endswith(".") and (folded.startswith(w) or folded == w[:-1])):
             return True
     return False
 

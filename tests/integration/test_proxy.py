@@ -83,6 +83,10 @@ async def test_unknown_handle_gets_a_404_page(client):
 
 
 async def test_hdl_scheme_and_type_filter(client):
+    """`type=URL.` selects URL and URL.mobile, as the reference server filters requested types
+    (hdllib/Util.java isParentTypeInArray); among those the proxy redirects to the plain URL value
+    first and to a subtype only when there is none, as the reference proxy does
+    (apps/servlet_proxy/handlers/Url.java doRedirect)."""
     await register(
         client,
         "88.123/P-7",
@@ -92,6 +96,8 @@ async def test_hdl_scheme_and_type_filter(client):
         ],
     )
     resp = await client.get("/hdl:88.123/P-7", params={"type": "URL."}, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "https://example.com/main"
+    resp = await client.get("/hdl:88.123/P-7", params={"type": "URL.mobile"}, allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "https://m.example.com/"
 
 

@@ -157,6 +157,29 @@ def test_type_matching():
     assert not type_matches("URLX", ["URL."])
 
 
+def test_type_matching_follows_util_is_parent_type_in_array():
+    """Reference: net/handle/hdllib/Util.java, isParentTypeInArray (with startsWithCI and equalsCI).
+
+    A requested type ending in '.' matches the parent type itself as well as its subtypes; any
+    other requested type matches only the same type; letters compare without case, ASCII only
+    (equalsCI folds bytes 'a'..'z'); an empty value type matches nothing. The examples in the
+    reference's comment are the first three checks."""
+    assert type_matches("url.us", ["url.", "email", "public_key"])
+    assert not type_matches("url.us", ["url", "email", "public_key"])
+    assert not type_matches("url", ["url.jp", "email", "public_key"])
+    assert type_matches("URL", ["URL."])  # the parent itself, without its '.'
+    assert type_matches("url", ["URL."]) and type_matches("URL.ALT", ["url."])
+    assert type_matches("URL.alt.x", ["URL.alt."]) and type_matches("URL.alt", ["URL.alt."])
+    assert not type_matches("URL", ["URL.alt."])
+    assert not type_matches("URLX", ["URL."]) and not type_matches("URL", ["URLX."])
+    assert not type_matches("URL.", ["URL"])
+    assert type_matches("URL.", ["URL."])
+    assert not type_matches("ÄURL", ["äURL"])  # non-ASCII letters are compared as they are
+    assert type_matches("ÄURL", ["ÄurL"])
+    assert not type_matches("", ["."]) and not type_matches("", [""])
+    assert not type_matches("URL", [])
+
+
 def test_select_by_index_or_type():
     values = parse_values(
         [{"index": i, "type": t, "data": "x"} for i, t in [(1, "URL"), (2, "EMAIL"), (3, "DESC")]],
