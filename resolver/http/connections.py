@@ -8,6 +8,10 @@ wrapped here: the first request's header must be complete within `header_timeout
 requests on the connection within the keep-alive timeout (aiohttp's own timer), bodies within the
 body timeout (`resolver.http.bodies`). A client address holds at most `per_address` connections
 of a worker; one more is answered 429 and closed.
+
+The protocol is also where a cached resolution is answered without aiohttp
+(`resolver.http.fastpath`): a packet that is one plain `GET /api/handles/...` of a cached handle,
+arriving while aiohttp's handler is idle, is answered here; everything else is aiohttp's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from resolver.http.fastpath import FastPath, after_answer, aiohttp_idle
 
 _END_OF_HEADER = b"\r\n\r\n"
 
@@ -78,11 +85,28 @@ class ConnectionGuard:
 class GuardedProtocol(asyncio.Protocol):
     """aiohttp's request handler for one connection, behind the guard's deadline and cap."""
 
-    __slots__ = ("_address", "_guard", "_inner", "_tail", "_timer", "_transport")
+    __slots__ = (
+        "_address",
+        "_at_boundary",
+        "_fast",
+        "_guard",
+        "_inner",
+        "_tail",
+        "_timer",
+        "_transport",
+        "_writing_paused",
+    )
 
-    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard, fast: FastPath | None = None) -> None:
         self._inner = inner
         self._guard = guard
+        # the fast path only for aiohttp's own handler, and not when it logs every request
+        use_fast = fast is not None and isinstance(inner, RequestHandler) and not inner._logging_enabled
+        self._fast = fast if use_fast else None
+        # aiohttp's parser holds no part of a request: nothing was passed to it yet, or the last
+        # packet passed ended a header block (and, once aiohttp's handler is idle, its message)
+        self._at_boundary = True
+        self._writing_paused = False
         self._address: str | None = None  # set once admitted
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
@@ -113,6 +137,17 @@ class GuardedProtocol(asyncio.Protocol):
                 self._tail = b""
             else:
                 self._tail = seen[-3:]
+        fast = self._fast
+        if fast is not None and self._at_boundary and not self._writing_paused:
+            inner = cast(RequestHandler, self._inner)
+            transport = self._transport
+            if transport is not None and not transport.is_closing() and aiohttp_idle(inner):
+                response = fast.answer(data)
+                if response is not None:
+                    transport.write(response)
+                    after_answer(inner)
+                    return
+        self._at_boundary = data.endswith(_END_OF_HEADER)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -131,9 +166,11 @@ class GuardedProtocol(asyncio.Protocol):
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        self._writing_paused = True  # the client reads slowly: aiohttp waits for it, the fast path can't
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
         self._inner.resume_writing()
 
     def _expire(self) -> None:
@@ -147,25 +184,32 @@ class GuardedProtocol(asyncio.Protocol):
 class GuardedServer:
     """aiohttp's `web.Server` (the protocol factory), handing out guarded protocols."""
 
-    def __init__(self, server: web.Server, guard: ConnectionGuard) -> None:
+    def __init__(self, server: web.Server, guard: ConnectionGuard, fast: FastPath | None = None) -> None:
         self._server = server
         self._guard = guard
+        self._fast = fast
 
     def __call__(self) -> GuardedProtocol:
-        return GuardedProtocol(self._server(), self._guard)
+        return GuardedProtocol(self._server(), self._guard, self._fast)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
 
 
 class GuardedRunner(web.AppRunner):
-    """An AppRunner whose sites accept connections through a `ConnectionGuard`."""
+    """An AppRunner whose sites accept connections through a `ConnectionGuard`, answering cached
+    resolutions on the fast path unless `fast_path` is False (or the app resolves nothing)."""
 
-    def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, guard: ConnectionGuard, *, fast_path: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(app, **kwargs)
         self.guard = guard
+        self.fast_path = fast_path
+        self.fast: FastPath | None = None  # once set up
 
     async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        guarded: Callable[[], GuardedProtocol] = GuardedServer(server, self.guard)
+        server = await super()._make_server()  # the app has started: its cache exists
+        fast = self.fast = FastPath.of(self.app) if self.fast_path else None
+        guarded: Callable[[], GuardedProtocol] = GuardedServer(server, self.guard, fast)
         return guarded  # type: ignore[return-value]
