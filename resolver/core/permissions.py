@@ -35,8 +35,10 @@ NONE = Perm(0)
 
 
 def parse_bits(bits: str) -> Perm:
-    """`"011111110011"` (most significant first) -> the flags it grants."""
-    return Perm(int(bits.ljust(12, "0")[:12], 2))
+    """`"011111110011"` (most significant first) -> the flags it grants. A shorter string is read
+    from the right, its last character bit 0 (add-handle), as the reference does
+    (GsonUtility.AdminRecordGsonTypeAdapter.permsStringToArray); stored values always have twelve."""
+    return Perm(int(bits[-12:].rjust(12, "0"), 2))
 
 
 @dataclass(frozen=True, slots=True)

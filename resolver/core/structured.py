@@ -24,7 +24,8 @@ from resolver.core.handles import has_control_characters
 STRUCTURED_FORMATS = frozenset({"admin", "vlist", "site", "key"})
 TRANSPORT_NAMES = frozenset({"UDP", "TCP", "HTTP", "HTTPS"})
 KEY_FORMATS = frozenset({"key", "base64", "hex"})
-_ADMIN_PERMISSIONS = re.compile(r"[01]{1,12}")
+_ADMIN_PERMISSIONS = re.compile(r"[01]{0,12}")
+ADMIN_PERMISSION_BITS = 12
 _PROTOCOL_VERSION = re.compile(r"(\d{1,3})(?:\.(\d{1,3}))?")
 _UINT8, _UINT16, _INT32 = 0xFF, 0xFFFF, 2**31 - 1
 _MAX_PORT = 65535
@@ -36,8 +37,8 @@ class InvalidStructure(ValueError):
 
 def normalize(fmt: str, value: object, limits: Limits) -> object:
     """The stored form of the value of structured data in format `fmt` (one of
-    STRUCTURED_FORMATS), or InvalidStructure. Admin permissions are padded to twelve bits; every
-    other value is stored as sent."""
+    STRUCTURED_FORMATS), or InvalidStructure. Admin permissions are stored as twelve bits
+    (admin_permissions); every other value is stored as sent."""
     if fmt == "admin":
         return admin(value, limits)
     if fmt == "vlist":
@@ -72,15 +73,47 @@ def reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
 
 
 def admin(value: object, limits: Limits) -> dict[str, Any]:
-    """An HS_ADMIN value: `{handle, index, permissions}`, permissions up to twelve bits, most
-    significant first (padded with zeros)."""
+    """An HS_ADMIN value: `{handle, index, permissions}`, permissions stored as twelve bits, most
+    significant first (see admin_permissions)."""
     if not isinstance(value, dict):
         raise InvalidStructure("an admin value must be an object with handle, index and permissions")
     ref = reference(value, "admin", limits)
-    permissions = value.get("permissions", "")
-    if not isinstance(permissions, str) or not _ADMIN_PERMISSIONS.fullmatch(permissions):
-        raise InvalidStructure("admin permissions must be up to 12 characters of 0 and 1")
-    return {**ref, "permissions": permissions.ljust(12, "0")}
+    return {**ref, "permissions": admin_permissions(value.get("permissions"))}
+
+
+def admin_permissions(raw: object) -> str:
+    """HS_ADMIN permissions in their stored form, twelve characters of 0 and 1, bit 11
+    (list-handles) first and bit 0 (add-handle) last: the binary of the mask the native protocol
+    carries (Encoder.encodeAdminRecord).
+
+    Read as the reference reads them (GsonUtility.AdminRecordGsonTypeAdapter.permsElementToArray):
+    a string from the right, its last character bit 0, missing bits 0 (`"0111"` is
+    `"000000000111"`); `"*"` all twelve; `true` all, `false` none; an integer as a bit mask
+    (bit 0 = add-handle); a list element by element from bit 0 (`[true, true]` is add-handle and
+    delete-handle); none given, none granted. Refused, where the reference would silently drop or
+    guess bits: characters other than 0 and 1, strings longer than twelve, integers outside 0-4095,
+    lists longer than twelve or holding anything but booleans, 0 and 1.
+    """
+    if raw is None or raw is False:
+        return "0" * ADMIN_PERMISSION_BITS
+    if raw is True or raw == "*":
+        return "1" * ADMIN_PERMISSION_BITS
+    if isinstance(raw, str) and _ADMIN_PERMISSIONS.fullmatch(raw):
+        return raw.rjust(ADMIN_PERMISSION_BITS, "0")
+    if type(raw) is int and 0 <= raw <= 0xFFF:
+        return format(raw, "012b")
+    if (
+        isinstance(raw, list)
+        and len(raw) <= ADMIN_PERMISSION_BITS
+        and all(type(bit) is bool or bit in (0, 1) for bit in raw)
+    ):
+        # element 0 is bit 0 (add-handle), the last character of the string
+        return "".join("1" if bit else "0" for bit in reversed(raw)).rjust(ADMIN_PERMISSION_BITS, "0")
+    raise InvalidStructure(
+        "admin permissions must be up to 12 characters of 0 and 1 (read from the right: the last is "
+        "add-handle), '*', true or false, an integer bit mask from 0 to 4095, or a list of up to 12 "
+        "booleans from add-handle on"
+    )
 
 
 def site(value: object) -> None:

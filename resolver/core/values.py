@@ -32,8 +32,7 @@ HS_VLIST = "HS_VLIST"
 HS_SECKEY = "HS_SECKEY"
 KNOWN_FORMATS = frozenset({"string", "base64", "hex", "admin", "vlist", "site", "key"})
 MAX_RELATIVE_TTL = 2_147_483_647
-_PERMISSIONS_RE = re.compile(r"[01]{4}")
-_ADMIN_PERMISSIONS_RE = re.compile(r"[01]{1,12}")
+_PERMISSIONS_RE = re.compile(r"[01]{0,4}")
 
 
 def _invalid(message: str) -> HandleError:
@@ -129,6 +128,32 @@ def _data(raw: object, value_type: str, limits: Limits, index: int | None = None
     return {"format": fmt, "value": value}
 
 
+def value_permissions(raw: object, default: str, index: int) -> str:
+    """A value's permissions in their stored form: four characters of 0 and 1, admin-read,
+    admin-write, public-read, public-write, the binary of the octet the native protocol carries
+    (Encoder.encodeHandleValue: PERM_ADMIN_READ 0x8 ... PERM_PUBLIC_WRITE 0x1).
+
+    Read as the reference reads them (GsonUtility.HandleValueGsonTypeAdapter.deserializePermissions):
+    from the right, the last character public-write, bits not given keep the default (`"0"` on a
+    URL value is `"1110"`, `"11"` is `"1111"`); `"*"` all four; none given, the default. One
+    difference: the reference skips the first character of a string of four or fewer (it tests
+    `length() > 4` for admin-read, an off-by-one that reads its own `"0110"` back as `"1110"`);
+    here every character counts, as its serializer and Encoder write them. Refused: anything but
+    a string, characters other than 0 and 1, more than four characters (the reference would drop
+    the leading ones).
+    """
+    if raw is None:
+        return default
+    if raw == "*":
+        return "1111"
+    if isinstance(raw, str) and _PERMISSIONS_RE.fullmatch(raw):
+        return default[: 4 - len(raw)] + raw
+    raise _invalid(
+        f"value {index}: permissions must be up to four characters of 0 and 1 (admin read, admin "
+        "write, public read, public write; read from the right) or '*'"
+    )
+
+
 def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = None) -> StoredValue:
     """Validate one value sent by a client and return its stored form (rc 202 when invalid)."""
     if not isinstance(raw, dict):
@@ -183,11 +208,8 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     ):
         # the web proxy sends a URL value as a Location header, which CR or LF would split
         raise _invalid(f"value {index}: a URL must not contain control characters (CR, LF, NUL, tab...)")
-    perms = raw.get("permissions")
-    if perms is None:
-        perms = SECRET_PERMISSIONS if folded_type in SECRET_TYPES else DEFAULT_PERMISSIONS
-    elif not isinstance(perms, str) or not _PERMISSIONS_RE.fullmatch(perms):
-        raise _invalid(f"value {index}: permissions must be four characters of 0 and 1")
+    default = SECRET_PERMISSIONS if folded_type in SECRET_TYPES else DEFAULT_PERMISSIONS
+    perms = value_permissions(raw.get("permissions"), default, index)
     stored: StoredValue = {
         "index": index,
         "type": value_type,

@@ -63,7 +63,6 @@ PERM_ADMIN_READ, PERM_ADMIN_WRITE, PERM_PUBLIC_READ, PERM_PUBLIC_WRITE = 0x8, 0x
 TTL_RELATIVE, TTL_ABSOLUTE = 0, 1
 INTERFACE_TYPES = {(True, True): 3, (False, True): 2, (True, False): 1, (False, False): 0}  # (admin, query)
 TRANSPORTS = {"UDP": 0, "TCP": 1, "HTTP": 2, "HTTPS": 3}
-_ADMIN_BITS = [0x0800, 0x0400, 0x0200, 0x0100, 0x0080, 0x0040, 0x0020, 0x0010, 0x0008, 0x0004, 0x0002, 0x0001]
 
 
 class ProtocolError(Exception):
@@ -204,11 +203,9 @@ def _admin(value: dict[str, Any]) -> bytes:
     bits = value["permissions"]
     if not isinstance(bits, str) or len(bits) > 12 or set(bits) - {"0", "1"}:
         raise EncodingError("admin permissions are not twelve bits")
-    mask = 0
-    for position, char in enumerate(bits.ljust(12, "0")):
-        if char == "1":
-            mask |= _ADMIN_BITS[position]
-    return struct.pack(">H", mask) + _reference(value)
+    # the stored string is the mask in binary, bit 0 (add-handle) last; a shorter one is read from
+    # the right (Encoder.encodeAdminRecord, GsonUtility.AdminRecordGsonTypeAdapter.permsStringToArray)
+    return struct.pack(">H", int(bits or "0", 2)) + _reference(value)
 
 
 def _reference(reference: object) -> bytes:
@@ -346,8 +343,11 @@ def _encode_value(value: dict[str, Any]) -> bytes:
         ttl_type, ttl_number = TTL_ABSOLUTE, _epoch(ttl)
     else:
         ttl_type, ttl_number = TTL_RELATIVE, int(ttl)
+    # admin read 0x8, admin write 0x4, public read 0x2, public write 0x1 (Encoder.encodeHandleValue);
+    # the stored string has the four in that order, a shorter one is read from the right
     perms = str(value.get("permissions", "1110"))
-    permission = sum(bit for bit, char in zip((8, 4, 2, 1), perms, strict=False) if char == "1")
+    perms = ("1110"[: max(0, 4 - len(perms))] + perms)[-4:]
+    permission = sum(bit for bit, char in zip((8, 4, 2, 1), perms, strict=True) if char == "1")
     references = value.get("references") or []
     return b"".join(
         [

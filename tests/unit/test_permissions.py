@@ -30,7 +30,10 @@ def test_bits_are_most_significant_first():
     assert parse_bits("000000000001") == Perm.ADD_HANDLE
     assert parse_bits("100000000000") == Perm.LIST_HANDLES
     assert parse_bits("011111110011") == Perm(0b011111110011)
-    assert Perm.READ_VALUE in parse_bits("01")
+    # a short string is read from the right (GsonUtility.AdminRecordGsonTypeAdapter.permsStringToArray);
+    # this test expected READ_VALUE from "01" before, which the reference proves wrong
+    assert parse_bits("01") == Perm.ADD_HANDLE
+    assert parse_bits("0111") == Perm.ADD_HANDLE | Perm.DELETE_HANDLE | Perm.ADD_PREFIX
 
 
 def test_direct_match_and_any_index():

@@ -154,7 +154,13 @@ admins = valid_or(
     st.builds(
         lambda ref, perms: {**ref, "permissions": perms} if isinstance(ref, dict) else ref,
         references,
-        valid_or(st.text(alphabet="01", min_size=1, max_size=12), st.sampled_from(["*", "2", "", "0" * 13])),
+        valid_or(
+            st.text(alphabet="01", max_size=12)
+            | st.sampled_from(["*", True, False, None])
+            | st.integers(0, 0xFFF)
+            | st.lists(st.booleans() | st.sampled_from([0, 1]), max_size=12),
+            st.sampled_from(["2", "0" * 13, "**", 4096, -1, 1.5, [True] * 13, ["1"], {"add": True}]),
+        ),
     ),
     json_values,
 )
@@ -294,7 +300,7 @@ def test_admin_values_are_normalised_and_references_named():
         {"format": "admin", "value": {"handle": "0.NA/88.123", "index": "200", "permissions": "0111"}},
     )
     assert stored is not None
-    assert stored["data"]["value"] == {"handle": "0.NA/88.123", "index": 200, "permissions": "011100000000"}
+    assert stored["data"]["value"] == {"handle": "0.NA/88.123", "index": 200, "permissions": "000000000111"}
     with pytest.raises(HandleError, match=r"vlist\[1\]\.handle"):
         parse_value(
             {"index": 5, "type": "HS_VLIST", "data": {"format": "vlist", "value": [{"handle": "a/b"}, {}]}},

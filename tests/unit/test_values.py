@@ -103,7 +103,9 @@ def test_secret_keys_default_to_no_public_read():
     assert stored["permissions"] == "1100" and not is_public(stored)
 
 
-def test_admin_permissions_are_padded_to_twelve_bits():
+def test_short_admin_permissions_are_read_from_the_right():
+    """GsonUtility.AdminRecordGsonTypeAdapter.permsStringToArray: "0111" is 000000000111 (it was
+    stored as 011100000000 before, which the reference proves wrong)."""
     stored = parse_value(
         {
             "index": 100,
@@ -119,7 +121,7 @@ def test_admin_permissions_are_padded_to_twelve_bits():
     assert stored["data"]["value"] == {
         "handle": "0.NA/1",
         "index": 200,
-        "permissions": "011100000000",
+        "permissions": "000000000111",
     }
 
 
