@@ -1,8 +1,9 @@
 """Running the node: worker processes on one port, watched by a parent process.
 
-Each worker has its own pool and cache and binds the port with SO_REUSEPORT. The parent restarts
-a worker that dies, and on SIGTERM or SIGINT asks every worker to stop accepting, finish what is
-in flight (bounded by the shutdown timeout) and exit.
+Each worker has its own pool and cache and binds the port with SO_REUSEPORT; the parent first
+makes sure no other process holds the port, and keeps it locked (resolver/ports.py). The parent
+restarts a worker that dies, and on SIGTERM or SIGINT asks every worker to stop accepting, finish
+what is in flight (bounded by the shutdown timeout) and exit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
 from resolver.logs import setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
+from resolver.ports import held as held_ports
 from resolver.readiness import mark_listening
 from resolver.services.bootstrap import ensure_node_admin
 from resolver.store.connections import wait_for_database
@@ -177,16 +179,18 @@ class Supervisor:
 
 def serve(config: Config) -> int:
     """`resolver serve`: the embedded Postgres if needed, then the workers until a signal."""
-    embedded: EmbeddedPostgres | None = None
-    if config.dsn is None:
-        embedded = EmbeddedPostgres(config.data_dir)
-        config = replace(config, dsn=embedded.start())
-    try:
-        asyncio.run(prepare_database(config))
-        # Every worker writes its metrics here; any of them answers /metrics for all.
-        prepare_multiprocess_dir(Path(tempfile.gettempdir()) / f"resolver-metrics-{config.port}")
-        # The administrator exists now; workers never need its secret.
-        return Supervisor(replace(config, admin_secret=None)).run()
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    # Before anything starts: a port another process holds refuses the node (ports.PortInUse).
+    with held_ports(config):
+        embedded: EmbeddedPostgres | None = None
+        if config.dsn is None:
+            embedded = EmbeddedPostgres(config.data_dir)
+            config = replace(config, dsn=embedded.start())
+        try:
+            asyncio.run(prepare_database(config))
+            # Every worker writes its metrics here; any of them answers /metrics for all.
+            prepare_multiprocess_dir(Path(tempfile.gettempdir()) / f"resolver-metrics-{config.port}")
+            # The administrator exists now; workers never need its secret.
+            return Supervisor(replace(config, admin_secret=None)).run()
+        finally:
+            if embedded is not None:
+                embedded.stop()

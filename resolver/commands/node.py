@@ -25,12 +25,19 @@ def serve(args: argparse.Namespace, config: Config) -> int:
             file=sys.stderr,
         )
         return 2
+    if config.native_port and config.native_port == config.port:
+        print("resolver: --native-port must differ from --port (the HTTP port)", file=sys.stderr)
+        return 2
     try:
         return run_node(config)
     except Exception as exc:  # a clear line instead of a traceback for configuration errors
+        from resolver.ports import EXIT_PORT_IN_USE, PortInUse
         from resolver.services.bootstrap import BootstrapError
         from resolver.store.migrations import SchemaTooNew
 
+        if isinstance(exc, PortInUse):
+            print(f"resolver: {exc}", file=sys.stderr)
+            return EXIT_PORT_IN_USE
         if isinstance(exc, BootstrapError | SchemaTooNew):
             print(f"resolver: {exc}", file=sys.stderr)
             return 2

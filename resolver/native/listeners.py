@@ -1,7 +1,7 @@
 """The UDP endpoint and TCP server of the native Handle protocol in each worker, over
 `resolver.native.server.NativeService`. Every socket is opened with SO_REUSEPORT so that all
-workers share the port. Cached handles are answered inside the protocol callbacks (no task); the
-rest by a task each.
+workers share the port (the parent first made sure no other process holds it: resolver/ports.py).
+Cached handles are answered inside the protocol callbacks (no task); the rest by a task each.
 
 UDP answers go to an address nobody proved, so they are bounded (`resolver.native.reflection`).
 """
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 def _reuse_port_socket(kind: int, host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if kind == socket.SOCK_STREAM:  # past TIME_WAIT; on UDP it would let any socket share the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.setblocking(False)
