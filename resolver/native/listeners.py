@@ -9,7 +9,6 @@ UDP answers go to an address nobody proved, so they are bounded (`resolver.nativ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import struct
@@ -19,6 +18,7 @@ from typing import Any, cast
 from resolver.http.connections import ConnectionGuard
 from resolver.native import protocol as p
 from resolver.native import reflection
+from resolver.native.accept import Acceptor
 from resolver.native.server import IDLE_TIMEOUT, MAX_PENDING_UDP, ROUTES, NativeService, use_tcp
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class NativeListeners:
         self.host, self.port = host, port
         self._udp: asyncio.DatagramTransport | None = None
         self._protocol: _Udp | None = None
-        self._tcp: asyncio.Server | None = None
+        self.acceptor: Acceptor | None = None
         self.tcp_guard: ConnectionGuard | None = None
 
     async def start(self) -> None:
@@ -262,7 +262,9 @@ class NativeListeners:
         tcp_socket = _reuse_port_socket(socket.SOCK_STREAM, self.host, self.port)
         share = -(-config.max_connections_per_address // max(1, config.workers))
         guard = self.tcp_guard = ConnectionGuard(header_timeout=0, per_address=share)
-        self._tcp = await loop.create_server(lambda: _Tcp(self.service, guard), sock=tcp_socket, backlog=1024)
+        service = self.service
+        self.acceptor = Acceptor(tcp_socket, service, guard, lambda: _Tcp(service, guard))
+        self.acceptor.start()
 
     async def stop(self) -> None:
         if self._udp is not None:
@@ -270,7 +272,5 @@ class NativeListeners:
         if self._protocol is not None:
             for task in list(self._protocol.tasks):
                 task.cancel()
-        if self._tcp is not None:
-            self._tcp.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tcp.wait_closed(), 1.0)
+        if self.acceptor is not None:
+            await self.acceptor.stop()
