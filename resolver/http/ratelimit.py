@@ -274,6 +274,11 @@ class RateLimiter:
     def _make(rate: float, burst: int) -> TokenBuckets | None:
         return TokenBuckets(rate, burst) if rate > 0 else None
 
+    @property
+    def limits_resolutions(self) -> bool:
+        """Whether resolutions are limited per address (by default they are not)."""
+        return self._resolve is not None
+
     def check_resolution(self, address: str) -> None:
         """The resolution limit for a client address (the native protocol's requests)."""
         if self._resolve is not None:

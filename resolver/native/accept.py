@@ -137,6 +137,13 @@ class Acceptor:
             return True
         if len(data) < p.ENVELOPE_SIZE + 12:
             return False
+        if struct.unpack_from(">I", data, p.ENVELOPE_SIZE + 8)[0] & p.FLAG_KEEP_ALIVE:
+            return False  # the client wants to send more on it
+        memo = self.service.memo
+        kept = memo.lookup(data)
+        packet = memo.answer(kept, data, "tcp") if kept is not None else None
+        if packet is not None:
+            return self._send(conn, data, packet)
         try:
             envelope = p.parse_envelope(data[: p.ENVELOPE_SIZE])
         except p.ProtocolError:
@@ -145,13 +152,14 @@ class Acceptor:
         if len(data) != end or envelope.sequence != 0:
             return False  # partial, more than one request, or odd: the protocol's rules apply
         message = data[p.ENVELOPE_SIZE :]
-        if struct.unpack_from(">I", message, 8)[0] & p.FLAG_KEEP_ALIVE:
-            return False  # the client wants to send more on it
-        reply = self.service.answer_cached(message, envelope, "tcp", address)
+        reply = self.service.answer_cached(message, envelope, "tcp", address, None, data)
         if reply is None:
             return False
-        conn.recv(end)  # consume the request (it is in the buffer: MSG_PEEK saw it)
-        packet = p.envelopes(envelope, reply, len(reply))[0]
+        return self._send(conn, data, p.envelopes(envelope, reply, len(reply))[0])
+
+    def _send(self, conn: socket.socket, data: bytes, packet: bytes) -> bool:
+        """Consume the request `data` (MSG_PEEK saw all of it), write `packet`, close."""
+        conn.recv(len(data))
         try:
             sent = conn.send(packet)
         except (BlockingIOError, InterruptedError):

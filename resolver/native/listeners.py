@@ -46,11 +46,22 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        memo = self.service.memo
+        kept = memo.lookup(data)
+        verdict: reflection.Verdict | None = None
+        if kept is not None:  # asked before: the kept answer, patched, if still current
+            verdict = self.limiter.verdict(str(addr[0]), time.monotonic())
+            if verdict is reflection.Verdict.ANSWER and len(self.tasks) < MAX_PENDING_UDP:
+                packet = memo.answer(kept, data, "udp", reflection.budget(len(data)))
+                if packet is not None and self.transport is not None:
+                    self.transport.sendto(packet, addr)
+                    return
         try:
             envelope = p.parse_envelope(data)
         except p.ProtocolError:
             return  # not even an envelope: nothing to answer to
-        verdict = self.limiter.verdict(str(addr[0]), time.monotonic())
+        if verdict is None:
+            verdict = self.limiter.verdict(str(addr[0]), time.monotonic())
         if verdict is not reflection.Verdict.ANSWER or len(self.tasks) >= MAX_PENDING_UDP:
             self.service.metrics.request(ROUTES["udp"], "RESOLVE", 429, 0.0)
             if verdict is reflection.Verdict.SLIP:
@@ -59,7 +70,7 @@ class _Udp(asyncio.DatagramProtocol):
         if envelope.sequence == 0 and envelope.length == len(data) - p.ENVELOPE_SIZE:
             try:
                 reply = self.service.answer_cached(
-                    data[p.ENVELOPE_SIZE :], envelope, "udp", str(addr[0]), reflection.budget(len(data))
+                    data[p.ENVELOPE_SIZE :], envelope, "udp", str(addr[0]), reflection.budget(len(data)), data
                 )
             except Exception:  # one bad request never stops the listener
                 log.exception("native UDP request from %s failed", addr[0])

@@ -19,6 +19,7 @@ from resolver.core.handles import fold, parse_handle, strip_scheme
 from resolver.core.values import is_public, select
 from resolver.native import protocol as p
 from resolver.native import reflection
+from resolver.native.memo import AnswerMemo
 from resolver.upstream.site import site_record
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,15 @@ class NativeService:
         self.limiter = app[RATE_LIMITER]
         self.cache = self.lookup.cache
         self.site = p.encode_site(site_record(self.config), resolve=True)
+        # repeated requests answered from kept bytes; not when every request must take a token
+        self.memo = AnswerMemo(
+            self.cache,
+            self.metrics,
+            self.daily,
+            ROUTES,
+            not self.limiter.limits_resolutions,
+            self.config.cache.max_entries,
+        )
 
     async def answer(
         self, message: bytes, envelope: p.Envelope, transport: str, address: str, budget: int | None = None
@@ -78,11 +88,18 @@ class NativeService:
         )
 
     def answer_cached(
-        self, message: bytes, envelope: p.Envelope, transport: str, address: str, budget: int | None = None
+        self,
+        message: bytes,
+        envelope: p.Envelope,
+        transport: str,
+        address: str,
+        budget: int | None = None,
+        data: bytes | None = None,
     ) -> bytes | None:
         """The answer to a resolution of a handle this worker holds in its trusted cache, at once
         (no task, no coroutine: the hot path of the native protocol); None for any other request,
-        which `answer` takes. Same answers, counts and limits as `answer`."""
+        which `answer` takes. Same answers, counts and limits as `answer`. With `data`, the whole
+        request as received, a success answer is also kept in `memo` for its repetitions."""
         cache = self.cache
         if not cache.trusted:
             return None
@@ -107,9 +124,10 @@ class NativeService:
             self.metrics.outcomes["hit"] += 1
             rc, body = self._encode(entry, text, indexes, types)
             found = key.partition("/")[0]
-        return self._deliver(
-            envelope, request, rc, p.answer(request, rc, body), found, budget, transport, started
-        )
+        reply = p.answer(request, rc, body)
+        if data is not None and rc == p.RC_SUCCESS and not request.flags & p.FLAG_REQUEST_DIGEST:
+            self.memo.remember(data, envelope, key, entry, reply, key.partition("/")[0])
+        return self._deliver(envelope, request, rc, reply, found, budget, transport, started)
 
     def _deliver(
         self,
