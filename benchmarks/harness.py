@@ -64,6 +64,8 @@ def start_node(
     """`resolver serve` on a free port of 127.0.0.1 (options give --dsn or --data-dir); its URL once
     ready. `checkout`: the source tree to run (another one for an A/B against an older commit)."""
     port = free_port()
+    if "--native-port" not in options:  # the default 2641 may be another node's: none unless asked
+        options = (*options, "--native-port", "0")
     with open(workdir / f"node-{port}.log", "wb") as log:
         process = subprocess.Popen(
             [
