@@ -42,10 +42,9 @@ def writes_read_through_the_other_instance(
     a handle does not exist, instance 1 creates it, instance 2 must find it at once; instance 2
     caches it, instance 1 changes it, instance 2 must answer the new value at once. Returns (not
     found, stale, seconds each write took). Bounded by `seconds`."""
-    burners = [
-        subprocess.Popen(["timeout", str(int(seconds)), sys.executable, "-c", "while True: pass"])
-        for _ in range(2)
-    ]
+    # each burner bounds itself (a `timeout` wrapper killed below would orphan its busy child)
+    burn = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
     one, two = "http://127.0.0.1:28001", "http://127.0.0.1:28002"
     not_found = stale = 0
     took: list[float] = []
