@@ -108,7 +108,7 @@ async def test_keep_alive_pipelined_and_missing_go_through_the_connection(node):
 async def test_a_connection_that_speaks_late_is_still_served(node):
     """The listener defers accepting until data arrives (TCP_DEFER_ACCEPT); a client that waits
     before writing is accepted when it writes (or after the defer period) and answered."""
-    client, port, acceptor = node
+    client, port, _ = node
     request = await _cached(client, port, "88.123/ACCEPT-4")
     (answer,) = await call(_slow_send, port, [b"", request], 1, pause=1.5)
     assert read_answer(answer[20:], answer[:20]).rc == 1
@@ -116,7 +116,7 @@ async def test_a_connection_that_speaks_late_is_still_served(node):
 
 async def test_a_large_answer_is_written_whole(node):
     """An answer larger than what the socket takes at once is finished by the loop, whole."""
-    client, port, acceptor = node
+    client, port, _ = node
     values = [{"index": i, "type": "DESC", "data": "x" * 15_000} for i in range(1, 61)]
     request = await _cached(client, port, "88.123/ACCEPT-BIG", values)
 
@@ -137,7 +137,7 @@ async def test_a_large_answer_is_written_whole(node):
 
 
 async def test_garbage_and_resets_do_not_stop_the_listener(node):
-    client, port, acceptor = node
+    client, port, _ = node
     request = await _cached(client, port, "88.123/ACCEPT-5")
 
     def abuse() -> None:
