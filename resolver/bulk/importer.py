@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from resolver.bulk.copycodec import COPY_HEADER, COPY_TRAILER
+from resolver.bulk.encodings import known
 from resolver.bulk.export import export
 from resolver.bulk.progress import Progress
 from resolver.bulk.reader import CHUNK_ROWS, ReadPlan, RowReader, next_chunk_size, read_in_process
@@ -242,6 +243,7 @@ class Importer:
         chunk_rows: int = CHUNK_ROWS,
         progress: Progress | None = None,
         writers: int = 1,
+        encoding: str | None = None,
     ) -> ImportResult:
         """Import a file (resuming an interrupted import of the same file).
 
@@ -250,7 +252,9 @@ class Importer:
         confirmed it forgot the handles the chunk added (they may have been remembered as unknown).
         """
         async with acknowledgements(self.config.dsn, self.coherence):
-            return await self._run(path, fmt, template_version, report, chunk_rows, progress, writers)
+            return await self._run(
+                path, fmt, template_version, report, chunk_rows, progress, writers, encoding
+            )
 
     async def _run(
         self,
@@ -261,11 +265,16 @@ class Importer:
         chunk_rows: int,
         progress: Progress | None,
         writers: int,
+        encoding: str | None = None,
     ) -> ImportResult:
         started = time.monotonic()
         fmt = detect_format(path, fmt)
+        if encoding is not None:
+            known(encoding)  # a name Python does not know is a usage error, before anything starts
         report = report or path.with_name(path.name + ".rejected.csv")
         digest = file_digest(path)
+        if encoding is not None:  # another reading of the same octets: an import of its own
+            digest = hashlib.sha256(f"{digest} {known(encoding)}".encode()).hexdigest()
         if same_file(report, path):
             raise RefusedFile(f"报告文件 {report} 就是要导入的文件：请用 --report 另指定报告文件")
         reader = await self.load_context()
@@ -302,7 +311,7 @@ class Importer:
             target=read_in_process,
             args=(
                 reader,
-                ReadPlan(path, fmt, template_version, skip, chunk_rows),
+                ReadPlan(path, fmt, template_version, skip, chunk_rows, encoding),
                 sending,
                 slots,
                 receiving if method == "fork" else None,

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from resolver.bulk import encodings
 from resolver.bulk.copycodec import COPY_HEADER, COPY_TRAILER, copy_row
 from resolver.bulk.resume import Skip
 from resolver.bulk.rows import Prepared, RowItem, csv_rows, jsonl_rows
@@ -51,6 +52,7 @@ class ReadPlan:
     template_version: str | None
     skip: Skip
     chunk_rows: int
+    encoding: str | None = None  # None: chosen from the file (resolver.bulk.encodings)
 
 
 @dataclass
@@ -103,14 +105,17 @@ class RowReader:
 
     # -- reading rows --------------------------------------------------------------------------
 
-    def rows(self, path: Path, fmt: str, template_version: str | None) -> Iterator[tuple[int, str, RowItem]]:
+    def rows(
+        self, path: Path, fmt: str, template_version: str | None, encoding: str | None = None
+    ) -> Iterator[tuple[int, str, RowItem]]:
         """(line number, handle as written, values or an error) of the data rows."""
         stamp = timestamp(datetime.now(UTC))
         with open_regular(path) as raw:
             self._tell = raw.tell
-            text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+            chosen = encodings.choose(raw, encoding)
+            text = io.TextIOWrapper(raw, encoding=chosen, errors=encodings.ERRORS, newline="")
             if fmt == "jsonl":
-                yield from jsonl_rows(text, self.config.limits, self.skip)
+                yield from jsonl_rows(text, self.config.limits, self.skip, chosen)
             else:
                 yield from csv_rows(
                     text,
@@ -120,6 +125,7 @@ class RowReader:
                     templates=self.templates,
                     search_types=self.search_types,
                     skip=self.skip,
+                    encoding=chosen,
                 )
         end = path.stat().st_size
         self._tell = lambda: end
@@ -230,7 +236,7 @@ class RowReader:
         path, skip, chunk_rows = plan.path, plan.skip, plan.chunk_rows
         try:
             self.skip = skip
-            rows = self.rows(path, plan.fmt, plan.template_version)
+            rows = self.rows(path, plan.fmt, plan.template_version, plan.encoding)
             size = min(chunk_rows, FIRST_CHUNK_ROWS)
             total = path.stat().st_size
             next_line = skip.upto + 1

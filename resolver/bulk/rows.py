@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, TextIO
 
 import orjson
 
+from resolver.bulk.encodings import undecodable
 from resolver.bulk.resume import Skip
 from resolver.config import Limits
 from resolver.core.csvcells import restore
@@ -53,23 +54,24 @@ def refuse_secrets(values: list[StoredValue]) -> list[StoredValue]:
     return values
 
 
-def jsonl_rows(text: TextIO, limits: Limits, skip: Skip) -> Iterator[tuple[int, str, RowItem]]:
+def jsonl_rows(
+    text: TextIO, limits: Limits, skip: Skip, encoding: str = "utf-8-sig"
+) -> Iterator[tuple[int, str, RowItem]]:
     """(line number, handle as written, values or an error) of the rows of a JSON Lines file:
     one `{"handle": ..., "value": [...], "templateVersion": ...}` a line."""
     line = 0
     while True:
-        try:
-            row = text.readline()
-        except UnicodeDecodeError:
-            line += 1
-            yield line, "", "该行不是有效的 UTF-8"
-            continue
+        row = text.readline()
         if not row:
             return
         line += 1
         if line in skip:
             continue
         if not row.strip():
+            continue
+        refusal = undecodable([row], line, encoding)
+        if refusal is not None:
+            yield line, "", refusal
             continue
         try:
             item = orjson.loads(row)
@@ -140,6 +142,7 @@ def csv_rows(
     templates: Mapping[tuple[str, str], Template],
     search_types: frozenset[str],
     skip: Skip,
+    encoding: str = "utf-8-sig",
 ) -> Iterator[tuple[int, str, RowItem]]:
     """(line number, handle as written, values or an error) of the rows of a CSV file: a `handle`
     column, then columns named `index:type` or by the items of `template_version`'s template, or
@@ -148,11 +151,15 @@ def csv_rows(
     header = next(reader, None)
     if header is None:
         return
-    columns = [h.strip() for h in header]
+    refusal = undecodable(header, 1, encoding)
+    if refusal is not None:
+        raise ValueError(refusal)
+    # a byte-order mark read as text (--encoding naming a codec that keeps it) is not a name
+    columns = [h.strip().lstrip("\ufeff").strip() for h in header]
     if not columns or columns[0].lower() != "handle":
         raise ValueError("CSV 的第一列必须是 handle")
     if [c.lower() for c in columns] == ["handle", "values"]:
-        yield from csv_json_rows(reader, template_version, limits, skip)
+        yield from csv_json_rows(reader, template_version, limits, skip, encoding)
         return
     mapping, items, template = _csv_columns(columns, template_version, templates)
     indexes = [index for index, _ in mapping[1:]]
@@ -184,7 +191,7 @@ def csv_rows(
             cells = next(reader)
         except StopIteration:
             return
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             line += 1
             yield line, "", f"该行无法读取：{exc}"
             continue
@@ -192,6 +199,10 @@ def csv_rows(
         if line in skip:
             continue
         if not cells:
+            continue
+        refusal = undecodable(cells, line, encoding)
+        if refusal is not None:
+            yield line, "", refusal
             continue
         handle = cells[0].strip()
         if len(cells) > len(mapping):
@@ -243,7 +254,7 @@ def csv_rows(
 
 
 def csv_json_rows(
-    reader: Any, template_version: str | None, limits: Limits, skip: Skip
+    reader: Any, template_version: str | None, limits: Limits, skip: Skip, encoding: str = "utf-8-sig"
 ) -> Iterator[tuple[int, str, RowItem]]:
     """CSV of `handle,values` where values is a JSON array (what `export --format csv` writes)."""
     extra = [reference_value(template_version)] if template_version else []
@@ -253,6 +264,10 @@ def csv_json_rows(
         if line in skip:
             continue
         if not cells:
+            continue
+        refusal = undecodable(cells, line, encoding)
+        if refusal is not None:
+            yield line, "", refusal
             continue
         # this format is what export writes: its cells are restored from export's neutralisation
         handle = restore(cells[0]).strip()

@@ -9,11 +9,19 @@ from pathlib import Path
 from resolver.config import Config
 from resolver.embedded import database
 
+# `resolver import`'s exit status (README): 0 every row accepted, 1 some rows rejected (they are in
+# the report), 2 a usage error or a file that cannot be read at all (nothing imported).
+EXIT_ROWS_REJECTED = 1
+
 
 def import_arguments(load: argparse.ArgumentParser) -> None:
     load.add_argument("file", type=Path, help="the CSV or JSON Lines file")
     load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
     load.add_argument("--template", help="template version every row is registered with (CSV)")
+    load.add_argument(
+        "--encoding",
+        help="the file's text encoding, e.g. utf-8 or gb18030 [default: UTF-8 (with or without BOM), else GB18030]",
+    )
     load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
     load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
     load.add_argument(
@@ -71,6 +79,7 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             chunk_rows=args.chunk_rows,
             progress=Progress(args.file.stat().st_size),
             writers=max(1, args.writers),
+            encoding=args.encoding,
         )
         print(
             f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"
@@ -78,6 +87,6 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             f"in {result.seconds:.1f} s; rejected rows: {result.report}",
             file=sys.stderr,
         )
-        return 0
+        return EXIT_ROWS_REJECTED if result.rejected else 0
     finally:
         await conn.close()

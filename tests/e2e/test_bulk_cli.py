@@ -33,7 +33,7 @@ def test_import_then_export(fresh_database, tmp_path):
         encoding="utf-8",
     )
     done = run("import", str(source), "--dsn", fresh_database)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # some rows rejected
     assert "3 rows (2 accepted, 1 rejected)" in done.stderr
     assert "rows/s" in done.stderr  # the progress line
     report = (tmp_path / "products.csv.rejected.csv").read_text(encoding="utf-8")
@@ -62,7 +62,7 @@ def test_the_report_is_not_written_through_a_symbolic_link(fresh_database, tmp_p
     report = tmp_path / "rows.csv.rejected.csv"
     report.symlink_to(victim)
     done = run("import", str(source), "--dsn", fresh_database)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # bad-handle is rejected
     assert victim.read_text(encoding="utf-8") == "precious\n"
     # the link itself was replaced by a file of the node's own
     assert not report.is_symlink()
@@ -120,7 +120,7 @@ def test_report_cells_are_not_run_by_a_spreadsheet_and_hold_no_raw_control_bytes
     )
     for path in (source, lines):
         done = run("import", str(path), "--dsn", fresh_database)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # every row here is rejected
         raw = (tmp_path / f"{path.name}.rejected.csv").read_bytes()
         assert b"\x00" not in raw and b"\x01" not in raw
         rows = cells_of(raw)[1:]
@@ -184,3 +184,70 @@ def test_csv_export_holds_no_formula_cells_nor_raw_control_bytes_and_imports_bac
         for item in map(json.loads, check.read_text(encoding="utf-8").split("\n")[:-1])
     }
     assert stored == {item["handle"]: value for item, value in zip(items, values, strict=True)}
+
+
+PRODUCTS = [
+    ("88.123/XLS-1", "https://example.com/1", "螺栓 M8"),
+    ("88.123/XLS-2", "https://example.com/2", "六角螺母（镀锌）"),
+]
+
+
+def _spreadsheet_csv(encoding: str) -> bytes:
+    """A CSV as a spreadsheet saves it: CRLF line ends, Chinese cells, in `encoding` (Excel's
+    "CSV UTF-8" is utf-8-sig: a byte-order mark first; its plain CSV on Chinese Windows is GBK)."""
+    lines = ["handle,1:URL,2000:productName", *(",".join(row) for row in PRODUCTS)]
+    return ("\r\n".join(lines) + "\r\n").encode(encoding)
+
+
+def _stored_names(fresh_database, tmp_path) -> dict[str, str]:
+    out = tmp_path / "check.jsonl"
+    assert run("export", "--prefix", "88.123", "-o", str(out), "--dsn", fresh_database).returncode == 0
+    found = {}
+    for line in out.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        for value in item["value"]:
+            if value["type"] == "productName":
+                found[item["handle"]] = value["data"]["value"]
+    return found
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "gbk", "gb18030"])
+def test_csv_files_as_excel_and_wps_save_them(fresh_database, tmp_path, encoding):
+    """Excel's "CSV UTF-8" (byte-order mark) was refused ("CSV 的第一列必须是 handle"), its GBK
+    CSV stopped the import ('utf-8' codec can't decode byte): both import every row, unchanged."""
+    source = tmp_path / "products.csv"
+    source.write_bytes(_spreadsheet_csv(encoding))
+    done = run("import", str(source), "--dsn", fresh_database)
+    assert done.returncode == 0, done.stderr
+    assert "2 rows (2 accepted, 0 rejected)" in done.stderr
+    assert _stored_names(fresh_database, tmp_path) == {h: name for h, _, name in PRODUCTS}
+
+
+def test_a_row_that_is_not_of_the_files_encoding_names_its_line(fresh_database, tmp_path):
+    """A UTF-8 file with one row pasted in GBK: that row is rejected with its line and the
+    --encoding to try, the others are imported; the exit status says rows were rejected."""
+    rows = [b"handle,1:URL,2000:productName", "88.123/MIX-1,https://a,螺栓".encode()]
+    rows.append("88.123/MIX-2,https://b,螺母".encode("gbk"))
+    rows.append("88.123/MIX-3,https://c,垫圈".encode())
+    source = tmp_path / "mixed.csv"
+    source.write_bytes(b"\r\n".join(rows) + b"\r\n")
+    done = run("import", str(source), "--dsn", fresh_database)
+    assert done.returncode == 1, done.stderr
+    assert "3 rows (2 accepted, 1 rejected)" in done.stderr
+    report = cells_of((tmp_path / "mixed.csv.rejected.csv").read_bytes())
+    (rejected,) = report[1:]
+    assert "第 3 行" in rejected[-1] and "--encoding" in rejected[-1]
+
+
+def test_encoding_can_be_named_and_an_unknown_name_is_a_usage_error(fresh_database, tmp_path):
+    source = tmp_path / "products.csv"
+    source.write_bytes(_spreadsheet_csv("gbk"))
+    wrong = run("import", str(source), "--dsn", fresh_database, "--encoding", "no-such-codec")
+    assert wrong.returncode == 2 and "no-such-codec" in wrong.stderr
+    assert not (tmp_path / "products.csv.rejected.csv").exists()
+    # GBK read as UTF-8 by order: every data row is rejected, naming the option
+    forced = run("import", str(source), "--dsn", fresh_database, "--encoding", "utf-8")
+    assert forced.returncode == 1 and "0 accepted, 2 rejected" in forced.stderr
+    named = run("import", str(source), "--dsn", fresh_database, "--encoding", "GB18030")
+    assert named.returncode == 0, named.stderr
+    assert _stored_names(fresh_database, tmp_path) == {h: name for h, _, name in PRODUCTS}
