@@ -18,6 +18,7 @@ earlier run wrote), `progress` (the progress line), `export`; this module writes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import logging
@@ -403,5 +404,10 @@ class Importer:
                 slots.close()
         if progress:
             progress.update(totals.accepted + totals.rejected, size, totals.rejected, final=True)
+        if not totals.rejected and report is not None:
+            # nothing was rejected: no report holding only its header (the name is ours: we made it)
+            with contextlib.suppress(FileNotFoundError):
+                report.unlink()
+            totals.report = None
         totals.seconds = time.monotonic() - started
         return totals

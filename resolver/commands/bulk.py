@@ -84,7 +84,8 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
         print(
             f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"
             f"{f', resumed after row {result.resumed_from}' if result.resumed_from else ''}) "
-            f"in {result.seconds:.1f} s; rejected rows: {result.report}",
+            f"in {result.seconds:.1f} s; "
+            + (f"rejected rows: {result.report}" if result.report else "no rows rejected"),
             file=sys.stderr,
         )
         return EXIT_ROWS_REJECTED if result.rejected else 0

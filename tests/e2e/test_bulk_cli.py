@@ -221,6 +221,9 @@ def test_csv_files_as_excel_and_wps_save_them(fresh_database, tmp_path, encoding
     assert done.returncode == 0, done.stderr
     assert "2 rows (2 accepted, 0 rejected)" in done.stderr
     assert _stored_names(fresh_database, tmp_path) == {h: name for h, _, name in PRODUCTS}
+    # nothing rejected: no report holding only its header
+    assert "no rows rejected" in done.stderr
+    assert not (tmp_path / "products.csv.rejected.csv").exists()
 
 
 def test_a_row_that_is_not_of_the_files_encoding_names_its_line(fresh_database, tmp_path):
