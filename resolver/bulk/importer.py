@@ -270,12 +270,12 @@ class Importer:
     ) -> ImportResult:
         started = time.monotonic()
         fmt = detect_format(path, fmt)
-        if encoding is not None:
-            known(encoding)  # a name Python does not know is a usage error, before anything starts
+        # a name Python does not know is a usage error, before anything starts
+        codec = known(encoding) if encoding is not None else None
         report = report or path.with_name(path.name + ".rejected.csv")
         digest = file_digest(path)
-        if encoding is not None:  # another reading of the same octets: an import of its own
-            digest = hashlib.sha256(f"{digest} {known(encoding)}".encode()).hexdigest()
+        if codec is not None:  # another reading of the same octets: an import of its own
+            digest = hashlib.sha256(f"{digest} {codec}".encode()).hexdigest()
         if same_file(report, path):
             raise RefusedFile(f"报告文件 {report} 就是要导入的文件：请用 --report 另指定报告文件")
         reader = await self.load_context()

@@ -26,6 +26,7 @@ import re
 import time
 from urllib.parse import unquote
 
+import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -166,12 +167,6 @@ def after_answer(handler: RequestHandler) -> None:
             handler._keepalive_handle = loop.call_at(close_time, handler._process_keepalive)
 
 
-def _version() -> str:
-    import aiohttp
-
-    return aiohttp.__version__
-
-
 class FastPath:
     """One worker's cache, metrics and daily counts, for answering cached resolutions."""
 
@@ -189,7 +184,8 @@ class FastPath:
         aiohttp whose request handler is not the one the fast path knows."""
         if not aiohttp_supported():
             log.warning(
-                "aiohttp %s: its request handler changed; cached resolutions go through aiohttp", _version()
+                "aiohttp %s: its request handler changed; cached resolutions go through aiohttp",
+                aiohttp.__version__,
             )
             return None
         lookup, metrics, daily = app.get(LOOKUP), app.get(METRICS), app.get(DAILY)

@@ -125,8 +125,9 @@ class NativeService:
             rc, body = self._encode(entry, text, indexes, types)
             found = key.partition("/")[0]
         reply = p.answer(request, rc, body)
-        if data is not None and rc == p.RC_SUCCESS and not request.flags & p.FLAG_REQUEST_DIGEST:
-            self.memo.remember(data, envelope, key, entry, reply, key.partition("/")[0])
+        digest = request.flags & p.FLAG_REQUEST_DIGEST  # hashes the whole request: not kept
+        if data is not None and found is not None and rc == p.RC_SUCCESS and not digest:
+            self.memo.remember(data, envelope, key, entry, reply, found)
         return self._deliver(envelope, request, rc, reply, found, budget, transport, started)
 
     def _deliver(
