@@ -14,8 +14,8 @@ as Chubby's master waits for its clients' caches (Burrows, OSDI 2006, section 2.
 
 A listener that cannot answer (its process frozen, its connection half dead) would hold writes up
 for ever, so the wait is bounded by `wait` seconds, and each listener trusts its cache only under
-a lease: it pings itself through the notification queue every half second, and a ping sent at `s`
-that came back lets it serve cached entries until `s + lease` (lease < wait). Notifications are
+a lease: it pings itself through the notification queue every half second (every quarter of its
+lease when that is shorter), and a ping sent at `s` that came back lets it serve cached entries until `s + lease` (lease < wait). Notifications are
 delivered in commit order, so a ping that came back after the write's commit proves its
 notification was processed first: a listener that did not answer within `wait` has stopped
 serving its cache by the time the writer gives up waiting on it.

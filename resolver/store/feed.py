@@ -120,6 +120,10 @@ async def follow_changes(
                 log.info("change feed restored; cache flushed")
             backoff = 0.1
             next_ping, serial = 0.0, 0
+            # several pings in every lease: with a lease shorter than PING_INTERVAL (a small
+            # --coherence-wait) the lease ran out between two pings and the cache stopped trusting
+            # itself with the feed healthy
+            interval = min(PING_INTERVAL, coherence.lease / 4)
             while not lost.is_set():
                 now = time.monotonic()
                 if acks:
@@ -137,7 +141,7 @@ async def follow_changes(
                     token = f"{PING} {serial}"
                     pings[token] = now
                     await conn.execute(Q["notify_many"], own, [token], timeout=PING_TIMEOUT)
-                    next_ping = now + PING_INTERVAL
+                    next_ping = now + interval
                 wake.clear()
                 if acks:
                     continue
