@@ -44,6 +44,39 @@ def parse_networks(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Comma-separated web origins (scheme://host[:port], or `*`), lower-cased, without a trailing slash."""
+    found = []
+    for item in (o.strip().rstrip("/").lower() for o in text.split(",")):
+        if not item:
+            continue
+        if item != "*" and not (
+            item.startswith(("http://", "https://")) and "/" not in item.split("://", 1)[1]
+        ):
+            raise argparse.ArgumentTypeError(f"expected an origin like https://erp.example.com, got {item!r}")
+        found.append(item)
+    return tuple(found)
+
+
+def parse_time_zone(text: str) -> str:
+    """An IANA time zone name (Asia/Shanghai), checked against the system's zone database."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone {text!r} (expected e.g. Asia/Shanghai)"
+        ) from None
+    return text
+
+
+def parse_log_format(text: str) -> str:
+    if text.lower() not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected text or json, got {text!r}")
+    return text.lower()
+
+
 # How the text of an option or environment variable becomes the field's value, by annotation.
 _KINDS: dict[str, Callable[[str], Any]] = {
     "int": int,
@@ -227,6 +260,32 @@ class Config:
             "the Server header of every answer (aiohttp's own names the Python and aiohttp versions)",
             kind=parse_header_value,
         ),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=setting("log lines as text or as one JSON object each (json)", kind=parse_log_format),
+    )
+    # Behind a TLS-terminating load balancer: only from these networks are X-Forwarded-For,
+    # X-Forwarded-Proto and X-Forwarded-Host believed (client address, scheme and host of links).
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=setting(
+            "networks (comma-separated CIDRs) of proxies whose X-Forwarded-For/-Proto/-Host are believed",
+            kind=parse_networks,
+        ),
+    )
+    # CORS: resolution is readable from any origin; writes only from these origins (`*`: any).
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=setting(
+            "web origins (comma-separated, e.g. https://erp.example.com) whose pages may write through the APIs; resolution is readable from any origin",
+            kind=parse_origins,
+        ),
+    )
+    # Times on the scan page and the portal are shown in this zone.
+    time_zone: str = field(
+        default="Asia/Shanghai",
+        metadata=setting("time zone of times shown to people (scan page)", kind=parse_time_zone),
     )
     limits: Limits = field(default_factory=Limits)
     cache: CacheSettings = field(default_factory=CacheSettings)
