@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from resolver.commands import bulk, node, reports
-from resolver.config import Config, Setting, parse_bool, settings
+from resolver.config import Config, Setting, settings
+from resolver.config_kinds import parse_bool
 
 SERVE_OPTIONS = settings()
 _BY_TARGET = {s.target: s for s in SERVE_OPTIONS}
