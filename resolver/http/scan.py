@@ -51,15 +51,17 @@ a{color:#0b5cd5}footer{font-size:.8rem;color:#6b7489;text-align:center;padding:1
 """
 
 
-def page_url(config: Config, handle: str) -> str:
-    """The address of an identifier's page, as its QR code and links give it: under --public-url
-    (by default http://HOST:PORT).
+def page_url(config: Config, handle: str, base: str | None = None) -> str:
+    """The address of an identifier's page, as its QR code and links give it: under `base` (what
+    resolver/http/forwarded.link_base chose for the request), else --public-url (by default
+    http://HOST:PORT).
 
-    Never from the request (Host, X-Forwarded-*, Forwarded, an absolute request target): the
-    rendered page is kept in the worker's cache and QR codes are sent `Cache-Control: public`, so
-    whatever one request put there would be shown to every client after it.
+    Never from the request itself (Host, X-Forwarded-*, Forwarded, an absolute request target):
+    only a trusted proxy's forwarded scheme and host reach `base`, and a page rendered under a
+    base other than Config.public_base is not kept in the worker's cache (resolver/http/proxy.py),
+    since whatever one request put there would be shown to every client after it.
     """
-    return f"{config.public_base}/{quote(handle, safe=_PATH_SAFE)}"
+    return f"{base or config.public_base}/{quote(handle, safe=_PATH_SAFE)}"
 
 
 def qr_code(text: str) -> segno.QRCode:
