@@ -153,10 +153,18 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _log_format(args: argparse.Namespace) -> str:
+    """--log-format of a command that takes it; for the others, the environment's (else text)."""
+    chosen = getattr(args, "log_format", None)
+    if chosen is None:
+        chosen = os.environ.get(_BY_TARGET["log_format"].env, "").strip().lower()
+    return "json" if chosen == "json" else "text"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from resolver.logs import setup_logging
 
-    setup_logging()
+    setup_logging(_log_format(args))
     command = COMMANDS[args.command]
     return command.run(args, build_config(args, command.options))

@@ -1,21 +1,67 @@
 """Logging set-up shared by every command and process (kept apart so that commands other than
-`serve` need not load the HTTP stack)."""
+`serve` need not load the HTTP stack).
+
+Two formats (`--log-format`): `text`, one line a record for people, and `json`, one JSON object a
+line for log pipelines: `time` (UTC, ISO 8601, milliseconds), `level`, `logger`, `message`, `pid`,
+`request_id` while a request is handled, and `exception` (the traceback text) when there is one.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import time
+
+import orjson
+
+from resolver.http import requestid
+
+TEXT_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s%(request_tag)s: %(message)s"
+# aiohttp's access log line with the request's id appended (the answer's X-Request-Id header)
+ACCESS_LOG_FORMAT = '%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i" %{X-Request-Id}o'
 
 
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(log_format: str = "text") -> None:
+    """Log to stderr at RESOLVER_LOG_LEVEL (INFO), as text or as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(_with_request_id)
+    logging.basicConfig(level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(), handlers=[handler])
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
+
+
+def _with_request_id(record: logging.LogRecord) -> bool:
+    """Name the request being handled (resolver.http.requestid.current) on the record."""
+    rid = requestid.current.get()
+    record.request_id = rid
+    record.request_tag = f" [{rid}]" if rid else ""
+    return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a record, on one line (newlines inside values are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            entry["request_id"] = rid
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def _drop_malformed_requests(record: logging.LogRecord) -> bool:

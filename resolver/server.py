@@ -26,7 +26,7 @@ from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
-from resolver.logs import setup_logging
+from resolver.logs import ACCESS_LOG_FORMAT, setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
 from resolver.ports import held as held_ports
 from resolver.readiness import mark_listening
@@ -46,9 +46,10 @@ async def _serve_worker(config: Config, slot: int) -> None:
     share = -(-config.max_connections_per_address // max(1, config.workers))  # rounded up
     runner = GuardedRunner(
         create_app(config),
-        ConnectionGuard(config.header_timeout, share),
+        ConnectionGuard(config.header_timeout, share, config.trusted_proxies),
         handle_signals=False,
         access_log=logging.getLogger("resolver.access") if config.access_log else None,
+        access_log_format=ACCESS_LOG_FORMAT,
         shutdown_timeout=config.shutdown_timeout,
         keepalive_timeout=config.keepalive_timeout,
         auto_decompress=False,  # a compressed body is refused (415), never inflated
@@ -67,7 +68,7 @@ async def _serve_worker(config: Config, slot: int) -> None:
 
 def worker_main(config: Config, slot: int = 0) -> None:
     """Entry point of one worker process."""
-    setup_logging()
+    setup_logging(config.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
     try:
         import uvloop

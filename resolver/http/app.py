@@ -13,6 +13,7 @@ from aiohttp import web
 from resolver.cache import Lookup, ResolutionCache
 from resolver.config import Config
 from resolver.http import enterprise_api, handles, health, native_http, operator_api, proxy, search
+from resolver.http.edge import edge
 from resolver.http.encoded import use_server_header
 from resolver.http.keys import (
     ACCOUNTS,
@@ -233,7 +234,10 @@ def create_app(config: Config) -> web.Application:
     """The node's aiohttp application for one worker process."""
     limits = config.limits
     use_server_header(config.server_header)
-    app = web.Application(client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes))
+    app = web.Application(
+        client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes),
+        middlewares=[edge(config)],  # request id, trusted proxies, CORS (the fast path's likewise)
+    )
     app[CONFIG] = config
     app[RATE_LIMITER] = RateLimiter(config)
     app[METRICS] = NodeMetrics()

@@ -7,7 +7,9 @@ on a thousand connections held them all for as long as it liked. Every connectio
 wrapped here: the first request's header must be complete within `header_timeout` seconds, later
 requests on the connection within the keep-alive timeout (aiohttp's own timer), bodies within the
 body timeout (`resolver.http.bodies`). A client address holds at most `per_address` connections
-of a worker; one more is answered 429 and closed.
+of a worker; one more is answered 429 and closed. A peer inside --trusted-proxies has no cap: it
+is a load balancer carrying many clients' connections (their requests are limited by the
+forwarded client address, resolver/http/forwarded.py).
 
 The protocol is also where a cached resolution is answered without aiohttp
 (`resolver.http.fastpath`): a packet that is one plain `GET /api/handles/...` of a cached handle,
@@ -24,7 +26,9 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from resolver.http import requestid
 from resolver.http.fastpath import FastPath, after_answer, aiohttp_idle
+from resolver.http.forwarded import TrustedProxies
 
 _END_OF_HEADER = b"\r\n\r\n"
 
@@ -39,11 +43,18 @@ def _canned(status: str, message: str, retry_after: int | None = None) -> bytes:
     ]
     if retry_after is not None:
         head.append(f"Retry-After: {retry_after}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    return ("\r\n".join(head) + "\r\n").encode() + b"X-Request-Id: %s\r\n\r\n" + body
 
 
+# answered before any request was read: each with an id of its own (resolver/http/requestid.py)
 TOO_MANY = _canned("429 Too Many Requests", "too many connections from this address", retry_after=1)
-TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n"
+)
+
+
+def _with_id(canned: bytes) -> bytes:
+    return canned % requestid.new_id_bytes()
 
 
 @dataclass
@@ -52,17 +63,21 @@ class ConnectionGuard:
 
     header_timeout: float
     per_address: int  # 0: no cap
+    # --trusted-proxies: a load balancer carries many clients' requests, so it has no cap
+    trusted_proxies: tuple[str, ...] = ()
     open: int = 0
     refused: int = 0
     timed_out: int = 0
 
     def __post_init__(self) -> None:
         self._by_address: dict[str, int] = {}
+        self._proxies = TrustedProxies(self.trusted_proxies)
 
     def admit(self, address: str) -> bool:
-        """Count a new connection from `address`; False when the address is over its cap."""
+        """Count a new connection from `address`; False when the address is over its cap (a
+        trusted proxy never is)."""
         held = self._by_address.get(address, 0)
-        if self.per_address and held >= self.per_address:
+        if self.per_address and held >= self.per_address and not self._proxies.trusts(address):
             self.refused += 1
             return False
         self._by_address[address] = held + 1
@@ -118,7 +133,7 @@ class GuardedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not self._guard.admit(address):
-            transport.write(TOO_MANY)
+            transport.write(_with_id(TOO_MANY))
             transport.close()
             return
         self._address = address
@@ -177,7 +192,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._timer = None
         self._guard.timed_out += 1
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(TIMED_OUT)
+            self._transport.write(_with_id(TIMED_OUT))
             self._transport.close()
 
 

@@ -8,7 +8,8 @@ worker). `EncodedResponse` writes status line, headers and body with one `write_
 aiohttp's own response would do for the connection: keep-alive as the request asked, no body for
 HEAD, a Date header.
 
-Only for constant headers: nothing from a request or a record goes into the header block.
+Only for constant headers, and those resolver/http/edge.py adds (its values are checked there:
+visible ASCII, no CR or LF): nothing from a record goes into the header block.
 """
 
 from __future__ import annotations
@@ -83,12 +84,16 @@ class EncodedResponse(web.StreamResponse):
             connection = b"Connection: keep-alive\r\n" if version == HttpVersion10 else b""
         else:
             connection = b"Connection: close\r\n" if version >= HttpVersion11 else b""
-        head = b"%sContent-Length: %d\r\n%s%s%s\r\n" % (
+        # headers the edge middleware added (the request's id, CORS), after the constant ones
+        added = self._headers
+        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in added.items()) if added else b""
+        head = b"%sContent-Length: %d\r\n%s%s%s%s\r\n" % (
             status,
             len(body),
             _JSON_HEAD,
             date_line(),
             connection,
+            extra,
         )
         if request.method == "HEAD":
             self._body_length = 0

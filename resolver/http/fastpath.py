@@ -12,7 +12,9 @@ less than one (a request split across packets), a repeated header, a header that
 handler or aiohttp does (Authorization, a body's Content-Length or Transfer-Encoding, Expect,
 Upgrade, a Connection other than keep-alive), no Host, more than `MAX_REQUEST` bytes or
 `MAX_HEADERS` headers (aiohttp's own limits are larger), a handle that is not UTF-8 once
-percent-decoded, an untrusted cache, and every miss.
+percent-decoded, an untrusted cache, and every miss. The answer carries the request's
+X-Request-Id (the client's when sane, else a made one) and the CORS headers of an anonymous read,
+as resolver/http/edge.py adds them to aiohttp's answer.
 
 The protocol (`resolver.http.connections.GuardedProtocol`) asks only while aiohttp's handler for
 the connection is idle and its parser at a message boundary (`aiohttp_idle`), and keeps aiohttp's
@@ -33,7 +35,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from resolver.cache import Entry, Lookup
 from resolver.core.handles import fold, strip_scheme
-from resolver.http import encoded
+from resolver.http import encoded, requestid
+from resolver.http.cors import PUBLIC_BYTES
 from resolver.http.encoded import date_line
 from resolver.http.handles import RESOLVE_ROUTE
 from resolver.http.keys import DAILY, LOOKUP, METRICS
@@ -60,15 +63,17 @@ _DECLINED = frozenset(
 _HIT_HEAD = b'{"responseCode":1,"handle":'  # as resolver.http.handles._answer
 
 
-def simple_request(data: bytes) -> str | None:
-    """The handle part of the path (still percent-encoded) when `data` is exactly one plain
-    request the fast path may answer, else None."""
+def plain_request(data: bytes) -> tuple[str, bytes | None] | None:
+    """The handle part of the path (still percent-encoded) and the X-Request-Id to answer with
+    (None: make one) when `data` is exactly one plain request the fast path may answer, else
+    None."""
     if len(data) > MAX_REQUEST or not data.startswith(_PREFIX) or not data.endswith(_END):
         return None
     match = _REQUEST.fullmatch(data)
     if match is None:
         return None
     seen: set[bytes] = set()
+    rid = None
     for line in match.group(2).split(b"\r\n")[:-1]:
         name, _, value = line.partition(b":")
         name = name.lower()
@@ -78,10 +83,26 @@ def simple_request(data: bytes) -> str | None:
             return None
         if name == b"host" and not value.strip():
             return None
+        if name == b"x-request-id":
+            rid = _sane_id(value.strip(b" \t"))
         seen.add(name)
     if b"host" not in seen:
         return None
-    return match.group(1).decode("ascii")
+    return match.group(1).decode("ascii"), rid
+
+
+def _sane_id(value: bytes) -> bytes | None:
+    """requestid.sane on the header's bytes (already printable ASCII or tabs, by _REQUEST)."""
+    if not value or len(value) > requestid.MAX_LENGTH or b" " in value or b"\t" in value:
+        return None
+    return value
+
+
+def simple_request(data: bytes) -> str | None:
+    """The handle part of the path (still percent-encoded) when `data` is exactly one plain
+    request the fast path may answer, else None."""
+    plain = plain_request(data)
+    return plain[0] if plain is not None else None
 
 
 def handle_text(raw: str) -> str | None:
@@ -94,14 +115,17 @@ def handle_text(raw: str) -> str | None:
         return None
 
 
-def response_bytes(sent: str, entry: Entry) -> bytes:
+def response_bytes(sent: str, entry: Entry, rid: bytes) -> bytes:
     """Status line, headers and body, as `EncodedResponse` writes them for a keep-alive HTTP/1.1
-    GET: the public answer of a cached handle, echoing the handle as the client sent it."""
+    GET with the headers resolver/http/edge.py adds (the request's id, then the CORS headers of
+    an anonymous read): the public answer of a cached handle, echoing the handle as sent."""
     body = _HIT_HEAD + orjson.dumps(sent) + entry.tail
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s%sX-Request-Id: %s\r\n%s\r\n%s" % (
         len(body),
         encoded._JSON_HEAD,
         date_line(),
+        rid,
+        PUBLIC_BYTES,
         body,
     )
 
@@ -197,9 +221,10 @@ class FastPath:
         """The complete response to `data` when it is a plain resolution of a cached handle
         (counted as `handles.resolve` counts a cache hit), else None: aiohttp's to answer."""
         started = time.perf_counter()
-        raw = simple_request(data)
-        if raw is None:
+        plain = plain_request(data)
+        if plain is None:
             return None
+        raw, rid = plain
         cache = self.lookup.cache
         if not cache.trusted:
             return None
@@ -213,7 +238,7 @@ class FastPath:
         metrics = self.metrics
         metrics.outcomes["hit"] += 1
         self.daily.resolved(key.partition("/")[0])
-        response = response_bytes(sent, entry)
+        response = response_bytes(sent, entry, rid or requestid.new_id_bytes())
         metrics.request(RESOLVE_ROUTE, "GET", 200, time.perf_counter() - started)
         self.answered += 1
         return response

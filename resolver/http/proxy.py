@@ -19,6 +19,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, has_control_characters, parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import timed
+from resolver.http.forwarded import link_base
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
 from resolver.http.scan import WEB_URL, page_url, product_page, qr_png, qr_svg, wants_qr, web_link
@@ -173,8 +174,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 {"Retry-After": retry},
             )
         return not_found_page(sent, exc.message, 400)
+    base = link_base(config, request)  # --public-url, or a trusted proxy's scheme and host
     if qr is not None:
-        address = page_url(config, record.handle)
+        address = page_url(config, record.handle, base)
         return web.Response(
             body=qr_png(address) if qr == "png" else qr_svg(address),
             content_type="image/png" if qr == "png" else "image/svg+xml",
@@ -184,11 +186,14 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if target is None:
         if len(values) != len(public):  # filtered: the plain table of the chosen values
             return values_page(record.handle, values)
-        rendered = entry.page if entry is not None else None
+        # the page kept with the cache entry is the one under Config.public_base: a forwarded
+        # base comes from a request, and what one request put in the cache every client would see
+        shared = base == config.public_base
+        rendered = entry.page if entry is not None and shared else None
         if rendered is None:
-            address = page_url(config, record.handle)
+            address = page_url(config, record.handle, base)
             rendered = await product_page(registry, name, record.handle, public, address, config.node_prefix)
-            if entry is not None:
+            if entry is not None and shared:
                 entry.page = rendered
         return web.Response(
             body=rendered,

@@ -41,6 +41,8 @@ HANDLES = [
     "88.123/" + "é" * 124,  # 744 characters of path
 ]
 _DATE = re.compile(rb"Date: [^\r\n]*\r\n")
+# an X-Request-Id the node made (resolver/http/requestid.new_id): its process prefix and counter
+_MADE_ID = re.compile(rb"X-Request-Id: [0-9a-f]{10}-[0-9a-f]+\r\n")
 
 
 @dataclass
@@ -98,6 +100,11 @@ async def _create(port: int, handles: list[str]) -> None:
                 assert resp.status in (200, 201), await resp.text()
 
 
+def blank(data: bytes) -> bytes:
+    """`data` with its Date values and the request ids the node made blanked."""
+    return _MADE_ID.sub(b"X-Request-Id: -\r\n", _DATE.sub(b"Date: -\r\n", data))
+
+
 async def _read_all(reader: asyncio.StreamReader, idle: float) -> bytes:
     """Everything the node sends until it closes or is quiet for `idle` seconds."""
     data = b""
@@ -120,7 +127,7 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
 
 async def exchange(port: int, *packets: bytes, idle: float = 0.3, one: bool = False) -> bytes:
     """The node's bytes for `packets`, sent on one new connection a moment apart (so that each
-    arrives as a read of its own), Date values blanked: one response with a Content-Length when
+    arrives as a read of its own), Date values and made request ids blanked: one response with a Content-Length when
     `one`, else all until the node closes or is quiet for `idle` seconds."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -130,7 +137,7 @@ async def exchange(port: int, *packets: bytes, idle: float = 0.3, one: bool = Fa
             writer.write(packet)
             await writer.drain()
         data = await _read_response(reader) if one else await _read_all(reader, idle)
-        return _DATE.sub(b"Date: -\r\n", data)
+        return blank(data)
     finally:
         writer.close()
 
@@ -193,7 +200,7 @@ async def test_keep_alive_and_a_slow_request_between(nodes: tuple[Node, Node]) -
             got = []
             for request in sequence:
                 writer.write(request)
-                got.append(_DATE.sub(b"", await _read_response(reader)))
+                got.append(blank(await _read_response(reader)))
             answers.append(got)
         finally:
             writer.close()
@@ -372,3 +379,41 @@ async def test_dot_segments_are_answered_as_aiohttp_answers_them(
             await exchange(node.port, get("/api/handles/" + handle), one=True)
     mine = await exchange(fast.port, get(target))
     assert mine == await exchange(plain.port, get(target)), target
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ("X-Request-Id: client-42",),
+        ("X-Request-Id:   padded-id \t",),
+        ("X-Request-Id: " + "r" * 128,),
+        ("X-Request-Id: " + "r" * 129,),  # too long: replaced
+        ("X-Request-Id: has space",),  # replaced
+        ("X-Request-Id: tab\tinside",),  # replaced
+        ("X-Request-Id:",),  # empty: replaced
+        ("Origin: https://any.example",),
+        ("Origin: null", "X-Request-Id: a"),
+    ],
+)
+async def test_request_ids_and_origins_are_answered_as_aiohttp_answers_them(
+    nodes: tuple[Node, Node], headers: tuple[str, ...]
+) -> None:
+    """The fast path's X-Request-Id (the client's when sane, else a made one) and CORS headers of
+    an anonymous read (Access-Control-Allow-Origin: *, as the Handle.Net proxy's CrossOriginFilter
+    in src/main/java/net/handle/apps/servlet_proxy/resources/WEB-INF/web.xml allows every origin)
+    are the bytes resolver/http/edge.py makes aiohttp send."""
+    fast, plain = nodes
+    await _create(plain.port, HANDLES[:1])
+    request = get("/api/handles/" + HANDLES[0], *headers)
+    await exchange(fast.port, request, one=True)  # cached from here on
+    before = fast.answered
+    cached = await exchange(fast.port, request, one=True)
+    assert fast.answered == before + 1
+    other = await exchange(plain.port, request, one=True)
+    assert cached == other
+    assert b"\r\nAccess-Control-Allow-Origin: *\r\n" in cached
+    sent = next((h.partition(":")[2].strip(" \t") for h in headers if h.startswith("X-Request-Id")), None)
+    if sent and len(sent) <= 128 and " " not in sent and "\t" not in sent:
+        assert f"\r\nX-Request-Id: {sent}\r\n".encode() in cached
+    else:
+        assert b"\r\nX-Request-Id: -\r\n" in cached  # one the node made (blanked by exchange)

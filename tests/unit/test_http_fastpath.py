@@ -13,8 +13,16 @@ import re
 import pytest
 
 from resolver.cache import Entry
+from resolver.http import requestid
 from resolver.http.encoded import EncodedResponse
-from resolver.http.fastpath import MAX_REQUEST, aiohttp_supported, handle_text, response_bytes, simple_request
+from resolver.http.fastpath import (
+    MAX_REQUEST,
+    aiohttp_supported,
+    handle_text,
+    plain_request,
+    response_bytes,
+    simple_request,
+)
 from resolver.http.handles import _answer
 from resolver.store.rows import Record
 
@@ -96,7 +104,8 @@ def test_the_handle_is_decoded_as_sent_handle_text_decodes_it() -> None:
 
 @pytest.mark.parametrize("sent", ["88.123/A", "hdl:88.123/Ab", "88.123/café/日本", 'x/"\\'])
 def test_the_bytes_are_those_of_the_encoded_response(sent: str) -> None:
-    """Status line, Content-Length, Content-Type, Server, Date, then the body of handles._answer."""
+    """Status line, Content-Length, Content-Type, Server, Date, the request's id and the CORS
+    headers of an anonymous read (resolver/http/edge.py), then the body of handles._answer."""
     record = Record(
         handle="88.123/A",
         values=[{"index": 1, "type": "URL", "data": {"format": "string", "value": "https://e"}}],
@@ -104,7 +113,7 @@ def test_the_bytes_are_those_of_the_encoded_response(sent: str) -> None:
     entry = Entry(record, expires=1e18)
     answer = _answer(sent, entry)
     assert isinstance(answer, EncodedResponse)
-    data = response_bytes(sent, entry)
+    data = response_bytes(sent, entry, b"req-1")
     head, _, body = data.partition(b"\r\n\r\n")
     assert body == answer.body
     lines = head.split(b"\r\n")
@@ -113,10 +122,49 @@ def test_the_bytes_are_those_of_the_encoded_response(sent: str) -> None:
     assert lines[2] == b"Content-Type: application/json"
     assert lines[3].startswith(b"Server: ")
     assert re.fullmatch(rb"Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", lines[4])
-    assert len(lines) == 5
+    assert lines[5] == b"X-Request-Id: req-1"
+    assert lines[6] == b"Access-Control-Allow-Origin: *"
+    assert lines[7].startswith(b"Access-Control-Expose-Headers: ") and b"X-Request-Id" in lines[7]
+    assert len(lines) == 8
 
 
 def test_the_installed_aiohttp_has_what_the_fast_path_reads() -> None:
     """The fast path reads aiohttp's RequestHandler internals; an aiohttp that renamed one would
     silently turn the fast path off (FastPath.of): this test makes an upgrade say so instead."""
     assert aiohttp_supported()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"abc-123",
+        b"  padded\t",
+        b"x" * 128,
+        b"x" * 129,
+        b"with space",
+        b"tab\there",
+        b"",
+        b"   ",
+        b"!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+    ],
+)
+def test_the_request_id_is_kept_or_replaced_as_requestid_sane_decides(value: bytes) -> None:
+    """The fast path keeps a client's X-Request-Id exactly when resolver/http/requestid.sane keeps
+    the value aiohttp hands the middleware (the header stripped of blanks)."""
+    data = b"GET /api/handles/88.123/A HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + value + b"\r\n\r\n"
+    plain = plain_request(data)
+    assert plain is not None
+    kept = requestid.sane(value.decode().strip(" \t"))
+    assert plain[1] == (kept.encode() if kept is not None else None)
+
+
+def test_made_request_ids_are_unique_and_sane() -> None:
+    """A made id is the process prefix and a counter, the same counter in text and in bytes."""
+    made = {requestid.new_id() for _ in range(1000)} | {
+        requestid.new_id_bytes().decode() for _ in range(1000)
+    }
+    assert len(made) == 2000
+    assert all(requestid.sane(rid) == rid for rid in made)
+    assert requestid.of("client-7") == "client-7"
+    assert requestid.of("bad id") != "bad id"
+    assert requestid.of(None) not in made
