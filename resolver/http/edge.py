@@ -72,12 +72,12 @@ def edge(config: Config) -> Middleware:
         headers = request.headers
         rid = requestid.of(headers.get(requestid.HEADER))
         requestid.current.set(rid)  # kept for the access log line written after the answer
-        if proxies:
-            request = apply(request, proxies)
         method = request.method
         origin = headers.get("Origin")
         route = _route(request)
         try:
+            if proxies:
+                request = apply(request, proxies)
             if method == "OPTIONS" and origin is not None and "Access-Control-Request-Method" in headers:
                 allowed = policy.preflight(
                     route,

@@ -25,7 +25,7 @@ from aiohttp import web
 from resolver.config import Config
 
 # the base of links (scheme://host[:port]) a trusted proxy forwarded for this request
-FORWARDED_BASE = "resolver.forwarded_base"
+FORWARDED_BASE = web.RequestKey("forwarded_base", str)
 _HOST = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?)+(?::[0-9]{1,5})?|\[[0-9a-f:.]{2,45}\](?::[0-9]{1,5})?"
 )
@@ -144,5 +144,4 @@ def link_base(config: Config, request: web.Request | None) -> str:
     what a trusted proxy forwarded for `request`, else http://HOST:PORT."""
     if config.public_url or request is None:
         return config.public_base
-    forwarded = request.get(FORWARDED_BASE)
-    return forwarded if isinstance(forwarded, str) else config.public_base
+    return request.get(FORWARDED_BASE) or config.public_base
