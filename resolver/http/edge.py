@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from resolver.config import Config
+from resolver.core import request_context
 from resolver.core.errors import RC
 from resolver.http import requestid
 from resolver.http.cors import CorsPolicy
@@ -78,6 +79,7 @@ def edge(config: Config) -> Middleware:
         try:
             if proxies:
                 request = apply(request, proxies)
+            request_context.client_address.set(request.remote)  # for the audit
             if method == "OPTIONS" and origin is not None and "Access-Control-Request-Method" in headers:
                 allowed = policy.preflight(
                     route,

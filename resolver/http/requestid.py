@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import itertools
 import os
-from contextvars import ContextVar
+
+from resolver.core import request_context
 
 HEADER = "X-Request-Id"
 MAX_LENGTH = 128
 
-# The id of the request being handled in this task, for the log records (resolver/logs.py).
-current: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The id of the request being handled in this task, for the log records and the audit entries.
+current = request_context.request_id
 
 
 def _seed() -> None:

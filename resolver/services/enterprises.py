@@ -385,6 +385,8 @@ class Operators:
                 "before": None if r.before is None else orjson.loads(r.before),
                 "after": None if r.after is None else orjson.loads(r.after),
                 "detail": None if r.detail is None else orjson.loads(r.detail),
+                "requestId": r.request_id,
+                "client": r.client,
             }
             for r in rows
         ]

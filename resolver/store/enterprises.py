@@ -52,7 +52,8 @@ class UserRow(NamedTuple):
 
 
 class AuditRow(NamedTuple):
-    """One audit entry; `before`, `after` and `detail` as stored JSON text."""
+    """One audit entry; `before`, `after` and `detail` as stored JSON text; the request's id and
+    client address (None outside a request)."""
 
     id: int
     at: datetime
@@ -63,6 +64,8 @@ class AuditRow(NamedTuple):
     before: str | None
     after: str | None
     detail: str | None
+    request_id: str | None  # X-Request-Id of the request that wrote it (schema 0009)
+    client: str | None  # its client's address
 
 
 async def insert_enterprise(tx: Writes, name: str, credit_code: str, contact: Sequence[str | None]) -> int:

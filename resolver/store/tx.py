@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 
+from resolver.core import request_context
 from resolver.core.audit import audit_json
 from resolver.core.search import search_terms
 from resolver.core.values import StoredValue
@@ -25,8 +26,9 @@ async def write_audit(
     timeout: float | None = None,
 ) -> None:
     """Write audit entries in one statement (`encoded`: the JSON of `after` values already
-    encoded, by the value's id)."""
+    encoded, by the value's id), with the id and client of the request being handled, if any."""
     encoded = encoded or {}
+    request_id, client = request_context.request_id.get(), request_context.client_address.get()
     await conn.execute(
         Q["audit_many"],
         [e.actor for e in entries],
@@ -36,6 +38,8 @@ async def write_audit(
         [audit_json(e.before) for e in entries],
         [audit_json(e.after, encoded.get(id(e.after))) for e in entries],
         [audit_json(e.detail) for e in entries],
+        [request_id] * len(entries),
+        [client] * len(entries),
         timeout=timeout,
     )
 

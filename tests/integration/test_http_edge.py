@@ -244,3 +244,21 @@ async def test_the_operator_api_answers_its_own_origin_with_credentials(
     async with node.get("/admin/enterprises", headers={**basic(), "Origin": EVIL}) as resp:
         assert (await resp.json())["status"] == 1
         assert _cors(resp.headers) == {}
+
+
+async def test_the_audit_names_the_request_and_its_client(config: Config) -> None:
+    """Each audit entry keeps the X-Request-Id of the request that wrote it and the client's
+    address: the X-Forwarded-For client behind a trusted proxy (schema/0009_audit_request.sql)."""
+    async with serving(replace(config, trusted_proxies=("127.0.0.0/8",), rate=no_rate_limits())) as client:
+        body = {"values": [url_value(1, "https://example.com/audited")]}
+        headers = {**admin_json(), "X-Request-Id": "audit-trace-1", "X-Forwarded-For": "198.51.100.23"}
+        async with client.put(PATH, json=body, headers=headers) as resp:
+            assert resp.status in (200, 201)
+        async with client.put(PATH, json=body, headers=admin_json()) as resp:
+            made = resp.headers["X-Request-Id"]
+        async with client.get("/admin/audit", params={"handle": HANDLE}, headers=basic()) as resp:
+            items = (await resp.json())["data"]["items"]
+    assert [(i["requestId"], i["client"]) for i in items[:2]] == [
+        (made, "127.0.0.1"),
+        ("audit-trace-1", "198.51.100.23"),
+    ]

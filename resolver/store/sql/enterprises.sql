@@ -48,7 +48,8 @@ delete from enterprise_users where id = $1 and enterprise_id = $2 returning id, 
 select id, username, disabled, created_at from enterprise_users where enterprise_id = $1 order by id;
 
 -- name: audit_query
-select id, at, actor, enterprise_id, operation, handle, before::text, after::text, detail::text from audit
+select id, at, actor, enterprise_id, operation, handle, before::text, after::text, detail::text, request_id, client
+from audit
 where ($1::text is null or handle = $1)
   and ($2::bigint is null or enterprise_id = $2)
   and ($3::timestamptz is null or at >= $3)

@@ -71,8 +71,10 @@ with doomed as (select key from handles where key = any($1::text[]) order by key
 delete from handles h using doomed where h.key = doomed.key returning h.key, h.handle, h.vals::text;
 
 -- name: audit_many
-insert into audit (actor, enterprise_id, operation, handle, before, after, detail)
-select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::json[], $6::json[], $7::json[]);
+insert into audit (actor, enterprise_id, operation, handle, before, after, detail, request_id, client)
+select * from unnest(
+    $1::text[], $2::bigint[], $3::text[], $4::text[], $5::json[], $6::json[], $7::json[], $8::text[], $9::text[]
+);
 
 -- name: terms_delete
 -- each row found by search_terms_prefix_term (a term's prefix is its key's)
