@@ -17,7 +17,8 @@ from resolver.config import Config
 from resolver.core import request_context
 from resolver.core.errors import RC
 from resolver.http import requestid
-from resolver.http.cors import CorsPolicy
+from resolver.http.cors import PUBLIC, PUBLIC_BYTES, CorsPolicy
+from resolver.http.encoded import EncodedResponse
 from resolver.http.errors import error_response, failure
 from resolver.http.forwarded import TrustedProxies, apply
 
@@ -52,6 +53,14 @@ def _refused(request: web.Request, origin: str) -> web.Response:
 
 
 def _mark(response: web.StreamResponse, rid: str, cors: Sequence[tuple[str, str]]) -> None:
+    if type(response) is EncodedResponse:  # the resolution answers: header lines as bytes
+        lines = (
+            PUBLIC_BYTES
+            if cors is PUBLIC
+            else b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in cors)
+        )
+        response.extra = b"X-Request-Id: " + rid.encode() + b"\r\n" + lines
+        return
     if response.prepared:
         return  # already sent (a streamed answer): nothing can be added
     headers = response.headers

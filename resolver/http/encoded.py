@@ -62,6 +62,8 @@ _STATUS = {HttpVersion11: b"HTTP/1.1 200 OK\r\n", HttpVersion10: b"HTTP/1.0 200 
 class EncodedResponse(web.StreamResponse):
     """200 with Content-Type application/json and the given body."""
 
+    extra = b""  # header lines to add, each ending in CRLF (resolver/http/edge.py)
+
     def __init__(self, body: bytes) -> None:
         super().__init__()
         self._encoded = body
@@ -84,9 +86,12 @@ class EncodedResponse(web.StreamResponse):
             connection = b"Connection: keep-alive\r\n" if version == HttpVersion10 else b""
         else:
             connection = b"Connection: close\r\n" if version >= HttpVersion11 else b""
-        # headers the edge middleware added (the request's id, CORS), after the constant ones
+        # the header lines the edge middleware adds (the request's id, CORS), after the constant
+        # ones: already encoded in `extra`, or (anyone else) set in `headers`
+        extra = self.extra
         added = self._headers
-        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in added.items()) if added else b""
+        if added:
+            extra += b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in added.items())
         head = b"%sContent-Length: %d\r\n%s%s%s%s\r\n" % (
             status,
             len(body),
