@@ -12,7 +12,7 @@ from aiohttp import web
 
 from resolver.cache import Lookup, ResolutionCache
 from resolver.config import Config
-from resolver.http import enterprise_api, handles, health, native_http, operator_api, proxy, search
+from resolver.http import enterprise_api, handles, health, native_http, openapi, operator_api, proxy, search
 from resolver.http.edge import edge
 from resolver.http.encoded import use_server_header
 from resolver.http.keys import (
@@ -255,5 +255,6 @@ def create_app(config: Config) -> web.Application:
     enterprise_api.add_routes(app)
     operator_api.add_routes(app)
     native_http.add_routes(app)  # POST of native messages, before the proxy takes the paths
+    openapi.add_routes(app)  # /openapi.json and /docs, before the proxy takes the paths
     proxy.add_routes(app)
     return app
