@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import hashlib
 import logging
 import multiprocessing
@@ -37,11 +36,12 @@ from resolver.bulk.encodings import known
 from resolver.bulk.export import export
 from resolver.bulk.progress import Progress
 from resolver.bulk.reader import CHUNK_ROWS, ReadPlan, RowReader, next_chunk_size, read_in_process
+from resolver.bulk.report import Report, default_path
 from resolver.bulk.resume import Skip
-from resolver.bulk.slots import SLOT_BYTES, ChunkRow, ChunkSlots, EncodedChunk
-from resolver.bulk.userfiles import RefusedFile, append, create, open_regular, same_file
+from resolver.bulk.slots import SLOT_BYTES, ChunkRow, ChunkSlots, EncodedChunk, Rejection
+from resolver.bulk.source import detect_format, file_digest
+from resolver.bulk.userfiles import RefusedFile, append, create, same_file
 from resolver.config import Config
-from resolver.core.csvcells import cell
 from resolver.core.values import same_content
 from resolver.services.statistics import ServedPrefixes, today
 from resolver.store import imports
@@ -66,21 +66,7 @@ class ImportResult:
     resumed_from: int = 0
     seconds: float = 0.0
     report: Path | None = None
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of the file: an import is resumed only for the very same file."""
-    digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def detect_format(path: Path, given: str | None) -> str:
-    if given:
-        return given
-    return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
+    imported_before: bool = False  # the same file was imported to the end before: nothing done
 
 
 class Importer:
@@ -115,7 +101,7 @@ class Importer:
 
     async def write_chunk(
         self, conn: Connection, digest: str, chunk: EncodedChunk, path: Path
-    ) -> tuple[list[tuple[int, str, str]], int]:
+    ) -> tuple[list[Rejection], int]:
         """Write and record one chunk in one transaction; returns its rejected rows and its
         number of accepted rows."""
         count = len(chunk.lines)
@@ -159,7 +145,7 @@ class Importer:
         digest: str,
         chunk: EncodedChunk,
         path: Path,
-        rejected: list[tuple[int, str, str]],
+        rejected: list[Rejection],
         origin: str,
         lap: Callable[[str], None],
     ) -> bool:
@@ -191,7 +177,7 @@ class Importer:
                         conflicting.add(key)
                         line, row = staged[key]
                         if not same_content(orjson.loads(existing), orjson.loads(row.values)):
-                            rejected.append((line, row.handle, "标识已存在且内容不同"))
+                            rejected.append((line, row.handle, "标识已存在且内容不同", row.values.encode()))
             if conflicting:
                 added = [row for row in decoded if row.key not in conflicting]
                 keys = [row.key for row in added]
@@ -245,6 +231,7 @@ class Importer:
         progress: Progress | None = None,
         writers: int = 1,
         encoding: str | None = None,
+        sheet: str | None = None,
     ) -> ImportResult:
         """Import a file (resuming an interrupted import of the same file).
 
@@ -254,7 +241,7 @@ class Importer:
         """
         async with acknowledgements(self.config.dsn, self.coherence):
             return await self._run(
-                path, fmt, template_version, report, chunk_rows, progress, writers, encoding
+                path, fmt, template_version, report, chunk_rows, progress, writers, encoding, sheet
             )
 
     async def _run(
@@ -267,18 +254,22 @@ class Importer:
         progress: Progress | None,
         writers: int,
         encoding: str | None = None,
+        sheet: str | None = None,
     ) -> ImportResult:
         started = time.monotonic()
         fmt = detect_format(path, fmt)
         # a name Python does not know is a usage error, before anything starts
         codec = known(encoding) if encoding is not None else None
-        report = report or path.with_name(path.name + ".rejected.csv")
+        report = report or default_path(path, fmt)
         digest = file_digest(path)
-        if codec is not None:  # another reading of the same octets: an import of its own
-            digest = hashlib.sha256(f"{digest} {codec}".encode()).hexdigest()
+        if codec is not None or sheet is not None:  # another reading of the same octets: an import of its own
+            digest = hashlib.sha256(f"{digest} {codec} {sheet}".encode()).hexdigest()
         if same_file(report, path):
             raise RefusedFile(f"报告文件 {report} 就是要导入的文件：请用 --report 另指定报告文件")
         reader = await self.load_context()
+        # the header is read here too (a header that cannot be read stops the import before it
+        # begins), for the report, which repeats it
+        shape = reader.shape(path, fmt, template_version, encoding, sheet)
         # A run of this file that began before wrote the start of the report: this one continues it.
         resuming = await imports.import_state(self.conn, digest) is not None
         await imports.start_import(self.conn, digest, str(path))
@@ -295,11 +286,13 @@ class Importer:
             accepted=sum(c.accepted for c in chunks) or state.accepted,
             rejected=sum(c.rejected for c in chunks) or state.rejected,
             resumed_from=skip.upto if ranges else 0,
-            report=report,
+            report=report if report.exists() else None,
         )
         if state.finished:
+            totals.resumed_from, totals.imported_before = 0, True
             totals.seconds = time.monotonic() - started
             return totals
+        totals.report = report
         size = path.stat().st_size
         # fork starts the reader at once; the child only reads the file and writes to the pipe, and
         # multiprocessing ends it with os._exit, so it never touches the parent's connection.
@@ -312,7 +305,7 @@ class Importer:
             target=read_in_process,
             args=(
                 reader,
-                ReadPlan(path, fmt, template_version, skip, chunk_rows, encoding),
+                ReadPlan(path, fmt, template_version, skip, chunk_rows, encoding, sheet),
                 sending,
                 slots,
                 receiving if method == "fork" else None,
@@ -338,9 +331,9 @@ class Importer:
             # Never written through a link or into a file another name shares (userfiles); every
             # cell written so that a spreadsheet shows it and runs nothing (csvcells).
             with append(report) if resuming else create(report) as out:
-                writer = csv.writer(out)
-                if out.tell() == 0:
-                    writer.writerow(["line", "handle", "reason"])
+                rejections = Report(
+                    out, shape, restoring=fmt == "csv" and shape is not None and shape.node_written
+                )
 
                 async def write(chunk: EncodedChunk, conn: Connection) -> None:
                     try:
@@ -354,7 +347,7 @@ class Importer:
                     totals.accepted += accepted
                     totals.rejected += len(rejected)
                     totals.rows = max(totals.rows, chunk.last_line)
-                    writer.writerows((line, cell(handle), cell(reason)) for line, handle, reason in rejected)
+                    rejections.write(rejected)
                     out.flush()
                     os.fsync(out.fileno())
                     if progress:

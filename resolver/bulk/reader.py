@@ -6,6 +6,7 @@ It needs no database: it runs in a process of its own while the importer writes.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gc
 import hashlib
 import io
@@ -16,15 +17,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from resolver.bulk import encodings
+from resolver.bulk.columns import Shape
 from resolver.bulk.copycodec import COPY_HEADER, COPY_TRAILER, copy_row
 from resolver.bulk.resume import Skip
-from resolver.bulk.rows import Prepared, RowItem, csv_rows, jsonl_rows
-from resolver.bulk.slots import ChunkSlots, EncodedChunk
+from resolver.bulk.rows import Prepared, RowItem, csv_cells, jsonl_rows, sheet_rows
+from resolver.bulk.sheets import Workbook, header_of
+from resolver.bulk.slots import ChunkSlots, EncodedChunk, Rejection
 from resolver.bulk.userfiles import open_regular
 from resolver.config import Config
 from resolver.core.errors import RC, HandleError
@@ -53,6 +56,7 @@ class ReadPlan:
     skip: Skip
     chunk_rows: int
     encoding: str | None = None  # None: chosen from the file (resolver.bulk.encodings)
+    sheet: str | None = None  # a workbook's sheet (None: the first)
 
 
 @dataclass
@@ -61,7 +65,7 @@ class _Chunk:
     rows: list[tuple[int, str, str, str, bytes, list[str]]] = field(
         default_factory=list
     )  # line, key, handle, prefix, values JSON, search terms
-    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, handle, reason
+    rejected: list[Rejection] = field(default_factory=list)
     last_line: int = 0
 
 
@@ -83,6 +87,7 @@ class RowReader:
     ) -> None:
         self.config = config
         self.scope = NodeScope(config.node_prefix)
+        self.node_prefix = fold(config.node_prefix)
         self.caller = Caller(
             Identity(300, self.scope.node_prefix_handle, f"0.NA/{config.node_prefix}", actor="import"),
             node_admin=True,
@@ -102,33 +107,85 @@ class RowReader:
         node operator, under the enterprise prefix that governs the handle."""
         owner = governing_owner(owner_candidates(self.scope, name), self.prefixes)
         check_write(self.caller, name, owner, Action.CREATE, Perm.ADD_HANDLE, ALL, NONE)
+        if owner is None and name.prefix != self.node_prefix:
+            # Bulk registrations belong to an enterprise: under no allocated prefix, a row would
+            # be an identifier no enterprise answers for (the node's own prefix is the operator's).
+            raise HandleError(
+                RC.INSUFFICIENT_PERMISSIONS,
+                f"前缀 {name.prefix} 未分配给任何企业：请先经运营接口（/admin/prefixes）分配并启用该前缀，再导入",
+            )
 
     # -- reading rows --------------------------------------------------------------------------
 
     def rows(
-        self, path: Path, fmt: str, template_version: str | None, encoding: str | None = None
-    ) -> Iterator[tuple[int, str, RowItem]]:
-        """(line number, handle as written, values or an error) of the data rows."""
-        stamp = timestamp(datetime.now(UTC))
+        self,
+        path: Path,
+        fmt: str,
+        template_version: str | None,
+        encoding: str | None = None,
+        sheet: str | None = None,
+    ) -> Iterator[tuple[int, str, RowItem, list[str] | str]]:
+        """(line number, handle as written, values or an error, the row as read) of the data rows."""
         with open_regular(path) as raw:
             self._tell = raw.tell
+            yield from self._rows_of(raw, path, fmt, template_version, encoding, sheet)
+        end = path.stat().st_size
+        self._tell = lambda: end
+
+    def shape(
+        self, path: Path, fmt: str, template_version: str | None, encoding: str | None, sheet: str | None
+    ) -> Shape | None:
+        """What the header of a CSV file or a workbook says (None: JSON Lines, or an empty file);
+        raises ValueError for a header that cannot be read."""
+        if fmt == "jsonl":
+            return None
+        with open_regular(path) as raw:
+            if fmt == "xlsx":
+                header = header_of(raw, sheet)
+            else:
+                chosen = encodings.choose(raw, encoding)
+                text = io.TextIOWrapper(raw, encoding=chosen, errors=encodings.ERRORS, newline="")
+                try:
+                    header = next(csv.reader(text), [])
+                except csv.Error as exc:
+                    raise ValueError(f"表头无法读取：{exc}") from None
+                refusal = encodings.undecodable(header, 1, chosen)
+                if refusal is not None:
+                    raise ValueError(refusal)
+        return Shape.from_header(header, template_version, self.templates) if header else None
+
+    def _rows_of(
+        self,
+        raw: BinaryIO,
+        path: Path,
+        fmt: str,
+        template_version: str | None,
+        encoding: str | None,
+        sheet: str | None,
+    ) -> Iterator[tuple[int, str, RowItem, list[str] | str]]:
+        stamp = timestamp(datetime.now(UTC))
+        if fmt == "xlsx":
+            book = Workbook(raw, sheet)
+            self._tell = book.position(path.stat().st_size)
+            cells, chosen, neutralised = book.rows(), None, False
+        else:
             chosen = encodings.choose(raw, encoding)
             text = io.TextIOWrapper(raw, encoding=chosen, errors=encodings.ERRORS, newline="")
             if fmt == "jsonl":
                 yield from jsonl_rows(text, self.config.limits, self.skip, chosen)
-            else:
-                yield from csv_rows(
-                    text,
-                    template_version,
-                    stamp,
-                    limits=self.config.limits,
-                    templates=self.templates,
-                    search_types=self.search_types,
-                    skip=self.skip,
-                    encoding=chosen,
-                )
-        end = path.stat().st_size
-        self._tell = lambda: end
+                return
+            cells, neutralised = csv_cells(text), True
+        yield from sheet_rows(
+            cells,
+            template_version,
+            stamp,
+            limits=self.config.limits,
+            templates=self.templates,
+            search_types=self.search_types,
+            skip=self.skip,
+            encoding=chosen,
+            neutralised=neutralised,
+        )
 
     # -- validating and writing ----------------------------------------------------------------
 
@@ -165,19 +222,23 @@ class RowReader:
         return fold(handle), handle, prefix
 
     def _fill(
-        self, rows: Iterator[tuple[int, str, RowItem]], skip: Skip, chunk_rows: int, first_line: int
+        self,
+        rows: Iterator[tuple[int, str, RowItem, list[str] | str]],
+        skip: Skip,
+        chunk_rows: int,
+        first_line: int,
     ) -> tuple[_Chunk, bool]:
         """Read and validate the next chunk of rows, the lines from `first_line` on."""
         started = time.perf_counter()
         chunk = _Chunk(first_line=first_line)
         seen: set[str] = set()
         search_types = self.search_types
-        for line, handle, item in rows:
+        for line, handle, item, original in rows:
             if line in skip:
                 continue
             chunk.last_line = line
             if isinstance(item, str):
-                chunk.rejected.append((line, handle, item))
+                chunk.rejected.append((line, handle, item, original))
             else:
                 try:
                     key, shown, prefix = self.validate(handle, item)
@@ -185,7 +246,7 @@ class RowReader:
                         raise HandleError(RC.HANDLE_ALREADY_EXISTS, "同一文件的本批次中该标识重复出现")
                     seen.add(key)
                 except HandleError as exc:
-                    chunk.rejected.append((line, handle, exc.message))
+                    chunk.rejected.append((line, handle, exc.message, original))
                 else:
                     if isinstance(item, Prepared):
                         data, terms = item
@@ -236,7 +297,7 @@ class RowReader:
         path, skip, chunk_rows = plan.path, plan.skip, plan.chunk_rows
         try:
             self.skip = skip
-            rows = self.rows(path, plan.fmt, plan.template_version, plan.encoding)
+            rows = self.rows(path, plan.fmt, plan.template_version, plan.encoding, plan.sheet)
             size = min(chunk_rows, FIRST_CHUNK_ROWS)
             total = path.stat().st_size
             next_line = skip.upto + 1

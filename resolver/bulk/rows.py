@@ -7,10 +7,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
 import orjson
 
+from resolver.bulk.columns import SECRET_TYPE, SECRETS_REFUSED, Shape
 from resolver.bulk.encodings import undecodable
 from resolver.bulk.resume import Skip
 from resolver.config import Limits
@@ -21,7 +22,6 @@ from resolver.core.search import MAX_TERM_LENGTH, term_fits
 from resolver.core.templates import (
     TEMPLATE_INDEX,
     Template,
-    TemplateItem,
     check_text,
     missing_required,
     reference_value,
@@ -39,12 +39,6 @@ class Prepared(NamedTuple):
 # What the row readers yield for a data row: its values, its prepared values, or why it is rejected.
 RowItem = list[StoredValue] | Prepared | str
 
-SECRET_TYPE = "hs_seckey"
-SECRETS_REFUSED = (
-    "批量导入不接受 HS_SECKEY（密钥）值：密钥只经 Handle API 登记，由节点以散列保存 "
-    "/ an import carries no HS_SECKEY values: secrets are registered through the Handle API, which hashes them"
-)
-
 
 def refuse_secrets(values: list[StoredValue]) -> list[StoredValue]:
     """An import row's values, unless one is a secret key (the importer writes rows as they are:
@@ -56,9 +50,9 @@ def refuse_secrets(values: list[StoredValue]) -> list[StoredValue]:
 
 def jsonl_rows(
     text: TextIO, limits: Limits, skip: Skip, encoding: str = "utf-8-sig"
-) -> Iterator[tuple[int, str, RowItem]]:
-    """(line number, handle as written, values or an error) of the rows of a JSON Lines file:
-    one `{"handle": ..., "value": [...], "templateVersion": ...}` a line."""
+) -> Iterator[tuple[int, str, RowItem, str]]:
+    """(line number, handle as written, values or an error, the line) of the rows of a JSON Lines
+    file: one `{"handle": ..., "value": [...], "templateVersion": ...}` a line."""
     line = 0
     while True:
         row = text.readline()
@@ -71,7 +65,7 @@ def jsonl_rows(
             continue
         refusal = undecodable([row], line, encoding)
         if refusal is not None:
-            yield line, "", refusal
+            yield line, "", refusal, row
             continue
         try:
             item = orjson.loads(row)
@@ -79,62 +73,41 @@ def jsonl_rows(
                 raise ValueError('每行应为 {"handle": ..., "value": [...]}')
             handle = item["handle"]
         except (ValueError, orjson.JSONDecodeError) as exc:
-            yield line, "", f"不是有效的 JSON 对象：{exc}"
+            yield line, "", f"不是有效的 JSON 对象：{exc}", row
             continue
         raw_values = item.get("value", item.get("values"))
         version = item.get("templateVersion")
         if not isinstance(raw_values, list):
-            yield line, handle, "缺少标识值数组 value"
+            yield line, handle, "缺少标识值数组 value", row
             continue
         try:
             extra = [reference_value(version)] if isinstance(version, str) and version else []
             values = refuse_secrets(parse_values([*raw_values, *extra], limits, datetime.now(UTC)))
         except HandleError as exc:
-            yield line, handle, exc.message
+            yield line, handle, exc.message, row
             continue
-        yield line, handle, values
+        yield line, handle, values, row
 
 
-def _csv_columns(
-    columns: list[str], template_version: str | None, templates: Mapping[tuple[str, str], Template]
-) -> tuple[list[tuple[int, str]], list[TemplateItem | None], Template | None]:
-    """What each column of a CSV header holds: (index, type) of its values and the template item
-    it fills (columns named by a template's items, or `index:type`), and the template; position 0
-    is the handle column. Raises ValueError for a header that cannot be read."""
-    mapping: list[tuple[int, str]] = [(0, "")]
-    items: list[TemplateItem | None] = [None]
-    template: Template | None = None
-    if template_version:
-        template = next((t for (p, v), t in templates.items() if v == template_version), None)
-        if template is None:
-            raise ValueError(f"模板版本 {template_version} 不存在")
-        by_name = {i.id_type: i for i in template.items} | {i.name: i for i in template.items}
-        for column in columns[1:]:
-            item = by_name.get(column)
-            if item is None:
-                raise ValueError(f"列 {column} 不是模板 {template_version} 的条目（用 idType 或名称作列名）")
-            mapping.append((item.id_index, item.id_type))
-            items.append(item)
-    else:
-        for column in columns[1:]:
-            number, colon, value_type = column.partition(":")
-            if not colon or not number.isdigit() or not value_type:
-                raise ValueError(f"列名 {column} 应为 索引:类型，例如 1:URL")
-            if fold(value_type) == SECRET_TYPE:
-                raise ValueError(SECRETS_REFUSED)
-            mapping.append((int(number), value_type))
-            items.append(None)
-    indexes = [index for index, _ in mapping[1:]]
-    for position, index in enumerate(indexes, start=1):
-        if indexes.index(index) + 1 != position:
-            raise ValueError(
-                f"列 {columns[position]} 与列 {columns[indexes.index(index) + 1]} 是同一个索引 {index}"
-            )
-    return mapping, items, template
+def csv_cells(text: TextIO) -> Iterator[tuple[int, list[str] | str]]:
+    """(line, cells) of a CSV file's rows, the header first (line 1); a row the csv module cannot
+    read comes as the reason."""
+    reader = csv.reader(text)
+    line = 0
+    while True:
+        line += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, f"该行无法读取：{exc}"
+            continue
+        yield line, cells
 
 
-def csv_rows(
-    text: TextIO,
+def sheet_rows(
+    rows: Iterator[tuple[int, list[str] | str]],
     template_version: str | None,
     stamp: str,
     *,
@@ -142,144 +115,138 @@ def csv_rows(
     templates: Mapping[tuple[str, str], Template],
     search_types: frozenset[str],
     skip: Skip,
-    encoding: str = "utf-8-sig",
-) -> Iterator[tuple[int, str, RowItem]]:
-    """(line number, handle as written, values or an error) of the rows of a CSV file: a `handle`
-    column, then columns named `index:type` or by the items of `template_version`'s template, or
-    a single `values` column of JSON arrays (what `export --format csv` writes)."""
-    reader = csv.reader(text)
-    header = next(reader, None)
-    if header is None:
+    encoding: str | None = "utf-8-sig",
+    neutralised: bool = True,
+) -> Iterator[tuple[int, str, RowItem, list[str]]]:
+    """(line number, handle as written, values or an error, the row's cells) of the data rows of
+    a sheet (CSV or .xlsx): a `handle` column, then the columns `resolver.bulk.columns` reads.
+    `neutralised`: the node writes this format's cells neutralised (CSV, not workbooks)."""
+    first = next(rows, None)
+    if first is None:
         return
-    refusal = undecodable(header, 1, encoding)
-    if refusal is not None:
-        raise ValueError(refusal)
-    # a byte-order mark read as text (--encoding naming a codec that keeps it) is not a name
-    columns = [h.strip().lstrip("\ufeff").strip() for h in header]
-    if not columns or columns[0].lower() != "handle":
-        raise ValueError("CSV 的第一列必须是 handle")
-    if [c.lower() for c in columns] == ["handle", "values"]:
-        yield from csv_json_rows(reader, template_version, limits, skip, encoding)
-        return
-    mapping, items, template = _csv_columns(columns, template_version, templates)
-    indexes = [index for index, _ in mapping[1:]]
-    reference = (
-        parse_values([reference_value(template_version)], limits, datetime.now(UTC))[0]
-        if template_version
-        else None
-    )
-    # Cells are checked against their template items as they are read, and each row's stored
-    # JSON is put together from pieces built once per column. Only a file without a template
-    # that has a column for index 1001 (a template reference) goes through the general path,
-    # which checks the row against the template it names.
-    prepared = template is not None or TEMPLATE_INDEX not in indexes
+    header = first[1]
+    if isinstance(header, str):
+        raise ValueError(f"表头无法读取：{header}")
+    if encoding is not None:
+        refusal = undecodable(header, 1, encoding)
+        if refusal is not None:
+            raise ValueError(refusal)
+    shape = Shape.from_header(header, template_version, templates)
+    width = shape.width
+    version_at, values_at = shape.version_at, shape.values_at
+    restoring = neutralised and shape.node_written
+    # Each row's stored JSON is put together from pieces built once per (index, type) and cells
+    # are checked against their template items as they are read; only a row that carries JSON
+    # values, or an index-1001 column without a template, goes through the general path.
     tail = b'},"ttl":%d,"timestamp":%s}' % (DEFAULT_TTL, orjson.dumps(stamp))
-    heads = [b""] + [
-        b'{"index":%d,"type":%s,"data":{"format":"string","value":' % (index, orjson.dumps(value_type))
-        for index, value_type in mapping[1:]
-    ]
-    searchable = [None] + [
-        fold(value_type) if fold(value_type) in search_types else None for _, value_type in mapping[1:]
-    ]
-    # Stored values are ordered by index; the reference (1001) precedes template items (2000 on).
-    order = sorted(range(1, len(mapping)), key=lambda position: mapping[position][0])
-    reference_json = orjson.dumps(reference) if reference is not None else None
+    heads: dict[tuple[int, str], bytes] = {}
+    searchable = {}
+    references: dict[str, bytes] = {}
     max_bytes = limits.max_value_bytes
-    line = 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            line += 1
-            yield line, "", f"该行无法读取：{exc}"
-            continue
-        line += 1
+    now = datetime.now(UTC)
+    for line, cells in rows:
         if line in skip:
             continue
-        if not cells:
+        if isinstance(cells, str):
+            yield line, "", cells, []
             continue
-        refusal = undecodable(cells, line, encoding)
-        if refusal is not None:
-            yield line, "", refusal
-            continue
+        if not any(cells):
+            continue  # an empty row (spreadsheets keep those that were once formatted)
+        if encoding is not None:
+            refusal = undecodable(cells, line, encoding)
+            if refusal is not None:
+                yield line, "", refusal, cells
+                continue
+        original = cells
+        if restoring:
+            cells = [restore(c) for c in cells]
         handle = cells[0].strip()
-        if len(cells) > len(mapping):
-            yield line, handle, f"该行有 {len(cells)} 列，表头只有 {len(mapping)} 列"
+        if len(cells) != width and (len(cells) < width or any(cells[width:])):
+            yield line, handle, f"列数不对：该行有 {len(cells)} 列，表头有 {width} 列", original
             continue
-        encoded: dict[int, bytes] = {}
+        version = (cells[version_at].strip() if version_at is not None else "") or shape.default_version
+        plan = shape.plan(fold(handle.partition("/")[0]), version)
+        if isinstance(plan, str):
+            yield line, handle, plan, original
+            continue
+        pieces: list[tuple[int, bytes]] = []
         terms: list[str] = []
         problem = None
         present: set[int] = set()
-        for position in range(1, len(cells)):
-            cell = cells[position]
-            if cell == "":
+        index_of, items, refused = plan.index, plan.items, plan.refused
+        for position in plan.order:
+            text = cells[position]
+            if text == "":
                 continue
-            if len(cell) > max_bytes:
-                problem = f"列 {columns[position]} 的值超过 {max_bytes} 个字符"
+            index = index_of[position]
+            assert index is not None
+            if len(text) > max_bytes:
+                problem = f"列 {shape.columns[position]} 的值超过 {max_bytes} 个字符"
                 break
-            if has_control_characters(cell):
-                problem = f"列 {columns[position]} 含控制字符"
+            if has_control_characters(text):
+                problem = f"列 {shape.columns[position]} 含控制字符"
                 break
+            if index in present:
+                problem = f"列 {shape.columns[position]} 与同一行的另一列都填了索引 {index}"
+                break
+            present.add(index)
             item = items[position]
             if item is not None:
                 try:
-                    check_text(item, cell)
+                    check_text(item, text)
                 except HandleError as exc:
                     problem = exc.message
                     break
-                present.add(item.id_index)
-            encoded[position] = heads[position] + orjson.dumps(cell) + tail
-            kind = searchable[position]
-            if kind is not None and len(cell) <= MAX_TERM_LENGTH:
-                term = f"{kind}={cell}"
+            value_type = plan.value_type[position]
+            head = heads.get((index, value_type))
+            if head is None:
+                head = heads[(index, value_type)] = (
+                    b'{"index":%d,"type":%s,"data":{"format":"string","value":'
+                    % (index, orjson.dumps(value_type))
+                )
+                folded = fold(value_type)
+                searchable[(index, value_type)] = folded if folded in search_types else None
+            pieces.append((index, head + orjson.dumps(text) + tail))
+            kind = searchable[(index, value_type)]
+            if kind is not None and len(text) <= MAX_TERM_LENGTH:
+                term = f"{kind}={text}"
                 if term_fits(term):
                     terms.append(term)
-        if problem is None and template is not None:
+        if problem is None:
+            problem = next((plan.refused[p] for p in refused if cells[p] != ""), None)
+        extra = cells[values_at].strip() if values_at is not None and values_at < len(cells) else ""
+        if problem is None and plan.template is not None and not extra:
             try:
-                missing_required(template, present)
+                missing_required(plan.template, present)
             except HandleError as exc:
                 problem = exc.message
         if problem:
-            yield line, handle, problem
+            yield line, handle, problem, original
             continue
-        parts = [encoded[position] for position in order if position in encoded]
-        if reference_json is not None:
-            parts.insert(0, reference_json)
-        if prepared:
-            yield line, handle, Prepared(b"[" + b",".join(parts) + b"]", list(dict.fromkeys(terms)))
+        if version is not None:
+            reference = references.get(version)
+            if reference is None:
+                reference = references[version] = orjson.dumps(
+                    parse_values([reference_value(version)], limits, now)[0]
+                )
+            pieces.append((TEMPLATE_INDEX, reference))
+        pieces.sort(key=lambda piece: piece[0])
+        encoded = b"[" + b",".join(piece for _, piece in pieces) + b"]"
+        if extra:
+            try:
+                raw_values = orjson.loads(extra)
+                if not isinstance(raw_values, list):
+                    raise ValueError("values 列应为 JSON 数组")
+                values = refuse_secrets(parse_values([*orjson.loads(encoded), *raw_values], limits, now))
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                yield line, handle, f"values 列无法读取：{exc}", original
+                continue
+            except HandleError as exc:
+                yield line, handle, exc.message, original
+                continue
+            yield line, handle, values, original
+        elif version is None and TEMPLATE_INDEX in present:
+            # an index-1001 column names a template: the row is checked against it as a whole
+            yield line, handle, orjson.loads(encoded), original
         else:
-            yield line, handle, orjson.loads(b"[" + b",".join(parts) + b"]")
-
-
-def csv_json_rows(
-    reader: Any, template_version: str | None, limits: Limits, skip: Skip, encoding: str = "utf-8-sig"
-) -> Iterator[tuple[int, str, RowItem]]:
-    """CSV of `handle,values` where values is a JSON array (what `export --format csv` writes)."""
-    extra = [reference_value(template_version)] if template_version else []
-    line = 1
-    for cells in reader:
-        line += 1
-        if line in skip:
-            continue
-        if not cells:
-            continue
-        refusal = undecodable(cells, line, encoding)
-        if refusal is not None:
-            yield line, "", refusal
-            continue
-        # this format is what export writes: its cells are restored from export's neutralisation
-        handle = restore(cells[0]).strip()
-        try:
-            raw_values = orjson.loads(restore(cells[1])) if len(cells) > 1 else None
-            if not isinstance(raw_values, list):
-                raise ValueError("values 列应为 JSON 数组")
-            values = refuse_secrets(parse_values([*raw_values, *extra], limits, datetime.now(UTC)))
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            yield line, handle, f"values 列无法读取：{exc}"
-            continue
-        except HandleError as exc:
-            yield line, handle, exc.message
-            continue
-        yield line, handle, values
+            yield line, handle, Prepared(encoded, list(dict.fromkeys(terms))), original

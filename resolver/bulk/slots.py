@@ -25,6 +25,11 @@ class ChunkRow(NamedTuple):
     raw: bytes | memoryview  # the row's COPY bytes
 
 
+# A rejected row: line, handle, reason, and the row as read (its cells, or its JSON line), or
+# what was to be stored (the values JSON) for a row the writer refused.
+Rejection = tuple[int, str, str, list[str] | str | bytes]
+
+
 @dataclass
 class EncodedChunk:
     """A chunk ready for Postgres, built by the reader process: its rows and search terms as the
@@ -40,7 +45,7 @@ class EncodedChunk:
     terms: bytes | memoryview  # binary COPY for search_terms (key, term, prefix); empty when none
     prefixes: dict[str, int]  # rows per prefix
     digest: str  # sha256 of `rows`
-    rejected: list[tuple[int, str, str]]  # line, handle, reason
+    rejected: list[Rejection]
     # Set when `rows` and `terms` travel in a shared slot: (slot, bytes of rows, bytes of terms).
     slot: tuple[int, int, int] | None = None
 

@@ -15,14 +15,20 @@ EXIT_ROWS_REJECTED = 1
 
 
 def import_arguments(load: argparse.ArgumentParser) -> None:
-    load.add_argument("file", type=Path, help="the CSV or JSON Lines file")
-    load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    load.add_argument("file", type=Path, help="the CSV, Excel workbook (.xlsx) or JSON Lines file")
+    load.add_argument("--format", choices=["csv", "xlsx", "jsonl"], help="default: from the file")
+    load.add_argument("--sheet", help="the workbook's sheet to read [default: the first]")
     load.add_argument("--template", help="template version every row is registered with (CSV)")
     load.add_argument(
         "--encoding",
         help="the file's text encoding, e.g. utf-8 or gb18030 [default: UTF-8 (with or without BOM), else GB18030]",
     )
-    load.add_argument("--report", type=Path, help="where rejected rows go [default FILE.rejected.csv]")
+    load.add_argument(
+        "--report",
+        type=Path,
+        help="where rejected rows go, as the file had them plus a reason, importable once fixed "
+        "[default FILE.rejected.csv, or FILE.rejected.jsonl for JSON Lines]",
+    )
     load.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction [default 50000]")
     load.add_argument(
         "--writers",
@@ -34,7 +40,12 @@ def import_arguments(load: argparse.ArgumentParser) -> None:
 
 def export_arguments(dump: argparse.ArgumentParser) -> None:
     dump.add_argument("--prefix", required=True, help="the prefix to export, e.g. 88.123.45")
-    dump.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="[default jsonl]")
+    dump.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "xlsx"],
+        default="jsonl",
+        help="jsonl, or csv (UTF-8 with BOM) and xlsx for spreadsheets: a column per template item [default jsonl]",
+    )
     dump.add_argument("--output", "-o", type=Path, help="file to write [default: standard output]")
 
 
@@ -80,7 +91,16 @@ async def _run_bulk(args: argparse.Namespace, config: Config) -> int:
             progress=Progress(args.file.stat().st_size),
             writers=max(1, args.writers),
             encoding=args.encoding,
+            sheet=args.sheet,
         )
+        if result.imported_before:
+            print(
+                f"resolver import: this file was imported before ({result.accepted + result.rejected} rows: "
+                f"{result.accepted} accepted, {result.rejected} rejected); nothing was done"
+                + (f"; rejected rows: {result.report}" if result.report and result.rejected else ""),
+                file=sys.stderr,
+            )
+            return EXIT_ROWS_REJECTED if result.rejected else 0
         print(
             f"resolver import: {result.accepted + result.rejected} rows ({result.accepted} accepted, {result.rejected} rejected"
             f"{f', resumed after row {result.resumed_from}' if result.resumed_from else ''}) "

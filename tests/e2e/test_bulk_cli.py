@@ -23,7 +23,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 def cells_of(raw: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
 
 
 def test_import_then_export(fresh_database, tmp_path):
@@ -66,7 +66,7 @@ def test_the_report_is_not_written_through_a_symbolic_link(fresh_database, tmp_p
     assert victim.read_text(encoding="utf-8") == "precious\n"
     # the link itself was replaced by a file of the node's own
     assert not report.is_symlink()
-    assert [row[1] for row in cells_of(report.read_bytes())] == ["handle", "bad-handle"]
+    assert [row[0] for row in cells_of(report.read_bytes())] == ["handle", "bad-handle"]
 
 
 def test_export_output_is_not_written_through_a_symbolic_link(fresh_database, tmp_path):
@@ -121,6 +121,14 @@ def test_report_cells_are_not_run_by_a_spreadsheet_and_hold_no_raw_control_bytes
     for path in (source, lines):
         done = run("import", str(path), "--dsn", fresh_database)
         assert done.returncode == 1, done.stderr  # every row here is rejected
+        if path is lines:  # the report of JSON Lines is JSON Lines: nothing a spreadsheet runs
+            raw = (tmp_path / f"{path.name}.rejected.jsonl").read_bytes()
+            assert b"\x00" not in raw and b"\x01" not in raw
+            report = [json.loads(line) for line in raw.decode().splitlines()]
+            assert [item.get("handle") for item in report] == ["=1+1\u0000", None]
+            assert report[1]["text"] == "\x01not json"
+            assert all(item["reason"].startswith(f"第 {n} 行：") for n, item in enumerate(report, 1))
+            continue
         raw = (tmp_path / f"{path.name}.rejected.csv").read_bytes()
         assert b"\x00" not in raw and b"\x01" not in raw
         rows = cells_of(raw)[1:]
@@ -128,20 +136,18 @@ def test_report_cells_are_not_run_by_a_spreadsheet_and_hold_no_raw_control_bytes
             for cell in row:
                 assert not cell.startswith(tuple(FORMULA_STARTS)), row
         if path is source:
-            shown = [row[1] for row in rows]
+            shown = [row[0] for row in rows]
             # one quote in front, as OWASP advises; a cell that starts with a quote gets another
             assert shown == [
                 "'" + formula,
                 "'+1+2",
                 "'-3",
                 "'@SUM(A1)",
-                "'=1",  # the importer strips a handle's surrounding white space
-                "'=1",
+                "\\x09=1",  # the cell as it was, its control character shown
+                "\\x0d=1",
                 "''quoted",
                 "88.123/NUL\\x00X",
             ]
-        else:
-            assert [row[1] for row in rows] == ["'=1+1\\x00", ""]
 
 
 def test_csv_export_holds_no_formula_cells_nor_raw_control_bytes_and_imports_back_unchanged(
@@ -168,7 +174,8 @@ def test_csv_export_holds_no_formula_cells_nor_raw_control_bytes_and_imports_bac
     for control in (b"\t", b"\x7f", "\x85".encode()):  # (CR LF ends each line)
         assert control not in raw
     rows = cells_of(raw)
-    assert rows[0] == ["handle", "values"] and len(rows) == 1 + len(values)
+    # cells for the values a spreadsheet keeps, JSON for those with control characters
+    assert rows[0] == ["handle", "1:DESC", "values"] and len(rows) == 1 + len(values)
     for row in rows:
         for cell in row:
             assert not cell.startswith(tuple(FORMULA_STARTS)), row

@@ -14,6 +14,7 @@ from resolver.bulk.importer import Importer, export
 from resolver.bulk.userfiles import RefusedFile
 from resolver.core.errors import HandleError
 from resolver.core.templates import pick_template
+from tests.bulk_helpers import read_report
 from tests.enterprise_helpers import admit
 
 
@@ -86,7 +87,7 @@ async def test_good_and_bad_rows_with_a_report(client, config, tmp_path, monkeyp
     result = await import_file(config, source, chunk_rows=20)
     # the repeated handle (same content as in an earlier chunk) counts as accepted, not rejected
     assert (result.rows, result.accepted, result.rejected) == (len(rows) + 1, 51, len(BAD_ROWS))
-    lines = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+    lines = list(read_report(result.report))
     assert len(lines) == len(BAD_ROWS)
     reasons = {line["handle"]: line["reason"] for line in lines}
     for row, fragment in BAD_ROWS.items():
@@ -127,7 +128,7 @@ async def test_interrupted_import_resumes_without_duplicates_or_losses(
     assert result.resumed_from == 81  # two chunks of 40 rows after the header line
     assert (result.accepted, result.rejected) == (130, 1)
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 130
-    report = csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8")))
+    report = read_report(result.report)
     assert [line["handle"] for line in report] == ["88.123/BAD-DATE"]
     again = await import_file(config, source, chunk_rows=40)  # a finished import is not redone
     assert (again.accepted, again.rejected) == (130, 1)
@@ -206,7 +207,7 @@ async def test_existing_identifiers_are_kept_identical_ones_accepted_different_o
     write_csv(second, [good(i) for i in range(10, 15)] + [good(2), changed])
     result = await import_file(config, second)
     assert (result.accepted, result.rejected) == (6, 1)
-    report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+    report = list(read_report(result.report))
     assert [(r["handle"], r["reason"]) for r in report] == [("88.123/IMP-00004", "标识已存在且内容不同")]
     assert await count(config, "select count(*) from handles where key like '88.123/imp-%'") == 15
     name = await count(config, "select vals::text from handles where key = '88.123/imp-00004'")
@@ -279,7 +280,7 @@ async def test_a_csv_without_template_that_names_one_is_checked_against_it(confi
     try:
         result = await Importer(config, conn).run(source)
         assert (result.accepted, result.rejected) == (1, 1)
-        report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+        report = list(read_report(result.report))
         assert report[0]["handle"] == "88.123/NAMED-1" and "产品名称" in report[0]["reason"]
     finally:
         await conn.close()
@@ -299,7 +300,7 @@ async def test_a_row_naming_a_template_that_does_not_exist_is_reported_as_the_re
     try:
         result = await Importer(config, conn).run(source)
         assert (result.accepted, result.rejected) == (0, 1)
-        report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+        report = list(read_report(result.report))
         # the registry's own lookup (resolver.core.templates.pick_template), not a copy of it
         with pytest.raises(HandleError) as missing:
             pick_template({}, "88.123", "no-such-1.0")
@@ -337,9 +338,7 @@ async def test_a_resumed_import_does_not_append_to_a_report_replaced_by_a_link(c
     report.unlink()  # the operator moves the link away: the import resumes where it stopped
     result = await import_file(config, source, chunk_rows=40)
     assert (result.resumed_from, result.accepted, result.rejected) == (41, 60, 1)
-    assert [line["handle"] for line in csv.DictReader(io.StringIO(report.read_text(encoding="utf-8")))] == [
-        "88.123/BAD-DATE"
-    ]
+    assert [line["handle"] for line in read_report(report)] == ["88.123/BAD-DATE"]
 
 
 async def test_an_import_that_stopped_in_its_first_chunk_resumes_into_the_same_report(
@@ -356,8 +355,9 @@ async def test_an_import_that_stopped_in_its_first_chunk_resumes_into_the_same_r
     result = await import_file(config, source)
     assert (result.accepted, result.rejected) == (10, 1)
     # one header: the second run appended to the report the first one had begun
-    rows = list(csv.reader(io.StringIO(result.report.read_text(encoding="utf-8"))))
-    assert [row[:2] for row in rows] == [["line", "handle"], ["2", "88.123/BAD-DATE"]]
+    rows = list(csv.reader(io.StringIO(result.report.read_text(encoding="utf-8-sig"))))
+    assert [row[0] for row in rows] == ["handle", "88.123/BAD-DATE"]
+    assert rows[1][-1].startswith("第 2 行：")
 
 
 async def test_a_csv_export_imports_back_unchanged(config, tmp_path):
@@ -452,7 +452,7 @@ async def test_a_row_with_a_nul_in_a_value_is_reported_and_the_good_rows_are_wri
         for _ in range(2):  # a re-run behaves the same: nothing was left half-done
             result = await Importer(config, conn).run(source)
             assert (result.accepted, result.rejected) == (1, 2)
-            report = list(csv.DictReader(io.StringIO(result.report.read_text(encoding="utf-8"))))
+            report = list(read_report(result.report))
             assert {line["handle"] for line in report} == {"88.123/NUL9", "88.123/NUL-DESC"}
             assert all("NUL" in line["reason"] for line in report), report
         assert await conn.fetchval("select count(*) from handles where key like '88.123/nul%'") == 1

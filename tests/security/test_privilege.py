@@ -511,4 +511,4 @@ async def test_the_importer_takes_no_secret_keys(unlimited, tmp_path: Path):
         assert await conn.fetchval("select count(*) from handles where key = '88.123/s2'") == 0
     finally:
         await conn.close()
-    assert "HS_SECKEY" in (tmp_path / "rows.jsonl.rejected.csv").read_text(encoding="utf-8")
+    assert "HS_SECKEY" in (tmp_path / "rows.jsonl.rejected.jsonl").read_text(encoding="utf-8")
