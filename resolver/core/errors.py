@@ -7,6 +7,15 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+_MARKUP = str.maketrans({"<": "\\x3c", ">": "\\x3e", "&": "\\x26"})
+
+
+def quoted(raw: object, limit: int = 40) -> str:
+    """A client's value as an error message repeats it: its repr cut to `limit` characters, with
+    `<`, `>` and `&` written as escapes, so no message reflects markup a careless page might render
+    (the fuzzers send `<script>` in every field)."""
+    return f"{raw!r:.{limit}}".translate(_MARKUP)
+
 
 class RC(IntEnum):
     """Handle.Net response codes."""
@@ -96,7 +105,7 @@ class UnsupportedEncoding(HandleError):
 
     def __init__(self, coding: str) -> None:
         super().__init__(
-            RC.PROTOCOL_ERROR, f"Content-Encoding {coding[:40]!r} is not accepted; send the body as is"
+            RC.PROTOCOL_ERROR, f"Content-Encoding {quoted(coding)} is not accepted; send the body as is"
         )
 
 

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from resolver.config import Limits
+from resolver.core.errors import quoted
 from resolver.core.handles import has_control_characters
 
 STRUCTURED_FORMATS = frozenset({"admin", "vlist", "site", "key"})
@@ -51,7 +52,7 @@ def normalize(fmt: str, value: object, limits: Limits) -> object:
     if fmt == "key":
         check_base64(value, "a key value")
         return value
-    raise InvalidStructure(f"format {fmt!r} is not structured")
+    raise InvalidStructure(f"format {quoted(fmt)} is not structured")
 
 
 def reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _server(raw: object, what: str) -> None:
         ipaddress.ip_address(address if isinstance(address, str) else "")
     except ValueError:
         raise InvalidStructure(
-            f"{what}.address must be an IPv4 or IPv6 address, got {address!r:.60}"
+            f"{what}.address must be an IPv4 or IPv6 address, got {quoted(address, 60)}"
         ) from None
     key = server.get("publicKey")
     if key is not None:
@@ -201,7 +202,7 @@ def _array(raw: object, what: str) -> list[Any]:
 
 def _integer(raw: object, what: str, high: int) -> None:
     if type(raw) is not int or not 0 <= raw <= high:
-        raise InvalidStructure(f"{what} must be an integer from 0 to {high}, got {raw!r:.40}")
+        raise InvalidStructure(f"{what} must be an integer from 0 to {high}, got {quoted(raw)}")
 
 
 def _boolean(raw: object, what: str) -> None:

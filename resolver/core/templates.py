@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, quoted
 from resolver.core.handles import fold
 from resolver.core.values import StoredValue
 
@@ -219,14 +219,14 @@ def check_text(item: TemplateItem, text: str) -> None:
     if item.max_length is not None and len(text) > item.max_length:
         raise _bad(f"模板条目 {item.label()} 的值太长：至多 {item.max_length} 个字符，实际 {len(text)} 个")
     if item.value_type == "number" and not _NUMBER.fullmatch(text):
-        raise _bad(f"模板条目 {item.label()} 要求数字，实际为 {text[:40]!r}")
+        raise _bad(f"模板条目 {item.label()} 要求数字，实际为 {quoted(text)}")
     if item.value_type == "date":
         try:
             if not _DATE.fullmatch(text):
                 raise ValueError
             date.fromisoformat(text)
         except ValueError:
-            raise _bad(f"模板条目 {item.label()} 要求日期 YYYY-MM-DD，实际为 {text[:40]!r}") from None
+            raise _bad(f"模板条目 {item.label()} 要求日期 YYYY-MM-DD，实际为 {quoted(text)}") from None
 
 
 def _check_item(item: TemplateItem, value: StoredValue) -> None:

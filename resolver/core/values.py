@@ -18,7 +18,7 @@ import orjson
 
 from resolver.config import Limits
 from resolver.core import structured
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, quoted
 from resolver.core.handles import fold, has_control_characters
 
 StoredValue = dict[str, Any]
@@ -64,7 +64,7 @@ def parse_int(raw: object, what: str, low: int, high: int) -> int:
     elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", raw):
         number = int(raw)
     else:
-        raise _invalid(f"{what} must be an integer, got {raw!r:.40}")
+        raise _invalid(f"{what} must be an integer, got {quoted(raw)}")
     if not low <= number <= high:
         raise _invalid(f"{what} must be between {low} and {high}, got {number}")
     return number
@@ -80,13 +80,13 @@ def parse_ttl(raw: object, now: datetime) -> int | str:
         try:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise _invalid(f"ttl must be seconds or an ISO-8601 time, got {raw!r:.40}") from None
+            raise _invalid(f"ttl must be seconds or an ISO-8601 time, got {quoted(raw)}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         try:
             return timestamp(moment)
         except (OverflowError, ValueError):  # beyond the years a datetime holds once moved to UTC
-            raise _invalid(f"ttl is not a time that can be expressed in UTC: {raw!r:.40}") from None
+            raise _invalid(f"ttl is not a time that can be expressed in UTC: {quoted(raw)}") from None
     return parse_int(raw, "ttl", 0, MAX_RELATIVE_TTL)
 
 

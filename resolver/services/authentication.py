@@ -24,7 +24,7 @@ import orjson
 from resolver.cache import Lookup
 from resolver.config import Limits
 from resolver.core import secrets
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, quoted
 from resolver.core.handles import fold, parse_handle
 from resolver.core.permissions import Identity
 from resolver.core.values import StoredValue
@@ -158,14 +158,14 @@ def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
     head, colon, rest = user.partition(":")
     if colon and head.isascii() and head.isdigit():
         if len(head) > _MAX_INDEX_DIGITS or int(head) > limits.max_index:
-            raise _failed(f"the index of the user name {user!r:.80} is out of range")
+            raise _failed(f"the index of the user name {quoted(user, 80)} is out of range")
         index, handle = int(head), rest
     else:
         index, handle = 0, user
     try:
         parse_handle(handle, limits)
     except HandleError:
-        raise _failed(f"the user name {user!r:.80} is not index:handle") from None
+        raise _failed(f"the user name {quoted(user, 80)} is not index:handle") from None
     return index, handle
 
 
