@@ -48,10 +48,13 @@ class HandleError(Exception):
     # For 405: the methods that are allowed.
     allow: str | None = None
 
-    def __init__(self, rc: RC, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, rc: RC, message: str, *, zh: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.rc = rc
-        self.message = message
+        self.message = message  # English: the Handle API and the native protocol say this
+        self.zh = zh  # Chinese: what the enterprise and operator APIs say (services/batches.in_chinese)
         self.retry_after = retry_after
 
 
@@ -64,6 +67,7 @@ class Unavailable(HandleError):
     """
 
     UNCERTAIN = "the identifier database went away while committing: the write may or may not be stored"
+    UNCERTAIN_ZH = "提交时数据库连接中断，写入可能已保存也可能未保存，请先查询再重试"
 
     def __init__(
         self,
@@ -73,7 +77,10 @@ class Unavailable(HandleError):
         uncertain: bool = False,
     ):
         super().__init__(
-            RC.SERVER_TOO_BUSY, self.UNCERTAIN if uncertain else message, retry_after=retry_after
+            RC.SERVER_TOO_BUSY,
+            self.UNCERTAIN if uncertain else message,
+            zh=self.UNCERTAIN_ZH if uncertain else "数据库暂不可用，请稍后重试",
+            retry_after=retry_after,
         )
         self.uncertain = uncertain
 
@@ -84,7 +91,9 @@ class PayloadTooLarge(HandleError):
     status = 413
 
     def __init__(self, limit: int) -> None:
-        super().__init__(RC.PROTOCOL_ERROR, f"request body larger than {limit} bytes")
+        super().__init__(
+            RC.PROTOCOL_ERROR, f"request body larger than {limit} bytes", zh=f"请求体超过 {limit} 字节"
+        )
         self.limit = limit
 
 
@@ -94,7 +103,11 @@ class BodyTimeout(HandleError):
     status = 408
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(RC.PROTOCOL_ERROR, f"the request body did not arrive within {seconds:g} seconds")
+        super().__init__(
+            RC.PROTOCOL_ERROR,
+            f"the request body did not arrive within {seconds:g} seconds",
+            zh=f"请求体未在 {seconds:g} 秒内传完",
+        )
         self.seconds = seconds
 
 
@@ -105,7 +118,9 @@ class UnsupportedEncoding(HandleError):
 
     def __init__(self, coding: str) -> None:
         super().__init__(
-            RC.PROTOCOL_ERROR, f"Content-Encoding {quoted(coding)} is not accepted; send the body as is"
+            RC.PROTOCOL_ERROR,
+            f"Content-Encoding {quoted(coding)} is not accepted; send the body as is",
+            zh=f"不接受 Content-Encoding {quoted(coding)}，请直接发送原始请求体",
         )
 
 
@@ -115,7 +130,11 @@ class MethodNotAllowed(HandleError):
     status = 405
 
     def __init__(self, method: str, allow: str) -> None:
-        super().__init__(RC.PROTOCOL_ERROR, f"method {method} is not allowed here; use {allow}")
+        super().__init__(
+            RC.PROTOCOL_ERROR,
+            f"method {method} is not allowed here; use {allow}",
+            zh=f"此处不支持 {method} 方法，请使用 {allow}",
+        )
         self.allow = allow
 
 
@@ -127,6 +146,7 @@ class RateLimited(HandleError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             RC.SERVER_TOO_BUSY,
-            f"请求过于频繁，请 {retry_after} 秒后重试 / too many requests",
+            f"too many requests; retry in {retry_after} seconds",
+            zh=f"请求过于频繁，请 {retry_after} 秒后重试",
             retry_after=retry_after,
         )

@@ -33,7 +33,12 @@ _MAX_PORT = 65535
 
 
 class InvalidStructure(ValueError):
-    """Structured data without its format's shape; the message says where and why."""
+    """Structured data without its format's shape; the message says where and why, in English
+    (`str(exc)`) and in Chinese (`exc.zh`)."""
+
+    def __init__(self, message: str, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh
 
 
 def normalize(fmt: str, value: object, limits: Limits) -> object:

@@ -48,10 +48,14 @@ _ZH = {
 
 
 def in_chinese(exc: HandleError) -> str:
-    """The message for enterprise API users: Chinese first, the detail after it."""
+    """The message for enterprise and operator API users: the error's Chinese text
+    (tests/unit/test_message_languages.py checks that every error the node raises has one); an
+    error without one says in Chinese what its response code means, never the English text."""
+    if exc.zh is not None:
+        return exc.zh
     if any("\u4e00" <= c <= "\u9fff" for c in exc.message):
         return exc.message
-    return f"{_ZH.get(exc.rc, '操作失败')}：{exc.message}"
+    return _ZH.get(exc.rc, "操作失败")
 
 
 @dataclass
