@@ -54,16 +54,19 @@ class HandleName:
 def check_prefix(prefix: str, limits: Limits) -> str:
     """Validate a prefix (without `0.NA/`) and return it case-folded."""
     if not prefix:
-        raise HandleError(RC.INVALID_HANDLE, "the prefix is empty")
+        raise HandleError(RC.INVALID_HANDLE, "the prefix is empty", zh="前缀为空")
     if len(prefix) > limits.max_prefix_length:
         raise HandleError(
-            RC.INVALID_HANDLE, f"the prefix is longer than {limits.max_prefix_length} characters"
+            RC.INVALID_HANDLE,
+            f"the prefix is longer than {limits.max_prefix_length} characters",
+            zh=f"前缀超过 {limits.max_prefix_length} 个字符",
         )
     folded = fold(prefix)
     if not set(folded) <= _PREFIX_CHARS or folded.startswith(".") or folded.endswith(".") or ".." in folded:
         raise HandleError(
             RC.INVALID_HANDLE,
             "a prefix is made of letters, digits, '-' and '_' in segments separated by '.'",
+            zh="前缀由字母、数字、'-' 和 '_' 组成，各段以 '.' 分隔",
         )
     return folded
 
@@ -78,21 +81,27 @@ def parse_handle(raw: str, limits: Limits, *, allow_empty_suffix: bool = False) 
     (`allow_empty_suffix`) must still be `<prefix>/`."""
     text = strip_scheme(raw)
     if not text:
-        raise HandleError(RC.INVALID_HANDLE, "the handle is empty")
+        raise HandleError(RC.INVALID_HANDLE, "the handle is empty", zh="标识为空")
     if len(text) > limits.max_handle_length:
         raise HandleError(
-            RC.INVALID_HANDLE, f"the handle is longer than {limits.max_handle_length} characters"
+            RC.INVALID_HANDLE,
+            f"the handle is longer than {limits.max_handle_length} characters",
+            zh=f"标识超过 {limits.max_handle_length} 个字符",
         )
     if has_control_characters(text):
-        raise HandleError(RC.INVALID_HANDLE, "the handle contains control characters")
+        raise HandleError(RC.INVALID_HANDLE, "the handle contains control characters", zh="标识含有控制字符")
     prefix, slash, suffix = text.partition("/")
     if not slash:
         if allow_empty_suffix:
-            raise HandleError(RC.INVALID_HANDLE, "a handle is <prefix>/<suffix>; there is no '/'")
+            raise HandleError(
+                RC.INVALID_HANDLE,
+                "a handle is <prefix>/<suffix>; there is no '/'",
+                zh="标识格式为 <前缀>/<后缀>；缺少 '/'",
+            )
         prefix, suffix = "0.NA", text
         text = f"{prefix}/{suffix}"
     if not suffix and not allow_empty_suffix:
-        raise HandleError(RC.INVALID_HANDLE, "the handle has an empty suffix")
+        raise HandleError(RC.INVALID_HANDLE, "the handle has an empty suffix", zh="标识的后缀为空")
     folded_prefix = check_prefix(prefix, limits)
     if folded_prefix == PREFIX_NA and suffix:
         check_prefix(suffix, limits)

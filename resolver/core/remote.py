@@ -180,6 +180,7 @@ def handle_path(name: HandleName) -> str:
         raise HandleError(
             RC.INVALID_HANDLE,
             "recursive resolution does not pass on a handle with a '.' or '..' path segment",
+            zh="递归解析不转发含有 '.' 或 '..' 路径段的标识",
         )
     return HANDLES_PATH + quote(prefix, safe="") + "/" + quote(suffix, safe="/")
 
