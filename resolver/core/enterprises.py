@@ -61,8 +61,10 @@ def check_transition(current: PrefixState, wanted: PrefixState) -> None:
     """Refuse a state change the life cycle does not allow, saying which ones it does."""
     if wanted not in TRANSITIONS[current]:
         allowed = "、".join(f"{s.value}({STATE_NAMES[s]})" for s in sorted(TRANSITIONS[current]))
+        allowed_en = ", ".join(str(s.value) for s in sorted(TRANSITIONS[current]))
         raise HandleError(
             RC.PROTOCOL_ERROR,
-            f"前缀状态不能从 {current.value}({STATE_NAMES[current]}) 变为 "
+            f"the prefix state cannot change from {current.value} to {wanted.value}; allowed: {allowed_en}",
+            zh=f"前缀状态不能从 {current.value}({STATE_NAMES[current]}) 变为 "
             f"{wanted.value}({STATE_NAMES[wanted]})；可变为：{allowed}",
         )

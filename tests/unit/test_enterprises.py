@@ -44,7 +44,9 @@ def test_life_cycle():
     check_transition(PrefixState.UNDER_REVIEW, PrefixState.ENABLED)
     check_transition(PrefixState.ENABLED, PrefixState.DISABLED)
     check_transition(PrefixState.DISABLED, PrefixState.ENABLED)
-    with pytest.raises(HandleError, match="可变为"):
+    with pytest.raises(HandleError, match="allowed: ") as refused:
         check_transition(PrefixState.AWAITING_REVIEW, PrefixState.ENABLED)
+    # the operator API answers in Chinese (exc.zh), the Handle API in English (exc.message)
+    assert refused.value.zh is not None and "可变为" in refused.value.zh
     with pytest.raises(HandleError):
         check_transition(PrefixState.REJECTED, PrefixState.ENABLED)
