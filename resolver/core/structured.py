@@ -41,6 +41,21 @@ class InvalidStructure(ValueError):
         self.zh = zh
 
 
+_ZH_WHAT = {"a site value": "site 标识值", "a key value": "key 标识值"}
+_ZH_FORMAT_VALUE = re.compile(r"a value of format '(\w+)'")
+
+
+def _zh(what: str) -> str:
+    """The Chinese for the part of a value `what` names: a field path (`servers[0].port`) stays
+    as it is, followed by a space; the prose names callers use are translated."""
+    if what in _ZH_WHAT:
+        return _ZH_WHAT[what]
+    found = _ZH_FORMAT_VALUE.fullmatch(what)
+    if found:
+        return f"格式为 '{found.group(1)}' 的标识值"
+    return f"{what} "
+
+
 def normalize(fmt: str, value: object, limits: Limits) -> object:
     """The stored form of the value of structured data in format `fmt` (one of
     STRUCTURED_FORMATS), or InvalidStructure. Admin permissions are stored as twelve bits
@@ -49,7 +64,10 @@ def normalize(fmt: str, value: object, limits: Limits) -> object:
         return admin(value, limits)
     if fmt == "vlist":
         if not isinstance(value, list):
-            raise InvalidStructure("a vlist value must be a list of {handle, index}")
+            raise InvalidStructure(
+                "a vlist value must be a list of {handle, index}",
+                "vlist 标识值必须是 {handle, index} 的列表",
+            )
         return [reference(item, f"vlist[{n}]", limits) for n, item in enumerate(value)]
     if fmt == "site":
         site(value)
@@ -57,20 +75,24 @@ def normalize(fmt: str, value: object, limits: Limits) -> object:
     if fmt == "key":
         check_base64(value, "a key value")
         return value
-    raise InvalidStructure(f"format {quoted(fmt)} is not structured")
+    raise InvalidStructure(f"format {quoted(fmt)} is not structured", f"格式 {quoted(fmt)} 不是结构化格式")
 
 
 def reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
     """A value reference `{handle, index}` (in HS_ADMIN, HS_VLIST and a value's references)."""
     if not isinstance(raw, dict):
-        raise InvalidStructure(f"{what} must be an object with 'handle' and 'index'")
+        raise InvalidStructure(
+            f"{what} must be an object with 'handle' and 'index'",
+            f"{_zh(what)}必须是含 'handle' 和 'index' 的对象",
+        )
     handle = raw.get("handle")
     if not isinstance(handle, str) or not handle or len(handle) > limits.max_handle_length:
         raise InvalidStructure(
-            f"{what}.handle must be a handle of at most {limits.max_handle_length} characters"
+            f"{what}.handle must be a handle of at most {limits.max_handle_length} characters",
+            f"{what}.handle 必须是不超过 {limits.max_handle_length} 个字符的标识",
         )
     if has_control_characters(handle):
-        raise InvalidStructure(f"{what}.handle contains control characters")
+        raise InvalidStructure(f"{what}.handle contains control characters", f"{what}.handle 含有控制字符")
     index = raw.get("index", 0)
     if isinstance(index, str) and re.fullmatch(r"\s*\d{1,10}\s*", index):
         index = int(index)
@@ -82,7 +104,10 @@ def admin(value: object, limits: Limits) -> dict[str, Any]:
     """An HS_ADMIN value: `{handle, index, permissions}`, permissions stored as twelve bits, most
     significant first (see admin_permissions)."""
     if not isinstance(value, dict):
-        raise InvalidStructure("an admin value must be an object with handle, index and permissions")
+        raise InvalidStructure(
+            "an admin value must be an object with handle, index and permissions",
+            "admin 标识值必须是含 handle、index 和 permissions 的对象",
+        )
     ref = reference(value, "admin", limits)
     return {**ref, "permissions": admin_permissions(value.get("permissions"))}
 
@@ -118,7 +143,9 @@ def admin_permissions(raw: object) -> str:
     raise InvalidStructure(
         "admin permissions must be up to 12 characters of 0 and 1 (read from the right: the last is "
         "add-handle), '*', true or false, an integer bit mask from 0 to 4095, or a list of up to 12 "
-        "booleans from add-handle on"
+        "booleans from add-handle on",
+        "admin 权限必须是：不超过 12 个 0 和 1 的字符（从右读起，最后一位是 add-handle）、'*'、"
+        "true 或 false、0 到 4095 的整数位掩码，或从 add-handle 起不超过 12 个布尔值的列表",
     )
 
 
@@ -131,7 +158,10 @@ def site(value: object) -> None:
         text = record["protocolVersion"]
         found = _PROTOCOL_VERSION.fullmatch(text) if isinstance(text, str) else None
         if found is None or any(int(part) > _UINT8 for part in found.groups(default="0")):
-            raise InvalidStructure('protocolVersion must be a string "major.minor", each 0 to 255')
+            raise InvalidStructure(
+                'protocolVersion must be a string "major.minor", each 0 to 255',
+                'protocolVersion 必须是字符串 "major.minor"，各部分为 0 到 255',
+            )
     if "serialNumber" in record:
         _integer(record["serialNumber"], "serialNumber", _UINT16)
     if "hashOption" in record:
@@ -163,14 +193,18 @@ def _server(raw: object, what: str) -> None:
         ipaddress.ip_address(address if isinstance(address, str) else "")
     except ValueError:
         raise InvalidStructure(
-            f"{what}.address must be an IPv4 or IPv6 address, got {quoted(address, 60)}"
+            f"{what}.address must be an IPv4 or IPv6 address, got {quoted(address, 60)}",
+            f"{what}.address 必须是 IPv4 或 IPv6 地址，收到的是 {quoted(address, 60)}",
         ) from None
     key = server.get("publicKey")
     if key is not None:
         key = _object(key, f"{what}.publicKey")
         key_format = key.get("format", "key")
         if not isinstance(key_format, str) or key_format.lower() not in KEY_FORMATS:
-            raise InvalidStructure(f"{what}.publicKey.format must be one of {sorted(KEY_FORMATS)}")
+            raise InvalidStructure(
+                f"{what}.publicKey.format must be one of {sorted(KEY_FORMATS)}",
+                f"{what}.publicKey.format 必须是 {sorted(KEY_FORMATS)} 之一",
+            )
         if key.get("value") is not None:
             if key_format.lower() == "hex":
                 check_hex(key["value"], f"{what}.publicKey.value")
@@ -187,54 +221,60 @@ def _interface(raw: object, what: str) -> None:
             _boolean(interface[flag], f"{what}.{flag}")
     protocol = interface.get("protocol")
     if not isinstance(protocol, str) or protocol.upper() not in TRANSPORT_NAMES:
-        raise InvalidStructure(f"{what}.protocol must be one of {sorted(TRANSPORT_NAMES)}")
+        raise InvalidStructure(
+            f"{what}.protocol must be one of {sorted(TRANSPORT_NAMES)}",
+            f"{what}.protocol 必须是 {sorted(TRANSPORT_NAMES)} 之一",
+        )
     if "port" not in interface:
-        raise InvalidStructure(f"{what}.port is missing")
+        raise InvalidStructure(f"{what}.port is missing", f"缺少 {what}.port")
     _integer(interface["port"], f"{what}.port", _MAX_PORT)
 
 
 def _object(raw: object, what: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise InvalidStructure(f"{what} must be an object")
+        raise InvalidStructure(f"{what} must be an object", f"{_zh(what)}必须是对象")
     return raw
 
 
 def _array(raw: object, what: str) -> list[Any]:
     if not isinstance(raw, list):
-        raise InvalidStructure(f"{what} must be a list")
+        raise InvalidStructure(f"{what} must be a list", f"{_zh(what)}必须是列表")
     return raw
 
 
 def _integer(raw: object, what: str, high: int) -> None:
     if type(raw) is not int or not 0 <= raw <= high:
-        raise InvalidStructure(f"{what} must be an integer from 0 to {high}, got {quoted(raw)}")
+        raise InvalidStructure(
+            f"{what} must be an integer from 0 to {high}, got {quoted(raw)}",
+            f"{_zh(what)}必须是 0 到 {high} 的整数，收到的是 {quoted(raw)}",
+        )
 
 
 def _boolean(raw: object, what: str) -> None:
     if not isinstance(raw, bool):
-        raise InvalidStructure(f"{what} must be true or false")
+        raise InvalidStructure(f"{what} must be true or false", f"{_zh(what)}必须是 true 或 false")
 
 
 def _text(raw: object, what: str) -> None:
     if not isinstance(raw, str):
-        raise InvalidStructure(f"{what} must be a string")
+        raise InvalidStructure(f"{what} must be a string", f"{_zh(what)}必须是字符串")
 
 
 def check_base64(raw: object, what: str) -> None:
     """Raise unless `raw` is a string of strict base64."""
     if not isinstance(raw, str):
-        raise InvalidStructure(f"{what} must be a base64 string")
+        raise InvalidStructure(f"{what} must be a base64 string", f"{_zh(what)}必须是 base64 字符串")
     try:
         binascii.a2b_base64(raw.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError):
-        raise InvalidStructure(f"{what} is not valid base64") from None
+        raise InvalidStructure(f"{what} is not valid base64", f"{_zh(what)}不是有效的 base64") from None
 
 
 def check_hex(raw: object, what: str) -> None:
     """Raise unless `raw` is a string of hex digits."""
     if not isinstance(raw, str):
-        raise InvalidStructure(f"{what} must be a hex string")
+        raise InvalidStructure(f"{what} must be a hex string", f"{_zh(what)}必须是十六进制字符串")
     try:
         bytes.fromhex(raw)
     except ValueError:
-        raise InvalidStructure(f"{what} is not valid hex") from None
+        raise InvalidStructure(f"{what} is not valid hex", f"{_zh(what)}不是有效的十六进制") from None
