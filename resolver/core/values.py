@@ -35,8 +35,8 @@ MAX_RELATIVE_TTL = 2_147_483_647
 _PERMISSIONS_RE = re.compile(r"[01]{0,4}")
 
 
-def _invalid(message: str) -> HandleError:
-    return HandleError(RC.INVALID_VALUE, message)
+def _invalid(message: str, zh: str) -> HandleError:
+    return HandleError(RC.INVALID_VALUE, message, zh=zh)
 
 
 def _utf8_size(text: str) -> int:
@@ -58,15 +58,20 @@ def parse_int(raw: object, what: str, low: int, high: int) -> int:
     if type(raw) is int and low <= raw <= high:
         return raw
     if isinstance(raw, bool):
-        raise _invalid(f"{what} must be an integer")
+        raise _invalid(f"{what} must be an integer", f"{what} 必须是整数")
     if isinstance(raw, int):
         number = raw
     elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", raw):
         number = int(raw)
     else:
-        raise _invalid(f"{what} must be an integer, got {quoted(raw)}")
+        raise _invalid(
+            f"{what} must be an integer, got {quoted(raw)}", f"{what} 必须是整数，收到的是 {quoted(raw)}"
+        )
     if not low <= number <= high:
-        raise _invalid(f"{what} must be between {low} and {high}, got {number}")
+        raise _invalid(
+            f"{what} must be between {low} and {high}, got {number}",
+            f"{what} 必须在 {low} 到 {high} 之间，收到的是 {number}",
+        )
     return number
 
 
@@ -80,13 +85,19 @@ def parse_ttl(raw: object, now: datetime) -> int | str:
         try:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise _invalid(f"ttl must be seconds or an ISO-8601 time, got {quoted(raw)}") from None
+            raise _invalid(
+                f"ttl must be seconds or an ISO-8601 time, got {quoted(raw)}",
+                f"ttl 必须是秒数或 ISO-8601 时间，收到的是 {quoted(raw)}",
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         try:
             return timestamp(moment)
         except (OverflowError, ValueError):  # beyond the years a datetime holds once moved to UTC
-            raise _invalid(f"ttl is not a time that can be expressed in UTC: {quoted(raw)}") from None
+            raise _invalid(
+                f"ttl is not a time that can be expressed in UTC: {quoted(raw)}",
+                f"ttl 不是能以 UTC 表示的时间：{quoted(raw)}",
+            ) from None
     return parse_int(raw, "ttl", 0, MAX_RELATIVE_TTL)
 
 
@@ -102,29 +113,38 @@ def _data(raw: object, value_type: str, limits: Limits, index: int | None = None
     if isinstance(raw, str):
         return {"format": "string", "value": raw}
     where = f"value {index}: " if index is not None else f"a {value_type:.40} value: "
+    where_zh = f"标识值 {index}：" if index is not None else f"{value_type:.40} 标识值："
     if not isinstance(raw, dict):
-        raise _invalid(f"{where}data must be a string or an object with 'format' and 'value'")
+        raise _invalid(
+            f"{where}data must be a string or an object with 'format' and 'value'",
+            f"{where_zh}data 必须是字符串或含 'format' 和 'value' 的对象",
+        )
     fmt = raw.get("format", "string")
     if not isinstance(fmt, str) or not fmt or len(fmt) > 32 or has_control_characters(fmt):
-        raise _invalid(f"{where}data.format must be a short string")
+        raise _invalid(f"{where}data.format must be a short string", f"{where_zh}data.format 必须是短字符串")
     fmt = fmt.lower() if fold(fmt) in KNOWN_FORMATS else fmt
     if "value" not in raw:
-        raise _invalid(f"{where}data.value is missing")
+        raise _invalid(f"{where}data.value is missing", f"{where_zh}缺少 data.value")
     value = raw["value"]
     if fmt == "string":
         if not isinstance(value, str):
-            raise _invalid(f"{where}a value of format 'string' must be a JSON string")
+            raise _invalid(
+                f"{where}a value of format 'string' must be a JSON string",
+                f"{where_zh}格式为 'string' 的标识值必须是 JSON 字符串",
+            )
     elif fmt in ("base64", "hex"):
         check = structured.check_base64 if fmt == "base64" else structured.check_hex
         try:
             check(value, f"a value of format '{fmt}'")
         except structured.InvalidStructure as exc:
-            raise _invalid(f"{where}{exc}") from None
+            # the checker's own words (exc.zh in Chinese), after where the value is in each language
+            message, zh = f"{where}{exc}", f"{where_zh}{exc.zh}"
+            raise _invalid(message, zh) from None
     elif fmt in structured.STRUCTURED_FORMATS:
         try:
             value = structured.normalize(fmt, value, limits)
         except structured.InvalidStructure as exc:
-            raise _invalid(f"{where}{fmt} data: {exc}") from None
+            raise _invalid(f"{where}{fmt} data: {exc}", f"{where_zh}{fmt} 数据：{exc.zh}") from None
     return {"format": fmt, "value": value}
 
 
@@ -150,26 +170,35 @@ def value_permissions(raw: object, default: str, index: int) -> str:
         return default[: 4 - len(raw)] + raw
     raise _invalid(
         f"value {index}: permissions must be up to four characters of 0 and 1 (admin read, admin "
-        "write, public read, public write; read from the right) or '*'"
+        "write, public read, public write; read from the right) or '*'",
+        f"标识值 {index}：权限必须是不超过四个 0 和 1 的字符（admin read、admin write、public read、"
+        "public write；从右读起）或 '*'",
     )
 
 
 def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = None) -> StoredValue:
     """Validate one value sent by a client and return its stored form (rc 202 when invalid)."""
     if not isinstance(raw, dict):
-        raise _invalid("each value must be a JSON object")
+        raise _invalid("each value must be a JSON object", "每个标识值必须是 JSON 对象")
     if "index" not in raw:
-        raise _invalid("a value has no index")
+        raise _invalid("a value has no index", "标识值缺少索引")
     index = parse_int(raw["index"], "index", 1, limits.max_index)
     value_type = raw.get("type")
     if not isinstance(value_type, str) or not value_type:
-        raise _invalid(f"value {index}: type must be a non-empty string")
+        raise _invalid(
+            f"value {index}: type must be a non-empty string", f"标识值 {index}：type 必须是非空字符串"
+        )
     if len(value_type) > limits.max_type_length:
-        raise _invalid(f"value {index}: type longer than {limits.max_type_length} characters")
+        raise _invalid(
+            f"value {index}: type longer than {limits.max_type_length} characters",
+            f"标识值 {index}：type 超过 {limits.max_type_length} 个字符",
+        )
     if has_control_characters(value_type):
-        raise _invalid(f"value {index}: type contains control characters")
+        raise _invalid(
+            f"value {index}: type contains control characters", f"标识值 {index}：type 含有控制字符"
+        )
     if "data" not in raw:
-        raise _invalid(f"value {index}: data is missing")
+        raise _invalid(f"value {index}: data is missing", f"标识值 {index}：缺少 data")
     raw_data = raw["data"]
     if (
         type(raw_data) is dict
@@ -182,7 +211,10 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
         data = _data(raw_data, value_type, limits, index)
     folded_type = fold(value_type)
     if folded_type == "hs_admin" and data["format"] != "admin":
-        raise _invalid(f"value {index}: an HS_ADMIN value must have format 'admin'")
+        raise _invalid(
+            f"value {index}: an HS_ADMIN value must have format 'admin'",
+            f"标识值 {index}：HS_ADMIN 标识值的格式必须是 'admin'",
+        )
     raw_value = data["value"]
     try:
         encoded = None if isinstance(raw_value, str) else orjson.dumps(raw_value)
@@ -190,24 +222,39 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     except UnicodeEncodeError:
         # only a caller that hands over Python strings can get here (JSON bodies, UTF-8 files and
         # native messages cannot carry a lone surrogate): not text, whatever the path
-        raise _invalid(f"value {index}: data is not valid Unicode text (a lone surrogate)") from None
+        raise _invalid(
+            f"value {index}: data is not valid Unicode text (a lone surrogate)",
+            f"标识值 {index}：data 不是有效的 Unicode 文本（含孤立代理项）",
+        ) from None
     except orjson.JSONEncodeError as exc:
-        raise _invalid(f"value {index}: data cannot be stored as JSON ({exc})") from None
+        raise _invalid(
+            f"value {index}: data cannot be stored as JSON ({exc})",
+            f"标识值 {index}：data 无法存为 JSON（{exc}）",
+        ) from None
     # in nested data, as JSON writes a NUL in any string or key
     nul = "\x00" in raw_value if encoded is None else b"\\u0000" in encoded
     if nul:
         # Postgres text cannot hold a NUL (a searchable value becomes a text search term):
         # every path refuses it here, as the HTTP APIs do for the whole body
-        raise _invalid(f"value {index}: data contains a NUL character (\\u0000)")
+        raise _invalid(
+            f"value {index}: data contains a NUL character (\\u0000)",
+            f"标识值 {index}：data 含有 NUL 字符（\\u0000）",
+        )
     if size > limits.max_value_bytes:
-        raise _invalid(f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}")
+        raise _invalid(
+            f"value {index}: data is {size} bytes, more than {limits.max_value_bytes}",
+            f"标识值 {index}：data 为 {size} 字节，超过 {limits.max_value_bytes}",
+        )
     if (
         (folded_type == "url" or folded_type.startswith("url."))
         and isinstance(raw_value, str)
         and has_control_characters(raw_value)
     ):
         # the web proxy sends a URL value as a Location header, which CR or LF would split
-        raise _invalid(f"value {index}: a URL must not contain control characters (CR, LF, NUL, tab...)")
+        raise _invalid(
+            f"value {index}: a URL must not contain control characters (CR, LF, NUL, tab...)",
+            f"标识值 {index}：URL 不能含有控制字符（CR、LF、NUL、tab 等）",
+        )
     default = SECRET_PERMISSIONS if folded_type in SECRET_TYPES else DEFAULT_PERMISSIONS
     perms = value_permissions(raw.get("permissions"), default, index)
     stored: StoredValue = {
@@ -222,11 +269,13 @@ def parse_value(raw: object, limits: Limits, now: datetime, stamp: str | None = 
     refs = raw.get("references")
     if refs:
         if not isinstance(refs, list):
-            raise _invalid(f"value {index}: references must be a list")
+            raise _invalid(
+                f"value {index}: references must be a list", f"标识值 {index}：references 必须是列表"
+            )
         try:
             stored["references"] = [structured.reference(r, "references[]", limits) for r in refs]
         except structured.InvalidStructure as exc:
-            raise _invalid(f"value {index}: {exc}") from None
+            raise _invalid(f"value {index}: {exc}", f"标识值 {index}：{exc.zh}") from None
     return stored
 
 
@@ -238,14 +287,24 @@ def values_from_body(body: object, url_key: str, limits: Limits) -> list[object]
         if "values" in body:
             handle = body.get("handle")
             if handle is not None and (not isinstance(handle, str) or fold(handle) != url_key):
-                raise HandleError(RC.PROTOCOL_ERROR, "the handle in the body differs from the URL's")
+                raise HandleError(
+                    RC.PROTOCOL_ERROR,
+                    "the handle in the body differs from the URL's",
+                    zh="请求体中的标识与 URL 中的不同",
+                )
             values = body["values"]
             if not isinstance(values, list):
-                raise HandleError(RC.PROTOCOL_ERROR, "'values' must be a JSON array")
+                raise HandleError(
+                    RC.PROTOCOL_ERROR, "'values' must be a JSON array", zh="'values' 必须是 JSON 数组"
+                )
             return values
         if "index" in body or "type" in body:
             return [body]
-    raise HandleError(RC.PROTOCOL_ERROR, 'the body must be a JSON array of values or {"values": [...]}')
+    raise HandleError(
+        RC.PROTOCOL_ERROR,
+        'the body must be a JSON array of values or {"values": [...]}',
+        zh='请求体必须是标识值的 JSON 数组或 {"values": [...]}',
+    )
 
 
 def parse_values(
@@ -256,11 +315,14 @@ def parse_values(
     stamp = stamp or timestamp(now)
     values = [parse_value(raw, limits, now, stamp) for raw in raw_values]
     if len(values) > limits.max_values_per_handle:
-        raise _invalid(f"more than {limits.max_values_per_handle} values in one handle")
+        raise _invalid(
+            f"more than {limits.max_values_per_handle} values in one handle",
+            f"一个标识的标识值超过 {limits.max_values_per_handle} 个",
+        )
     seen: set[int] = set()
     for value in values:
         if value["index"] in seen:
-            raise _invalid(f"index {value['index']} appears twice")
+            raise _invalid(f"index {value['index']} appears twice", f"索引 {value['index']} 重复出现")
         seen.add(value["index"])
     return sorted(values, key=lambda v: v["index"])
 
