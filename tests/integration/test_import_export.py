@@ -304,7 +304,7 @@ async def test_a_row_naming_a_template_that_does_not_exist_is_reported_as_the_re
         # the registry's own lookup (resolver.core.templates.pick_template), not a copy of it
         with pytest.raises(HandleError) as missing:
             pick_template({}, "88.123", "no-such-1.0")
-        assert report[0]["handle"] == "88.123/NO-TEMPLATE-1" and report[0]["reason"] == missing.value.message
+        assert report[0]["handle"] == "88.123/NO-TEMPLATE-1" and report[0]["reason"] == missing.value.zh
     finally:
         await conn.close()
 

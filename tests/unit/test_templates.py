@@ -74,7 +74,8 @@ def test_a_fitting_registration_passes():
 def test_each_rule_names_the_offending_item(raw, fragment):
     with pytest.raises(HandleError) as caught:
         check_values(TEMPLATE, values(*raw))
-    assert fragment in caught.value.message
+    # the enterprise API answers the Chinese (zh); the Handle API the English message
+    assert caught.value.zh is not None and fragment in caught.value.zh
 
 
 def test_index_1001_is_the_template_reference():
@@ -107,7 +108,8 @@ def test_index_1001_is_the_template_reference():
 def test_definitions_are_checked(items, fragment):
     with pytest.raises(HandleError) as caught:
         parse_template({"version": "1.0", "items": items}, "88.123.45")
-    assert fragment in caught.value.message
+    # the enterprise API answers the Chinese (zh); the Handle API the English message
+    assert caught.value.zh is not None and fragment in caught.value.zh
 
 
 def test_updates_add_and_switch_items_but_never_change_them():
@@ -123,5 +125,6 @@ def test_updates_add_and_switch_items_but_never_change_them():
     changed = parse_template(
         {"version": "1.0", "items": [{**TEMPLATE.items[0].to_json(), "idType": "title"}]}, "88.123.45"
     )
-    with pytest.raises(HandleError, match="只能启用或停用"):
+    with pytest.raises(HandleError, match="can only be enabled or disabled") as refused:
         merge_update(TEMPLATE, changed)
+    assert refused.value.zh is not None and "只能启用或停用" in refused.value.zh
