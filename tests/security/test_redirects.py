@@ -318,11 +318,11 @@ async def test_the_enterprise_api_refuses_them_too(client):
     item = product("88.123.45/CRLF-1")
     item["value"] = [*item["value"], bad]
     single = await (await client.post("/identityv2/data", json=item, headers=bearer(token))).json()
-    assert single["status"] == -2 and "control characters" in single["message"], single
+    assert single["status"] == -2 and "控制字符" in single["message"], single
     batch = await (
         await client.post("/identityv2/data/batchCreate", json=[item], headers=bearer(token))
     ).json()
-    assert batch["data"][0]["code"] != 1 and "control characters" in batch["data"][0]["msg"], batch
+    assert batch["data"][0]["code"] != 1 and "控制字符" in batch["data"][0]["msg"], batch
 
 
 async def test_control_characters_in_urlappend_answer_a_400_page(client):
