@@ -59,14 +59,14 @@ async def test_register_one_then_detail_and_handle_api_see_it(client, acme):
         )
     ).json()
     assert [v["index"] for v in detail["data"]["value"]] == [2000, 2001, 2004]
-    # and a template violation through the Handle API names the item
+    # and a template violation through the Handle API names the item (in English: its nameEn)
     resp = await client.put(
         "/api/handles/88.123.45/ABC-0001",
         params={"index": "2003"},
         json=[{"index": 2003, "type": "productionDate", "data": "yesterday"}],
         headers=admin_json(),
     )
-    assert resp.status == 400 and "生产日期" in (await resp.json())["message"]
+    assert resp.status == 400 and "Production date" in (await resp.json())["message"]
 
 
 async def test_update_and_delete_one(client, acme):
