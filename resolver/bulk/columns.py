@@ -25,7 +25,7 @@ import orjson
 
 from resolver.core.csvcells import cell as _cell
 from resolver.core.csvcells import json_cell, visible
-from resolver.core.errors import HandleError
+from resolver.core.errors import HandleError, in_chinese
 from resolver.core.handles import fold, has_control_characters
 from resolver.core.templates import TEMPLATE_INDEX, Template, TemplateItem, pick_template
 from resolver.core.values import DEFAULT_TTL, StoredValue
@@ -162,7 +162,7 @@ class Shape:
             try:
                 found = self._plan(prefix, version)
             except HandleError as exc:
-                found = exc.message
+                found = in_chinese(exc)
             self._plans[key] = found
         return found
 

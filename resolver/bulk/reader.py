@@ -30,7 +30,7 @@ from resolver.bulk.sheets import Workbook, header_of
 from resolver.bulk.slots import ChunkSlots, EncodedChunk, Rejection
 from resolver.bulk.userfiles import open_regular
 from resolver.config import Config
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, in_chinese
 from resolver.core.handles import HandleName, NodeScope, fold, has_control_characters, parse_handle
 from resolver.core.permissions import ALL, NONE, Identity, Perm
 from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
@@ -246,7 +246,7 @@ class RowReader:
                         raise HandleError(RC.HANDLE_ALREADY_EXISTS, "同一文件的本批次中该标识重复出现")
                     seen.add(key)
                 except HandleError as exc:
-                    chunk.rejected.append((line, handle, exc.message, original))
+                    chunk.rejected.append((line, handle, in_chinese(exc), original))
                 else:
                     if isinstance(item, Prepared):
                         data, terms = item

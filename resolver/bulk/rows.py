@@ -16,7 +16,7 @@ from resolver.bulk.encodings import undecodable
 from resolver.bulk.resume import Skip
 from resolver.config import Limits
 from resolver.core.csvcells import restore
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, in_chinese
 from resolver.core.handles import fold, has_control_characters
 from resolver.core.search import MAX_TERM_LENGTH, term_fits
 from resolver.core.templates import (
@@ -84,7 +84,7 @@ def jsonl_rows(
             extra = [reference_value(version)] if isinstance(version, str) and version else []
             values = refuse_secrets(parse_values([*raw_values, *extra], limits, datetime.now(UTC)))
         except HandleError as exc:
-            yield line, handle, exc.message, row
+            yield line, handle, in_chinese(exc), row
             continue
         yield line, handle, values, row
 
@@ -195,7 +195,7 @@ def sheet_rows(
                 try:
                     check_text(item, text)
                 except HandleError as exc:
-                    problem = exc.message
+                    problem = in_chinese(exc)
                     break
             value_type = plan.value_type[position]
             head = heads.get((index, value_type))
@@ -219,7 +219,7 @@ def sheet_rows(
             try:
                 missing_required(plan.template, present)
             except HandleError as exc:
-                problem = exc.message
+                problem = in_chinese(exc)
         if problem:
             yield line, handle, problem, original
             continue
@@ -242,7 +242,7 @@ def sheet_rows(
                 yield line, handle, f"values 列无法读取：{exc}", original
                 continue
             except HandleError as exc:
-                yield line, handle, exc.message, original
+                yield line, handle, in_chinese(exc), original
                 continue
             yield line, handle, values, original
         elif version is None and TEMPLATE_INDEX in present:

@@ -84,12 +84,18 @@ def check_json(raw: bytes, body: object) -> None:
 
 
 def _too_deep() -> HandleError:
-    return HandleError(RC.PROTOCOL_ERROR, f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
+    return HandleError(
+        RC.PROTOCOL_ERROR,
+        f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep",
+        zh=f"JSON 请求体嵌套超过 {MAX_JSON_DEPTH} 层",
+    )
 
 
 def _nul() -> HandleError:
     return HandleError(
-        RC.PROTOCOL_ERROR, "the JSON body holds a NUL character (\\u0000), which no value may contain"
+        RC.PROTOCOL_ERROR,
+        "the JSON body holds a NUL character (\\u0000), which no value may contain",
+        zh="JSON 请求体中含有 NUL 字符（\\u0000），标识值不能包含它",
     )
 
 

@@ -16,18 +16,28 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge, Unavailable
+from resolver.core.errors import RC, BodyTimeout, HandleError, PayloadTooLarge, Unavailable, in_chinese
 from resolver.core.permissions import Identity
 from resolver.http.bodies import check_json, has_nul, read_body
 from resolver.http.errors import observe
 from resolver.http.handles import identity_of
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY
-from resolver.services.batches import in_chinese
 
 log = logging.getLogger(__name__)
 
 OK, NOT_LOGGED_IN, FAILED, FORBIDDEN, INTERNAL = 1, -1, -2, -3, -4
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+# what aiohttp's own refusals mean, in the language of these APIs (their reason phrase is English)
+_HTTP_ZH = {
+    400: "请求格式不正确",
+    404: "接口不存在",
+    405: "该接口不支持此方法",
+    408: "请求超时",
+    411: "请求须带 Content-Length",
+    415: "不支持的请求体类型",
+    431: "请求头过大",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,7 +65,11 @@ def enveloped(handler: Handler) -> Handler:
         try:
             request.app[RATE_LIMITER].check(request)
             if has_nul(request):
-                raise HandleError(RC.PROTOCOL_ERROR, "路径或查询参数中含有 NUL 字符（%00）")
+                raise HandleError(
+                    RC.PROTOCOL_ERROR,
+                    "the path or query holds a NUL character (%00)",
+                    zh="路径或查询参数中含有 NUL 字符（%00）",
+                )
             return await handler(request)
         except HandleError as exc:
             if exc.rc == RC.AUTHENTICATION_NEEDED:
@@ -84,7 +98,8 @@ def enveloped(handler: Handler) -> Handler:
                 raise
             if exc.status == 413:
                 return envelope(FAILED, "请求体过大", http_status=413)
-            return envelope(FAILED, f"请求无法处理：{exc.reason}", http_status=exc.status)
+            reason = _HTTP_ZH.get(exc.status, "请求无法处理")
+            return envelope(FAILED, f"{reason}（HTTP {exc.status}）", http_status=exc.status)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
             return envelope(INTERNAL, "服务器内部错误，操作可能未完成，请稍后查询后重试", http_status=500)
@@ -102,7 +117,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise HandleError(RC.PROTOCOL_ERROR, "请求体不是有效的 JSON（UTF-8）") from None
+        raise HandleError(
+            RC.PROTOCOL_ERROR, "the body is not valid JSON (UTF-8)", zh="请求体不是有效的 JSON（UTF-8）"
+        ) from None
     check_json(raw, body)
     return body
 
@@ -136,7 +153,9 @@ async def caller(request: web.Request) -> Identity:
         throttle.failed(None)
     raise HandleError(
         RC.AUTHENTICATION_NEEDED,
-        "未登录：请先调用 /identity/token 获取令牌，并在 Authorization: Bearer 中携带",
+        "this needs credentials: an enterprise user's token from POST /identity/token as "
+        "Authorization: Bearer <token>, or Basic with a user name and password or a Handle identity index:handle",
+        zh="未登录：请先调用 /identity/token 获取令牌，并在 Authorization: Bearer 中携带",
     )
 
 
@@ -155,7 +174,11 @@ async def node_admin(request: web.Request) -> Identity:
     """The caller, who must be the node administrator."""
     identity = await caller(request)
     if not request.app[REGISTRY].is_node_admin(identity):
-        raise HandleError(RC.INSUFFICIENT_PERMISSIONS, "仅节点管理员可以执行此操作")
+        raise HandleError(
+            RC.INSUFFICIENT_PERMISSIONS,
+            "only the node administrator may do this",
+            zh="仅节点管理员可以执行此操作",
+        )
     return identity
 
 

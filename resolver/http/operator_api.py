@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, in_chinese
 from resolver.core.permissions import Identity
 from resolver.http.envelope import FAILED, authenticated_body, envelope, enveloped, node_admin, ok
 from resolver.http.keys import CONFIG, OPERATORS
@@ -47,7 +47,7 @@ def _paging(request: web.Request) -> tuple[int, int]:
             request.query, size_key="pageSize", default=50, smallest=1, largest=OPERATOR_PAGE_SIZE
         )
     except HandleError as exc:
-        raise HandleError(RC.PROTOCOL_ERROR, f"分页参数不正确：{exc.message}") from None
+        raise HandleError(RC.PROTOCOL_ERROR, f"分页参数不正确：{in_chinese(exc)}") from None
     return page, size
 
 

@@ -38,13 +38,16 @@ _MAX_USERNAME_CHARS = 256
 # Tokens of one user logged out and not yet expired: past this, a logout ends every token of the
 # user (its generation moves on), so that logging in and out in a loop cannot grow the list.
 MAX_LOGGED_OUT_TOKENS = 64
-_WRONG = "用户名或密码错误，或账号已停用"
-_GONE = "账号不存在或已停用"
-_VOID = "令牌已失效（已退出登录、密码已更改或已被撤销），请重新获取"
+_WRONG = ("wrong user name or password, or the account is disabled", "用户名或密码错误，或账号已停用")
+_GONE = ("the account does not exist or is disabled", "账号不存在或已停用")
+_VOID = (
+    "the token is void (logged out, password changed or revoked); get a new one",
+    "令牌已失效（已退出登录、密码已更改或已被撤销），请重新获取",
+)
 
 
-def _not_logged_in(message: str) -> HandleError:
-    return HandleError(RC.AUTHENTICATION_NEEDED, message)
+def _not_logged_in(message: tuple[str, str]) -> HandleError:
+    return HandleError(RC.AUTHENTICATION_NEEDED, message[0], zh=message[1])
 
 
 def user_identity(user_id: int, enterprise_id: int, username: str) -> Identity:
@@ -225,7 +228,7 @@ class Accounts:
             claims = self.tokens.verify(token, time.time())
         except TokenError as exc:
             throttle.failed(None)
-            raise _not_logged_in(str(exc)) from None
+            raise _not_logged_in((str(exc), exc.zh)) from None
         state = await self._state(claims.user_id)
         if state is None or state.disabled or state.enterprise_id != claims.enterprise_id:
             raise _not_logged_in(_GONE)
@@ -245,7 +248,7 @@ class Accounts:
             return False
         except TokenError as exc:
             throttle.failed(None)
-            raise _not_logged_in(str(exc)) from None
+            raise _not_logged_in((str(exc), exc.zh)) from None
         user_id = claims.user_id
         async with self.store.write() as tx:
             owner = await db.lock_token_owner(tx, user_id)

@@ -84,8 +84,8 @@ def handle_identity(key: str) -> str:
     return f"handle:{key}"
 
 
-def _failed(message: str) -> HandleError:
-    return HandleError(RC.AUTHENTICATION_NEEDED, message)
+def _failed(message: str, zh: str) -> HandleError:
+    return HandleError(RC.AUTHENTICATION_NEEDED, message, zh=zh)
 
 
 def encode_secret(text: str) -> bytes:
@@ -138,19 +138,26 @@ def parse_basic(header: str) -> tuple[str, str]:
     """`Basic base64(user:password)` -> (percent-decoded user, password)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
-        raise _failed("only Basic authentication with index:handle is supported")
+        raise _failed(
+            "only Basic authentication with index:handle is supported",
+            "仅支持以 index:handle 为用户名的 Basic 认证",
+        )
     try:
         # ValueError: a header that is not ASCII (binascii.Error is one too)
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        raise _failed("the Basic credentials are not valid base64 of UTF-8") from None
+        raise _failed(
+            "the Basic credentials are not valid base64 of UTF-8", "Basic 凭据不是 UTF-8 文本的有效 base64"
+        ) from None
     user, colon, password = decoded.partition(":")
     if not colon:
-        raise _failed("the Basic credentials have no password")
+        raise _failed("the Basic credentials have no password", "Basic 凭据中没有密码")
     try:
         return unquote(user, errors="strict"), password
     except UnicodeDecodeError:
-        raise _failed("the Basic user name is not valid percent-encoded UTF-8") from None
+        raise _failed(
+            "the Basic user name is not valid percent-encoded UTF-8", "Basic 用户名不是有效的百分号编码 UTF-8"
+        ) from None
 
 
 def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
@@ -158,14 +165,20 @@ def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
     head, colon, rest = user.partition(":")
     if colon and head.isascii() and head.isdigit():
         if len(head) > _MAX_INDEX_DIGITS or int(head) > limits.max_index:
-            raise _failed(f"the index of the user name {quoted(user, 80)} is out of range")
+            raise _failed(
+                f"the index of the user name {quoted(user, 80)} is out of range",
+                f"用户名 {quoted(user, 80)} 中的索引超出范围",
+            )
         index, handle = int(head), rest
     else:
         index, handle = 0, user
     try:
         parse_handle(handle, limits)
     except HandleError:
-        raise _failed(f"the user name {quoted(user, 80)} is not index:handle") from None
+        raise _failed(
+            f"the user name {quoted(user, 80)} is not index:handle",
+            f"用户名 {quoted(user, 80)} 不是 index:handle 形式",
+        ) from None
     return index, handle
 
 
@@ -204,7 +217,9 @@ class Authenticator:
         if not candidates:
             await self._checks.check((key, index, None), secret, secrets.DUMMY_HASH, throttle, identity)
         # one answer whether the handle exists or not
-        raise _failed("authentication failed: unknown identity or wrong secret")
+        raise _failed(
+            "authentication failed: unknown identity or wrong secret", "认证失败：身份不存在或密钥错误"
+        )
 
 
 def _is_secret_key(value: StoredValue, index: int) -> bool:
@@ -216,7 +231,11 @@ def _is_secret_key(value: StoredValue, index: int) -> bool:
 
 
 class TokenError(Exception):
-    """A bearer token that is malformed, forged or expired."""
+    """A bearer token that is malformed, forged or expired (`str(exc)` English, `exc.zh` Chinese)."""
+
+    def __init__(self, message: str, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
 
 
 class TokenExpired(TokenError):
@@ -269,7 +288,7 @@ class Tokens:
         payload, dot, signature = token.partition(".")
         # compare_digest refuses str that is not ASCII: such a token is simply not ours
         if not dot or not token.isascii() or not hmac.compare_digest(self._sign(payload.encode()), signature):
-            raise TokenError("令牌无效")
+            raise TokenError("the token is not valid", "令牌无效")
         try:
             claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             user_id, enterprise_id, username, expires = claims["u"], claims["e"], claims["n"], claims["x"]
@@ -278,9 +297,9 @@ class Tokens:
                 int(user_id), int(enterprise_id), str(username), int(claims.get("g", 0)), float(expires)
             )
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-            raise TokenError("令牌无效") from None
+            raise TokenError("the token is not valid", "令牌无效") from None
         if now >= parsed.expires:
-            raise TokenExpired("令牌已过期，请重新获取")
+            raise TokenExpired("the token has expired; get a new one", "令牌已过期，请重新获取")
         return parsed
 
 

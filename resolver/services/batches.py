@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, in_chinese
 from resolver.core.handles import HandleName, fold, parse_handle
 from resolver.core.permissions import Identity
 from resolver.core.policy import Action
@@ -32,30 +32,6 @@ from resolver.store.tx import Tx
 OK = 1
 FAILED = -2
 CREATED = "登记成功"
-
-# What a Handle response code means, for the Chinese messages of the enterprise API.
-_ZH = {
-    RC.INVALID_HANDLE: "标识格式不正确",
-    RC.INVALID_VALUE: "标识值不合法",
-    RC.PROTOCOL_ERROR: "请求格式不正确",
-    RC.SERVER_NOT_RESPONSIBLE: "该前缀不在本节点",
-    RC.HANDLE_ALREADY_EXISTS: "标识已存在",
-    RC.HANDLE_NOT_FOUND: "标识不存在",
-    RC.INSUFFICIENT_PERMISSIONS: "无权操作",
-    RC.VALUES_NOT_FOUND: "标识值不存在",
-    RC.VALUE_ALREADY_EXISTS: "标识值已存在",
-}
-
-
-def in_chinese(exc: HandleError) -> str:
-    """The message for enterprise and operator API users: the error's Chinese text
-    (tests/unit/test_message_languages.py checks that every error the node raises has one); an
-    error without one says in Chinese what its response code means, never the English text."""
-    if exc.zh is not None:
-        return exc.zh
-    if any("\u4e00" <= c <= "\u9fff" for c in exc.message):
-        return exc.message
-    return _ZH.get(exc.rc, "操作失败")
 
 
 @dataclass
@@ -111,22 +87,31 @@ class Batches:
             self.registry.check_responsible(name)
             raw_values = raw.get("value", raw.get("values"))
             if not isinstance(raw_values, list):
-                raise HandleError(RC.INVALID_VALUE, "value 必须是标识值数组")
+                raise HandleError(
+                    RC.INVALID_VALUE, "value must be an array of values", zh="value 必须是标识值数组"
+                )
             for value in raw_values:
                 if not (type(value) is dict or isinstance(value, Mapping)):
                     continue  # parse_values says what is wrong with it
                 if isinstance(value.get("type"), str) and fold(value["type"]).startswith("hs_"):
                     raise HandleError(
-                        RC.INVALID_VALUE, f"类型 {value['type']} 是系统保留类型，不能通过企业接口登记"
+                        RC.INVALID_VALUE,
+                        f"type {value['type']} is reserved; the enterprise API does not register it",
+                        zh=f"类型 {value['type']} 是系统保留类型，不能通过企业接口登记",
                     )
                 if value.get("index") in (TEMPLATE_INDEX, str(TEMPLATE_INDEX)):
                     raise HandleError(
                         RC.INVALID_VALUE,
-                        f"索引 {TEMPLATE_INDEX} 保留给模板引用，请用 templateVersion 指定模板",
+                        f"index {TEMPLATE_INDEX} is kept for the template reference; name it with templateVersion",
+                        zh=f"索引 {TEMPLATE_INDEX} 保留给模板引用，请用 templateVersion 指定模板",
                     )
             version = raw.get("templateVersion")
             if version is not None and (not isinstance(version, str) or not version):
-                raise HandleError(RC.INVALID_VALUE, "templateVersion 必须是非空字符串")
+                raise HandleError(
+                    RC.INVALID_VALUE,
+                    "templateVersion must be a non-empty string",
+                    zh="templateVersion 必须是非空字符串",
+                )
             extra = [reference_value(version)] if version else []
             item.values = parse_values([*raw_values, *extra], self.limits, now, stamp)
             item.name = name

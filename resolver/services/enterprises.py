@@ -1,7 +1,8 @@
 """The node operator's work: enterprises, their prefixes and users, credentials, the audit trail.
 
 Every operation here is for the node administrator only (the HTTP layer checks that), runs in one
-transaction, and leaves an audit entry. Messages are in Chinese, as operators and enterprises read them.
+transaction, and leaves an audit entry. Errors say it in English and in Chinese (`zh`, what the
+operator API answers).
 """
 
 from __future__ import annotations
@@ -36,18 +37,27 @@ _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 MAX_TEXT = 200
 
 
-def _bad(message: str) -> HandleError:
-    return HandleError(RC.PROTOCOL_ERROR, message)
+def _bad(message: str, zh: str) -> HandleError:
+    return HandleError(RC.PROTOCOL_ERROR, message, zh=zh)
 
 
-def _missing(message: str) -> HandleError:
-    return HandleError(RC.HANDLE_NOT_FOUND, message)
+def _missing(message: str, zh: str) -> HandleError:
+    return HandleError(RC.HANDLE_NOT_FOUND, message, zh=zh)
+
+
+def _no_user(enterprise_id: int, user_id: int) -> HandleError:
+    return _missing(
+        f"enterprise {enterprise_id} has no user {user_id}", f"企业 {enterprise_id} 没有用户 {user_id}"
+    )
 
 
 def _text(body: dict[str, Any], key: str, label: str, *, required: bool = True) -> str:
     value = body.get(key, "")
     if not isinstance(value, str) or (required and not value.strip()) or len(value) > MAX_TEXT:
-        raise _bad(f"{label}（{key}）必须是 1 到 {MAX_TEXT} 个字符的字符串")
+        raise _bad(
+            f"{key} must be 1 to {MAX_TEXT} characters",
+            f"{label}（{key}）必须是 1 到 {MAX_TEXT} 个字符的字符串",
+        )
     return value.strip()
 
 
@@ -114,11 +124,14 @@ class Operators:
         code = _text(body, "creditCode", "统一社会信用代码").upper()
         if not valid_credit_code(code):
             raise _bad(
-                f"统一社会信用代码 {code} 不正确：应为 18 位，且校验位（第 18 位）须符合 GB 32100-2015"
+                f"unified social credit code {code} is not valid (18 characters, check digit per GB 32100-2015)",
+                f"统一社会信用代码 {code} 不正确：应为 18 位，且校验位（第 18 位）须符合 GB 32100-2015",
             )
         contact = body.get("contact") or {}
         if not isinstance(contact, dict):
-            raise _bad("联系人 contact 必须是对象 {name, phone, email}")
+            raise _bad(
+                "contact is an object {name, phone, email}", "联系人 contact 必须是对象 {name, phone, email}"
+            )
         fields = [
             _text(contact, k, label, required=False)
             for k, label in (("name", "联系人"), ("phone", "电话"), ("email", "邮箱"))
@@ -138,7 +151,7 @@ class Operators:
         """An enterprise with its prefixes and users."""
         row = await db.enterprise(self.store, enterprise_id)
         if row is None:
-            raise _missing(f"企业 {enterprise_id} 不存在")
+            raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
         record = _enterprise_json(row)
         record["prefixes"] = [
             {
@@ -180,16 +193,19 @@ class Operators:
         folded = check_prefix(display, self.config.limits)
         if folded == self.scope.node_prefix or not self.scope.owns_prefix(folded):
             raise _bad(
-                f"前缀 {display} 必须在本节点前缀 {self.config.node_prefix} 之下，例如 {self.config.node_prefix}.45"
+                f"prefix {display} must be under the node prefix {self.config.node_prefix}, e.g. "
+                f"{self.config.node_prefix}.45",
+                f"前缀 {display} 必须在本节点前缀 {self.config.node_prefix} 之下，例如 {self.config.node_prefix}.45",
             )
         async with self.store.write() as tx:
             if await db.enterprise(tx, enterprise_id) is None:
-                raise _missing(f"企业 {enterprise_id} 不存在")
+                raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
             other = await db.overlapping_prefix(tx, folded)
             if other is not None:
                 raise HandleError(
                     RC.HANDLE_ALREADY_EXISTS,
-                    f"前缀 {display} 与已分配的前缀 {other.prefix}（企业 {other.enterprise_id}）重叠",
+                    f"prefix {display} overlaps prefix {other.prefix} of enterprise {other.enterprise_id}",
+                    zh=f"前缀 {display} 与已分配的前缀 {other.prefix}（企业 {other.enterprise_id}）重叠",
                 )
             await db.insert_prefix(tx, folded, display, enterprise_id, PrefixState.AWAITING_REVIEW.value)
             tx.audit(
@@ -212,7 +228,7 @@ class Operators:
     async def _lock_prefix(self, tx: Tx, prefix: str) -> tuple[str, str, int, PrefixState]:
         row = await db.lock_prefix(tx, fold(prefix))
         if row is None:
-            raise _missing(f"前缀 {prefix} 未分配")
+            raise _missing(f"prefix {prefix} is not allocated", f"前缀 {prefix} 未分配")
         return row.prefix, row.display, row.enterprise_id, PrefixState(row.state)
 
     async def set_prefix_state(self, prefix: str, body: dict[str, Any], actor: Identity) -> PrefixChange:
@@ -223,11 +239,12 @@ class Operators:
             wanted = PrefixState(int(raw_state))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise _bad(
-                "state 必须是 0 到 5 之间的整数（0 停用，1 启用，2 待删除，3 驳回，4 待审核，5 审核中）"
+                "state is 0-5 (0 disabled, 1 enabled, 2 to delete, 3 rejected, 4 awaiting review, 5 under review)",
+                "state 必须是 0 到 5 之间的整数（0 停用，1 启用，2 待删除，3 驳回，4 待审核，5 审核中）",
             ) from None
         given_secret = body.get("secret")
         if given_secret is not None and (not isinstance(given_secret, str) or len(given_secret) < 12):
-            raise _bad("secret 至少 12 个字符")
+            raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")
         generated: str | None = None
         async with self.store.write() as tx:
             folded, display, enterprise_id, current = await self._lock_prefix(tx, prefix)
@@ -261,7 +278,7 @@ class Operators:
         """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it."""
         given = body.get("secret")
         if given is not None and (not isinstance(given, str) or len(given) < 12):
-            raise _bad("secret 至少 12 个字符")
+            raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")
         secret = given or new_secret()
         hashed = await asyncio.to_thread(secrets.hash_secret, secret.encode("utf-8"))
         async with self.store.write() as tx:
@@ -269,7 +286,10 @@ class Operators:
             key = f"{PREFIX_NA}/{folded}"
             record = await tx.lock(key)
             if record is None:
-                raise _missing(f"前缀 {display} 尚未启用过，没有管理员凭据")
+                raise _missing(
+                    f"prefix {display} was never enabled and has no admin credentials",
+                    f"前缀 {display} 尚未启用过，没有管理员凭据",
+                )
             fresh = enterprise_prefix_handle_values(display, hashed)
             seckey = [v for v in fresh if v["index"] == NODE_ADMIN_INDEX]
             kept = [v for v in record.values if v["index"] != NODE_ADMIN_INDEX]
@@ -294,14 +314,17 @@ class Operators:
         """An enterprise API account (the password is stored as a salted scrypt hash)."""
         username = _text(body, "username", "用户名")
         if not _USERNAME.fullmatch(username):
-            raise _bad("用户名只能由字母、数字和 . _ @ - 组成，1 到 64 个字符")
+            raise _bad(
+                "a user name is 1-64 of A-Z a-z 0-9 . _ @ -",
+                "用户名只能由字母、数字和 . _ @ - 组成，1 到 64 个字符",
+            )
         password = body.get("password")
         if not isinstance(password, str) or len(password) < 8:
-            raise _bad("密码 password 至少 8 个字符")
+            raise _bad("password must have at least 8 characters", "密码 password 至少 8 个字符")
         hashed = await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
         async with self.store.write() as tx:
             if await db.enterprise(tx, enterprise_id) is None:
-                raise _missing(f"企业 {enterprise_id} 不存在")
+                raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
             user_id = await db.insert_user(tx, enterprise_id, username, hashed)
             tx.audit(AuditEntry(actor.name, "user.create", None, enterprise_id, None, {"username": username}))
         return {"id": user_id, "enterpriseId": enterprise_id, "username": username}
@@ -314,9 +337,9 @@ class Operators:
         password = body.get("password")
         disabled = body.get("disabled")
         if password is not None and (not isinstance(password, str) or len(password) < 8):
-            raise _bad("密码 password 至少 8 个字符")
+            raise _bad("password must have at least 8 characters", "密码 password 至少 8 个字符")
         if disabled is not None and not isinstance(disabled, bool):
-            raise _bad("disabled 必须是 true 或 false")
+            raise _bad("disabled must be true or false", "disabled 必须是 true 或 false")
         hashed = (
             None
             if password is None
@@ -325,7 +348,7 @@ class Operators:
         revokes = password is not None or disabled is True
         async with self.store.write() as tx:
             if not await db.update_user(tx, user_id, enterprise_id, hashed, disabled, revoke_tokens=revokes):
-                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+                raise _no_user(enterprise_id, user_id)
             tx.changed_users.append(user_id)
             detail = {
                 "userId": user_id,
@@ -341,7 +364,7 @@ class Operators:
         async with self.store.write() as tx:
             username = await db.revoke_tokens(tx, user_id, enterprise_id)
             if username is None:
-                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+                raise _no_user(enterprise_id, user_id)
             tx.changed_users.append(user_id)
             detail = {"userId": user_id, "username": username}
             tx.audit(AuditEntry(actor.name, "user.tokens.revoke", None, enterprise_id, None, None, detail))
@@ -352,7 +375,7 @@ class Operators:
         async with self.store.write() as tx:
             username = await db.delete_user(tx, user_id, enterprise_id)
             if username is None:
-                raise _missing(f"企业 {enterprise_id} 没有用户 {user_id}")
+                raise _no_user(enterprise_id, user_id)
             tx.changed_users.append(user_id)
             before = {"userId": user_id, "username": username}
             tx.audit(AuditEntry(actor.name, "user.delete", None, enterprise_id, before, None))

@@ -58,7 +58,7 @@ def audit(
 
 def not_found() -> HandleError:
     """rc 100: the handle does not exist."""
-    return HandleError(RC.HANDLE_NOT_FOUND, "handle not found")
+    return HandleError(RC.HANDLE_NOT_FOUND, "handle not found", zh="标识不存在")
 
 
 class Registry:
@@ -87,6 +87,7 @@ class Registry:
             raise HandleError(
                 RC.SERVER_NOT_RESPONSIBLE,
                 f"this node serves prefix {self.config.node_prefix}; that prefix does not live here",
+                zh=f"本节点服务前缀 {self.config.node_prefix}，该前缀不在本节点",
             )
 
     async def _permissions(
@@ -206,7 +207,9 @@ class Registry:
         """Handles under a prefix, for callers with list-handles on it."""
         prefix = check_prefix(prefix_text, self.limits)
         if not self.scope.owns_prefix(prefix) and not (prefix == "0.na" and self.is_node_admin(identity)):
-            raise HandleError(RC.SERVER_NOT_RESPONSIBLE, "that prefix does not live here")
+            raise HandleError(
+                RC.SERVER_NOT_RESPONSIBLE, "that prefix does not live here", zh="该前缀不在本节点"
+            )
         if not self.is_node_admin(identity):
             chain = self.scope.prefix_handles_for_listing(prefix)
             have = await self._permissions(None, identity, chain, ())
@@ -285,10 +288,10 @@ class Registry:
                 await self.authorize(tx, identity, name, owner, Action.CREATE, (), values)
                 await self.check_template(tx, name, values)
                 if not await tx.insert(name.key, name.text, name.prefix, values):
-                    raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
+                    raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists", zh="标识已存在")
                 created = True
             elif not overwrite:
-                raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists")
+                raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists", zh="标识已存在")
             else:
                 await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, values)
                 await self.check_template(tx, name, values)
@@ -319,7 +322,11 @@ class Registry:
         self.check_responsible(name)
         values = parse_values(raw_values, self.limits, self._now())
         if indexes is not None and indexes != {v["index"] for v in values}:
-            raise HandleError(RC.PROTOCOL_ERROR, "the indexes in the query differ from those in the body")
+            raise HandleError(
+                RC.PROTOCOL_ERROR,
+                "the indexes in the query differ from those in the body",
+                zh="查询参数中的索引与请求体中的不一致",
+            )
         await hash_secrets(values)
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
@@ -330,12 +337,16 @@ class Registry:
             for value in values:
                 if value["index"] in merged and not overwrite:
                     raise HandleError(
-                        RC.VALUE_ALREADY_EXISTS, f"a value with index {value['index']} already exists"
+                        RC.VALUE_ALREADY_EXISTS,
+                        f"a value with index {value['index']} already exists",
+                        zh=f"索引为 {value['index']} 的标识值已存在",
                     )
                 merged[value["index"]] = value
             if len(merged) > self.limits.max_values_per_handle:
                 raise HandleError(
-                    RC.INVALID_VALUE, f"more than {self.limits.max_values_per_handle} values in one handle"
+                    RC.INVALID_VALUE,
+                    f"more than {self.limits.max_values_per_handle} values in one handle",
+                    zh=f"一个标识至多 {self.limits.max_values_per_handle} 个标识值",
                 )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
             await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, new_values)
@@ -354,7 +365,7 @@ class Registry:
                 raise not_found()
             remaining = [v for v in existing.values if v["index"] not in indexes]
             if len(remaining) == len(existing.values):
-                raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists")
+                raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists", zh="这些标识值都不存在")
             await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, remaining)
             await self.check_template(tx, name, remaining)
             await tx.update(name.key, remaining)

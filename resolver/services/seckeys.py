@@ -28,9 +28,15 @@ async def hash_secrets(values: list[StoredValue]) -> None:
                 RC.INVALID_VALUE,
                 f"value {value['index']}: an HS_SECKEY of format scrypt must be a hash made with this "
                 f"node's parameters ({secrets.PARAMETERS}); send the secret itself as string, hex or base64",
+                zh=f"值 {value['index']}：scrypt 格式的 HS_SECKEY 必须是按本节点参数（{secrets.PARAMETERS}）生成的散列；"
+                "请直接以 string、hex 或 base64 格式发送密钥本身",
             )
         if data["format"] not in ("string", "base64", "hex") or not isinstance(data["value"], str):
-            raise HandleError(RC.INVALID_VALUE, f"value {value['index']}: an HS_SECKEY needs a string secret")
+            raise HandleError(
+                RC.INVALID_VALUE,
+                f"value {value['index']}: an HS_SECKEY needs a string secret",
+                zh=f"值 {value['index']}：HS_SECKEY 的密钥必须是字符串",
+            )
         try:
             if data["format"] == "string":
                 raw = data["value"].encode("utf-8")
@@ -40,7 +46,9 @@ async def hash_secrets(values: list[StoredValue]) -> None:
                 raw = base64.b64decode(data["value"], validate=True)
         except ValueError:  # also binascii.Error and UnicodeEncodeError
             raise HandleError(
-                RC.INVALID_VALUE, f"value {value['index']}: the HS_SECKEY is not valid {data['format']}"
+                RC.INVALID_VALUE,
+                f"value {value['index']}: the HS_SECKEY is not valid {data['format']}",
+                zh=f"值 {value['index']}：HS_SECKEY 不是有效的 {data['format']}",
             ) from None
         value["data"] = {
             "format": secrets.HASH_FORMAT,

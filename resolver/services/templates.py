@@ -26,28 +26,39 @@ class TemplateRegistry:
         if raw_prefix in (None, "") and self.registry.is_node_admin(identity):
             return SHARED, None
         if not isinstance(raw_prefix, str):
-            raise HandleError(RC.PROTOCOL_ERROR, "缺少前缀 prefix")
+            raise HandleError(RC.PROTOCOL_ERROR, "prefix is missing", zh="缺少前缀 prefix")
         prefix = check_prefix(raw_prefix, self.registry.limits)
         owner = await enterprises.prefix_owner(self.store, prefix)
         if self.registry.is_node_admin(identity):
             if owner is None and not self.registry.scope.owns_prefix(prefix):
-                raise HandleError(RC.SERVER_NOT_RESPONSIBLE, f"前缀 {raw_prefix} 不在本节点")
+                raise HandleError(
+                    RC.SERVER_NOT_RESPONSIBLE,
+                    f"prefix {raw_prefix} is not on this node",
+                    zh=f"前缀 {raw_prefix} 不在本节点",
+                )
             return prefix, owner
         if owner is None or owner != identity.enterprise_id:
-            raise HandleError(RC.INSUFFICIENT_PERMISSIONS, f"前缀 {raw_prefix} 不属于本企业，不能管理其模板")
+            raise HandleError(
+                RC.INSUFFICIENT_PERMISSIONS,
+                f"prefix {raw_prefix} is not this enterprise's; its templates are not yours to manage",
+                zh=f"前缀 {raw_prefix} 不属于本企业，不能管理其模板",
+            )
         return prefix, owner
 
     async def create(self, body: object, identity: Identity) -> Template:
         """A new template version."""
         if not isinstance(body, dict):
-            raise HandleError(RC.PROTOCOL_ERROR, "模板必须是 JSON 对象")
+            raise HandleError(
+                RC.PROTOCOL_ERROR, "a template must be a JSON object", zh="模板必须是 JSON 对象"
+            )
         prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
         template = parse_template(body, prefix)
         async with self.store.write() as tx:
             if not await db.insert_template(tx, template):
                 raise HandleError(
                     RC.HANDLE_ALREADY_EXISTS,
-                    f"模板版本 {template.version} 已存在；版本不可修改，请使用新的版本号",
+                    f"template version {template.version} exists; versions do not change, use a new version",
+                    zh=f"模板版本 {template.version} 已存在；版本不可修改，请使用新的版本号",
                 )
             tx.audit(AuditEntry(identity.name, "template.create", None, owner, None, template.to_json()))
         return template
@@ -55,13 +66,19 @@ class TemplateRegistry:
     async def update(self, body: object, identity: Identity) -> Template:
         """Add items to a version, or switch items on and off."""
         if not isinstance(body, dict):
-            raise HandleError(RC.PROTOCOL_ERROR, "模板必须是 JSON 对象")
+            raise HandleError(
+                RC.PROTOCOL_ERROR, "a template must be a JSON object", zh="模板必须是 JSON 对象"
+            )
         prefix, owner = await self._owned_prefix(body.get("prefix"), identity)
         update = parse_template(body, prefix)
         async with self.store.write() as tx:
             current = await db.lock_template(tx, prefix, update.version)
             if current is None:
-                raise HandleError(RC.HANDLE_NOT_FOUND, f"模板版本 {update.version} 不存在")
+                raise HandleError(
+                    RC.HANDLE_NOT_FOUND,
+                    f"no template version {update.version}",
+                    zh=f"模板版本 {update.version} 不存在",
+                )
             merged = merge_update(current, update)
             await db.update_template(tx, merged)
             tx.audit(

@@ -40,7 +40,7 @@ BAD_ROWS = {
     ("99.9/ELSEWHERE", "螺栓", "测试企业", "", ""): "不在本节点",
     # a bare prefix names its prefix handle (Util.convertSlashlessHandleToZeroNaHandle): not ours
     ("no-slash", "螺栓", "测试企业", "", ""): "不在本节点",
-    ("no slash", "螺栓", "测试企业", "", ""): "segments",
+    ("no slash", "螺栓", "测试企业", "", ""): "各段以 '.' 分隔",  # the importer reports in Chinese
 }
 
 

@@ -51,7 +51,11 @@ async def test_search_by_url_with_wildcards_and_isolation(client):
 
 
 async def test_search_needs_authentication_and_allowed_keys(client):
-    assert (await client.get("/hrls/handles", params={"URL": "x"})).status == 401
+    anonymous = await client.get("/hrls/handles", params={"URL": "x"})
+    told = (await anonymous.json())["message"]
+    # told, in the Handle API's English, how to authenticate for this API (issue 16)
+    assert anonymous.status == 401 and "Bearer" in told and "Basic" in told, told
+    assert not any("\u4e00" <= c <= "\u9fff" for c in told), told
     resp = await client.get("/hrls/handles", params={"EMAIL": "x"}, headers=basic())
     assert resp.status == 400 and "searchable" in (await resp.json())["message"]
 

@@ -32,6 +32,9 @@ NAMED_RUNS = {"fetch_named", "fetchrow_named", "fetchval_named", "execute_named"
 # Modules allowed above the size bound, and why.
 LONG_MODULES = {
     "native/protocol.py": "the native wire format: one codec for every message the node speaks",
+    # over by a few lines since every message is written in English and Chinese (issue 16);
+    # the users and their credentials are the part to move out next
+    "services/enterprises.py": "the operator's one service: enterprises, prefixes, users, credentials",
 }
 MAX_LINES = 420
 
