@@ -22,25 +22,36 @@ from resolver.http.errors import timed
 from resolver.http.forwarded import link_base
 from resolver.http.handles import flag, indexes_of
 from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
-from resolver.http.scan import WEB_URL, page_url, product_page, qr_png, qr_svg, wants_qr, web_link
+from resolver.http.scan import (
+    STYLE,
+    WEB_URL,
+    invalid_page,
+    missing_page,
+    page_language,
+    page_url,
+    product_page,
+    qr_png,
+    qr_svg,
+    wants_qr,
+    web_link,
+)
 from resolver.services.registry import Registry
+from resolver.store import scan as scan_store
 from resolver.store.rows import Record
 
 _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
-table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:.4rem;text-align:left;vertical-align:top}}
-th{{background:#f4f4f4}}code{{word-break:break-all}}</style></head>
-<body>{body}</body></html>
+<style>{style}</style></head>
+<body><main><section>{body}</section></main></body></html>
 """
 
 
 def page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """An HTML page; `title` is escaped here, `body` must already be escaped."""
     return web.Response(
-        text=_PAGE.format(title=html.escape(title), body=body),
+        text=_PAGE.format(title=html.escape(title), style=STYLE, body=body),
         status=status,
         content_type="text/html",
         charset="utf-8",
@@ -72,12 +83,27 @@ def values_page(handle: str, values: list[StoredValue]) -> web.Response:
     return page(handle, body)
 
 
-def not_found_page(handle: str, message: str, status: int) -> web.Response:
-    body = (
-        f"<h1>未找到标识 / Identifier not found</h1><p><code>{html.escape(handle)}</code></p>"
-        f"<p>{html.escape(message)}</p>"
+def html_page(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
+
+
+async def not_found_page(request: web.Request, name: HandleName, handle: str) -> web.Response:
+    """404 in the scan page's style: whom to ask is the enterprise holding the prefix, if any."""
+    config, registry = request.app[CONFIG], request.app[REGISTRY]
+    owner = await registry.owner_of(name)
+    enterprise = (
+        None if owner is None else await scan_store.enterprise_name(registry.store, owner.enterprise_id)
     )
-    return page(handle, body, status=status)
+    prefix = None if owner is None else owner.prefix
+    page_bytes = missing_page(
+        handle, enterprise, prefix or name.prefix, config.node_prefix, page_language(request.query)
+    )
+    return html_page(page_bytes, 404)
+
+
+def invalid_handle_page(request: web.Request, handle: str, zh: str, en: str) -> web.Response:
+    node_prefix = request.app[CONFIG].node_prefix
+    return html_page(invalid_page(handle, zh, en, node_prefix, page_language(request.query)), 400)
 
 
 def refused_page(handle: str, reason: str) -> web.Response:
@@ -143,7 +169,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     try:
         sent = unquote(raw, errors="strict")
     except UnicodeDecodeError:
-        return not_found_page(raw, "the identifier is not valid UTF-8 / 标识不是有效的 UTF-8", 400)
+        return invalid_handle_page(request, raw, "标识不是有效的 UTF-8", "The identifier is not valid UTF-8")
     query = request.query
     qr = wants_qr(query)
     if qr is None and sent.endswith(".png") and "/" in sent[:-4]:
@@ -163,7 +189,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         noredirect = flag(query, "noredirect", False)
     except HandleError as exc:
         if exc.rc == RC.HANDLE_NOT_FOUND:
-            return not_found_page(sent, "该标识未注册 / This identifier is not registered.", 404)
+            return await not_found_page(request, name, sent)
         if exc.rc == RC.SERVER_TOO_BUSY:
             status = exc.status or 503
             retry = str(exc.retry_after or 2)
@@ -173,7 +199,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 status,
                 {"Retry-After": retry},
             )
-        return not_found_page(sent, exc.message, 400)
+        return invalid_handle_page(request, sent, exc.zh or exc.message, exc.message)
     base = link_base(config, request)  # --public-url, or a trusted proxy's scheme and host
     if qr is not None:
         address = page_url(config, record.handle, base)
@@ -189,11 +215,14 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         # the page kept with the cache entry is the one under Config.public_base: a forwarded
         # base comes from a request, and what one request put in the cache every client would see
         shared = base == config.public_base
-        rendered = entry.page if entry is not None and shared else None
+        lang = page_language(query)
+        # only the default (Chinese) page is kept: ?lang=en is rendered each time
+        cached = entry is not None and shared and lang == "zh"
+        rendered = entry.page if entry is not None and cached else None
         if rendered is None:
             address = page_url(config, record.handle, base)
-            rendered = await product_page(registry, name, record.handle, public, address, config.node_prefix)
-            if entry is not None and shared:
+            rendered = await product_page(registry, name, record.handle, public, address, config, lang)
+            if entry is not None and cached:
                 entry.page = rendered
         return web.Response(
             body=rendered,

@@ -53,10 +53,8 @@ class TooManyFailures(RateLimited):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
-        self.message = (
-            f"认证失败次数过多，请 {retry_after} 秒后重试 / "
-            f"too many failed authentications; retry in {retry_after} s"
-        )
+        self.message = f"too many failed authentications; retry in {retry_after} s"
+        self.zh = f"认证失败次数过多，请 {retry_after} 秒后重试"
         self.args = (self.message,)
 
 

@@ -16,6 +16,7 @@ import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import segno
 
@@ -38,17 +39,39 @@ WEB_URL = re.compile(
 # what stays as it is of a handle in its page's address: RFC 3986 path characters, less '%'
 _PATH_SAFE = "/:@!$&'()*+,;="
 
-_STYLE = """
-*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",
-sans-serif;color:#1d2330;background:#f3f5f8}main{max-width:40rem;margin:0 auto;padding:1rem}
-header{background:#fff;border-radius:12px;padding:1rem;display:flex;gap:1rem;align-items:center;
-flex-wrap:wrap}header svg{width:132px;height:132px;flex:none}h1{font-size:1.35rem;margin:0 0 .25rem}
-.id{font-family:ui-monospace,monospace;word-break:break-all;color:#46506a}section{background:#fff;
-border-radius:12px;padding:.5rem 1rem;margin-top:1rem}h2{font-size:1rem;margin:.5rem 0;color:#46506a}
-dl{margin:0}dt{font-size:.85rem;color:#6b7489;margin-top:.6rem}dt span{margin-left:.35rem}
-dd{margin:0 0 .4rem;word-break:break-word;border-bottom:1px solid #eef0f4;padding-bottom:.4rem}
-a{color:#0b5cd5}footer{font-size:.8rem;color:#6b7489;text-align:center;padding:1rem}
+# Every text colour of the pages and the background it is drawn on; tests/unit/test_scan_contrast.py
+# checks each pair against WCAG 2.x (contrast ratio at least 4.5:1) and that STYLE uses no other.
+INK, MUTED, LABEL, LINK, WARN = "#1d2330", "#46506a", "#5b6478", "#0b5cd5", "#8a4b00"
+PAGE_BG, CARD_BG, WARN_BG = "#f3f5f8", "#ffffff", "#fff7ed"
+COLOUR_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("text", INK, CARD_BG),
+    ("text on the page", INK, PAGE_BG),
+    ("identifier, headings", MUTED, CARD_BG),
+    ("labels", LABEL, CARD_BG),
+    ("footer", LABEL, PAGE_BG),
+    ("links", LINK, CARD_BG),
+    ("links on the page", LINK, PAGE_BG),
+    ("warning", WARN, WARN_BG),
+    ("text on a warning", INK, WARN_BG),
+)
+STYLE = f"""
+*{{box-sizing:border-box}}body{{margin:0;font:16px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",
+sans-serif;color:{INK};background:{PAGE_BG}}}main{{max-width:40rem;margin:0 auto;padding:1rem}}
+header,section{{background:{CARD_BG};border-radius:12px;padding:.75rem 1rem;margin-top:1rem}}
+header{{margin-top:0}}nav{{text-align:right;font-size:.9rem}}h1{{font-size:1.45rem;margin:0 0 .25rem}}
+.id{{font-family:ui-monospace,monospace;word-break:break-all;color:{MUTED}}}.by{{margin:.4rem 0 0}}
+h2{{font-size:1rem;margin:.5rem 0;color:{MUTED}}}dl{{margin:0}}dt{{font-size:.85rem;color:{LABEL};margin-top:.6rem}}
+dt span{{margin-left:.35rem}}dd{{margin:0 0 .4rem;word-break:break-word;border-bottom:1px solid #eef0f4;
+padding-bottom:.4rem}}a{{color:{LINK}}}footer{{font-size:.8rem;color:{LABEL};text-align:center;padding:1rem}}
+.share{{font-size:.85rem}}.share svg{{width:120px;height:120px;display:block}}
+.warn{{background:{WARN_BG};color:{INK};border-left:4px solid {WARN};padding:.6rem .8rem;border-radius:8px}}
+.warn strong{{color:{WARN}}}ul{{padding-left:1.2rem}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #eef0f4;padding:.4rem;text-align:left;vertical-align:top}}
+code{{word-break:break-all}}
 """
+# the zone names of Beijing time in the tz database (Asia/Shanghai and its aliases)
+BEIJING_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
+QR_ALT = {"zh": "本页二维码 / QR code of this page", "en": "QR code of this page"}
 
 
 def page_url(config: Config, handle: str, base: str | None = None) -> str:
@@ -103,13 +126,61 @@ def _shown(value: StoredValue) -> str:
     return data if isinstance(data, str) else str(data)
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+def shown_time(moment: datetime | None, zone: str, lang: str = "zh") -> str:
+    """A time as people read it, in the node's zone (Config.time_zone): Beijing time is 北京时间
+    (Beijing time in English), any other zone its name and UTC offset at that moment."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ZoneInfo(zone))
+    text = local.strftime("%Y-%m-%d %H:%M")
+    offset = local.strftime("%z")
+    utc = f"UTC{offset[:3]}:{offset[3:]}"
+    if zone in BEIJING_ZONES:
+        return f"{text} 北京时间" if lang == "zh" else f"{text} Beijing time ({utc})"
+    return f"{text} {zone} ({utc})"
 
 
-def _row(label: str, english: str | None, value: str) -> str:
+def _heading(zh: str, en: str, lang: str) -> str:
+    return f'{zh} <span lang="en">{en}</span>' if lang == "zh" else en
+
+
+def _row(label: str, english: str | None, value: str, lang: str = "zh") -> str:
+    if lang == "en":
+        return f"<dt>{html.escape(english or label)}</dt><dd>{value}</dd>"
     tail = f'<span lang="en">{html.escape(english)}</span>' if english else ""
     return f"<dt>{html.escape(label)}{tail}</dt><dd>{value}</dd>"
+
+
+def document(title: str, body: str, lang: str) -> bytes:
+    """A whole page in the shared style: `title` is escaped here, `body` must be already."""
+    return (
+        f'<!doctype html><html lang="{"en" if lang == "en" else "zh-CN"}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    ).encode()
+
+
+def _switch(lang: str) -> str:
+    # the page's own address plus a query: constant, so the cached page is the same for everyone
+    if lang == "en":
+        return '<nav><a href="?noredirect" lang="zh-CN">中文</a></nav>'
+    return '<nav><a href="?noredirect&amp;lang=en" lang="en">English</a></nav>'
+
+
+def _footer(node_prefix: str, lang: str) -> str:
+    prefix = html.escape(node_prefix)
+    if lang == "en":
+        return f"<footer>Industrial internet identifier resolution, secondary node {prefix}</footer>"
+    return (
+        f"<footer>工业互联网标识解析二级节点 {prefix} · "
+        '<span lang="en">Industrial internet identifier resolution, secondary node</span></footer>'
+    )
+
+
+def page_language(query: Any) -> str:
+    """'en' for ?lang=en, else 'zh' (Chinese with English sub-labels)."""
+    return "en" if query.get("lang") == "en" else "zh"
 
 
 async def product_page(
@@ -118,10 +189,15 @@ async def product_page(
     handle: str,
     values: list[StoredValue],
     address: str,
-    node_prefix: str,
+    config: Config,
+    lang: str = "zh",
 ) -> bytes:
     """The rendered page of one identifier (its public values): `handle` as registered (the page
-    is shared by every client, so not as one of them wrote it), `address` the page's own."""
+    is shared by every client, so not as one of them wrote it), `address` the page's own.
+
+    What a shopper looks for comes first: the product's name, who registered it and when, then the
+    template's items in template order, other values, the registration, and last, small, the
+    page's QR code to share. The template is never named by its version id."""
     store = registry.store
     template: Template | None = None
     version = template_version_of(values)
@@ -134,6 +210,8 @@ async def product_page(
     if owner is not None:
         enterprise = await scan_store.enterprise_name(store, owner.enterprise_id)
     times = await scan_store.handle_times(store, name.key)
+    zone = config.time_zone
+    created = shown_time(times.created_at if times else None, zone, lang)
     by_index = {v["index"]: v for v in values}
     attributes: list[str] = []
     used = {TEMPLATE_INDEX}
@@ -144,49 +222,97 @@ async def product_page(
             if value is None or not item.enabled:
                 continue
             used.add(item.id_index)
-            attributes.append(_row(item.name, item.name_en, _link_or_text(_shown(value))))
+            attributes.append(_row(item.name, item.name_en, _link_or_text(_shown(value)), lang))
             if item.id_index == 2000 or item.id_type.lower() == "productname":
                 title = _shown(value)
     others = [
-        _row(v["type"], None, _link_or_text(_shown(v)))
+        _row(v["type"], None, _link_or_text(_shown(v)), lang)
         for v in values
         if v["index"] not in used and not v["type"].upper().startswith("HS_")
     ]
-    svg = qr_code(address).svg_inline(scale=4, border=2, title=handle)
     sections = []
     if attributes:
         sections.append(
-            f'<section><h2>产品信息 <span lang="en">Product information</span>'
-            f"{f' · {html.escape(template.version)}' if template else ''}</h2><dl>{''.join(attributes)}</dl></section>"
+            f"<section><h2>{_heading('产品信息', 'Product information', lang)}</h2>"
+            f"<dl>{''.join(attributes)}</dl></section>"
         )
     if others:
         sections.append(
-            f'<section><h2>标识数据 <span lang="en">Identifier data</span></h2><dl>{"".join(others)}</dl></section>'
+            f"<section><h2>{_heading('标识数据', 'Identifier data', lang)}</h2><dl>{''.join(others)}</dl></section>"
         )
     registration = [
-        _row("登记企业", "Registered by", html.escape(enterprise) if enterprise else "—"),
-        _row("登记时间", "Registered", _when(times.created_at if times else None)),
-        _row("更新时间", "Updated", _when(times.updated_at if times else None)),
+        _row("登记企业", "Registered by", html.escape(enterprise) if enterprise else "—", lang),
+        _row("登记时间", "Registered", created, lang),
+        _row("更新时间", "Updated", shown_time(times.updated_at if times else None, zone, lang), lang),
     ]
     sections.append(
-        f'<section><h2>登记信息 <span lang="en">Registration</span></h2><dl>{"".join(registration)}</dl></section>'
+        f"<section><h2>{_heading('登记信息', 'Registration', lang)}</h2><dl>{''.join(registration)}</dl></section>"
+    )
+    if lang == "en":
+        by = f"Registered by {html.escape(enterprise)} · {created}" if enterprise else f"Registered {created}"
+    else:
+        by = f"由 {html.escape(enterprise)} 登记 · {created}" if enterprise else f"登记于 {created}"
+    alt = QR_ALT[lang]
+    svg = qr_code(address).svg_inline(scale=4, border=2, title=alt)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(alt, quote=True)}" ', 1)
+    link = html.escape(address, quote=True)
+    share = (
+        f'<section class="share"><h2>{_heading("分享", "Share", lang)}</h2>{svg}'
+        f'<a href="{link}?qr=png" download>{"二维码" if lang == "zh" else "QR code"} PNG</a> · '
+        f'<a href="{link}?qr=svg">SVG</a></section>'
     )
     body = (
-        f"<main><header>{svg}<div><h1>{html.escape(title)}</h1>"
-        f'<div class="id">{html.escape(handle)}</div>'
-        f'<div><a href="{html.escape(address, quote=True)}?qr=png" download>二维码 PNG</a> · '
-        f'<a href="{html.escape(address, quote=True)}?qr=svg">SVG</a></div></div></header>'
-        f"{''.join(sections)}"
-        f"<footer>工业互联网标识解析二级节点 {html.escape(node_prefix)} · "
-        f'<span lang="en">Industrial internet identifier resolution, secondary node</span></footer></main>'
+        f"<header>{_switch(lang)}<h1>{html.escape(title)}</h1>"
+        f'<div class="id">{html.escape(handle)}</div><p class="by">{by}</p></header>'
+        f"{''.join(sections)}{share}{_footer(config.node_prefix, lang)}"
     )
-    document = (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · {html.escape(handle)}</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>"
+    return document(f"{title} · {handle}", body, lang)
+
+
+def missing_page(
+    handle: str, enterprise: str | None, prefix: str | None, node_prefix: str, lang: str
+) -> bytes:
+    """The 404 page of an identifier not registered here: what it may mean and whom to ask (the
+    enterprise that holds its prefix, when one does, or the node's operator)."""
+    shown = html.escape(handle)
+    maker = html.escape(enterprise) if enterprise else None
+    if lang == "en":
+        ask = maker or (
+            f"the enterprise that holds prefix {html.escape(prefix)}" if prefix else "the manufacturer"
+        )
+        body = (
+            '<header><nav><a href="?lang=zh" lang="zh-CN">中文</a></nav>'
+            f'<h1>Identifier not registered</h1><div class="id">{shown}</div></header>'
+            '<section><p class="warn"><strong>This identifier is not registered on this node.</strong> '
+            "It may be mistyped, not registered yet, or the product may be counterfeit.</p>"
+            "<h2>What you can do</h2><ul><li>Check the code printed on the product and scan or type it again.</li>"
+            f"<li>Ask the manufacturer: {ask}.</li>"
+            f"<li>Ask the operator of secondary node {html.escape(node_prefix)}.</li></ul></section>"
+        )
+        return document(f"Identifier not registered · {handle}", body + _footer(node_prefix, lang), lang)
+    ask = maker or (f"标识前缀 {html.escape(prefix)} 所属企业" if prefix else "生产企业")
+    body = (
+        '<header><nav><a href="?lang=en" lang="en">English</a></nav>'
+        f'<h1>该标识未登记 <span lang="en">Identifier not registered</span></h1><div class="id">{shown}</div></header>'
+        '<section><p class="warn"><strong>该标识未在本节点登记</strong>，可能是输入有误、尚未登记，或为假冒产品。</p>'
+        '<h2>建议 <span lang="en">What you can do</span></h2><ul><li>核对产品上的标识码，重新扫码或输入。</li>'
+        f"<li>联系生产企业：{ask}。</li><li>联系二级节点 {html.escape(node_prefix)} 的运营方。</li></ul></section>"
     )
-    return document.encode("utf-8")
+    return document(f"该标识未登记 · {handle}", body + _footer(node_prefix, lang), lang)
+
+
+def invalid_page(handle: str, reason_zh: str, reason_en: str, node_prefix: str, lang: str) -> bytes:
+    """The 400 page of something that is not an identifier (its reasons unescaped)."""
+    if lang == "en":
+        heading, reason = "Not a valid identifier", html.escape(reason_en)
+    else:
+        heading = '不是有效的标识 <span lang="en">Not a valid identifier</span>'
+        reason = f'{html.escape(reason_zh)}<br><span lang="en">{html.escape(reason_en)}</span>'
+    body = (
+        f'<header><h1>{heading}</h1><div class="id">{html.escape(handle)}</div></header>'
+        f'<section><p class="warn">{reason}</p></section>{_footer(node_prefix, lang)}'
+    )
+    return document(handle, body, lang)
 
 
 def wants_qr(query: Any) -> str | None:

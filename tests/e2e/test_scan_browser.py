@@ -37,8 +37,8 @@ def chromium() -> str | None:
     return found
 
 
-def browse(browser: str, url: str, screenshot: Path, profile: Path) -> str:
-    """The DOM after rendering (and a 390x844 screenshot, an ordinary phone's viewport)."""
+def browse(browser: str, url: str, screenshot: Path, profile: Path, size: str = "390,844") -> str:
+    """The DOM after rendering (and a screenshot: 390x844 is an ordinary phone's viewport)."""
     common = [
         browser,
         "--headless=new",
@@ -51,7 +51,7 @@ def browse(browser: str, url: str, screenshot: Path, profile: Path) -> str:
         "--lang=zh-CN",
     ]
     shot = subprocess.run(
-        [*common, "--window-size=390,844", f"--screenshot={screenshot}", url],
+        [*common, f"--window-size={size}", f"--screenshot={screenshot}", url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -127,6 +127,20 @@ def test_the_scan_page_in_a_real_browser(fresh_database: str, tmp_path: Path):
         assert "<svg" in templated
         untemplated = browse(browser, f"{node.url}/88.123/PLAIN-7", ARTIFACTS / "scan-plain.png", profile)
         assert "没有模板的标识 / a plain identifier" in untemplated and "标识数据" in untemplated
-        print(f"\nscreenshots: {ARTIFACTS / 'scan-templated.png'}, {ARTIFACTS / 'scan-plain.png'}")
+        # the product first, the QR code last (issue 16); at desktop width, in English, and the 404
+        assert templated.index("离心泵 IS80") < templated.index("华东泵业") < templated.index("<svg")
+        assert "北京时间" in templated and 'role="img"' in templated
+        desktop = browse(
+            browser, f"{node.url}/88.123.45/PUMP-0042", ARTIFACTS / "scan-desktop.png", profile, "1280,800"
+        )
+        assert "离心泵 IS80" in desktop
+        english = browse(
+            browser, f"{node.url}/88.123.45/PUMP-0042?lang=en", ARTIFACTS / "scan-en.png", profile
+        )
+        assert '<html lang="en">' in english and "Beijing time" in english
+        missing = browse(browser, f"{node.url}/88.123.45/NOT-THERE", ARTIFACTS / "scan-notfound.png", profile)
+        assert "该标识未在本节点登记" in missing and "假冒产品" in missing
+        shots = ["scan-templated", "scan-plain", "scan-desktop", "scan-en", "scan-notfound"]
+        print("\nscreenshots: " + ", ".join(str(ARTIFACTS / f"{n}.png") for n in shots))
     finally:
         assert node.stop() == 0

@@ -161,6 +161,7 @@ class Markup(HTMLParser):
 PAGE_TAGS = {
     "html", "head", "meta", "title", "style", "body", "main", "header", "div", "h1", "h2", "section",
     "dl", "dt", "dd", "span", "a", "footer", "svg", "path", "table", "tr", "th", "td", "code", "p",
+    "nav", "ul", "li", "strong", "br",
 }  # fmt: skip
 
 
@@ -218,3 +219,42 @@ async def test_every_page_escapes_hostile_handles_types_and_values(client):
     assert_inert(await missing.text(), ["<b>nope</b>"])
     svg = await (await client.get(f"{path}?qr=svg")).text()
     assert "<img" not in svg and "%3Cimg%20src=x" in svg  # its title is the page's address
+
+
+async def test_the_shopper_reads_the_product_first_and_the_qr_code_last(client):
+    """Issue 16: product name, enterprise and registration time first (北京时间, the node's zone),
+    the template's version id in no heading, the QR code small and last behind 分享."""
+    enterprise, _ = await admit(client, "88.123.47", 63, name="江苏示例电器有限公司")
+    token = await user_token(client, enterprise, "shopper")
+    await register(
+        client,
+        token,
+        item("88.123.47/TV-1", productName="电视机 55 寸", productModel="X55", manufacturer="示例电器"),
+    )
+    page = await (await client.get("/88.123.47/TV-1", headers=BROWSER)).text()
+    assert '<html lang="zh-CN">' in page
+    h1 = page.index("<h1>")
+    assert page[h1:].startswith("<h1>电视机 55 寸</h1>"), page[h1 : h1 + 80]
+    assert h1 < page.index("江苏示例电器有限公司") < page.index("X55") < page.index("<svg")
+    assert "北京时间" in page and "UTC" not in page.split("<footer")[0]
+    assert "分享" in page and 'role="img"' in page and "本页二维码" in page
+    for heading in [page[m : page.index("</h", m)] for m in range(len(page)) if page.startswith("<h", m)]:
+        assert "general-product-1.0" not in heading, heading
+    english = await (await client.get("/88.123.47/TV-1?lang=en", headers=BROWSER)).text()
+    assert '<html lang="en">' in english and "Beijing time" in english and "北京时间" not in english
+    assert "电视机 55 寸" in english  # the product's own name stays as registered
+
+
+async def test_a_code_that_is_not_registered_says_what_it_may_mean_and_whom_to_ask(client):
+    await admit(client, "88.123.48", 64, name="南通示例纺织有限公司")
+    resp = await client.get("/88.123.48/FAKE-1", headers=BROWSER)
+    page = await resp.text()
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert '<html lang="zh-CN">' in page and "<style>" in page
+    for text in ("该标识未在本节点登记", "假冒产品", "核对产品上的标识码", "南通示例纺织有限公司", "运营方"):
+        assert text in page, text
+    english = await (await client.get("/88.123.48/FAKE-1?lang=en", headers=BROWSER)).text()
+    assert '<html lang="en">' in english and "counterfeit" in english and "南通示例纺织有限公司" in english
+    # a prefix held by no enterprise: the prefix is named instead
+    nobody = await (await client.get("/88.123.99/X", headers=BROWSER)).text()
+    assert "标识前缀 88.123.99 所属企业" in nobody
