@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from resolver.cache import Entry
-from resolver.core.errors import RC, HandleError
+from resolver.core.errors import RC, HandleError, in_chinese
 from resolver.core.handles import HandleName, has_control_characters, parse_handle
 from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import timed
@@ -199,7 +199,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                 status,
                 {"Retry-After": retry},
             )
-        return invalid_handle_page(request, sent, exc.zh or exc.message, exc.message)
+        return invalid_handle_page(request, sent, in_chinese(exc), exc.message)
     base = link_base(config, request)  # --public-url, or a trusted proxy's scheme and host
     if qr is not None:
         address = page_url(config, record.handle, base)
@@ -217,13 +217,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         shared = base == config.public_base
         lang = page_language(query)
         # only the default (Chinese) page is kept: ?lang=en is rendered each time
-        cached = entry is not None and shared and lang == "zh"
-        rendered = entry.page if entry is not None and cached else None
+        kept = entry if shared and lang == "zh" else None
+        rendered = kept.page if kept is not None else None
         if rendered is None:
             address = page_url(config, record.handle, base)
             rendered = await product_page(registry, name, record.handle, public, address, config, lang)
-            if entry is not None and cached:
-                entry.page = rendered
+            if kept is not None:
+                kept.page = rendered
         return web.Response(
             body=rendered,
             content_type="text/html",
