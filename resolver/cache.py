@@ -30,13 +30,14 @@ _ENTRY_OVERHEAD = 400
 class Entry:
     """What the cache knows of one handle; `record` is None for a handle that does not exist."""
 
-    __slots__ = ("expires", "native", "page", "record", "size", "tail")
+    __slots__ = ("expires", "native", "page", "page_en", "record", "size", "tail")
 
     def __init__(self, record: Record | None, expires: float) -> None:
         self.record = record
         self.expires = expires
         self.native: bytes | None = None  # the public values in the native protocol's form, once asked
         self.page: bytes | None = None  # the rendered scan page, once asked
+        self.page_en: bytes | None = None  # the same in English (?lang=en), once asked
         if record is None:
             self.tail = b""
             self.size = _ENTRY_OVERHEAD

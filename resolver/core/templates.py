@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from resolver.core.errors import RC, HandleError, quoted
-from resolver.core.handles import fold
+from resolver.core.handles import fold, has_control_characters
 from resolver.core.values import StoredValue
 
 TEMPLATE_INDEX = 1001
@@ -26,6 +26,7 @@ VALUE_TYPES = ("string", "number", "date")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_TEMPLATE_NAME = 100  # characters of a template's display name (templateName, templateNameEn)
 
 
 def _bad(message: str, zh: str) -> HandleError:
@@ -80,14 +81,34 @@ class Template:
     version: str
     industry_codes: tuple[str, ...]
     items: tuple[TemplateItem, ...]
+    name: str | None = None  # the display name (Chinese) pages show, e.g. 通用产品
+    name_en: str | None = None  # the display name in English
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "prefix": self.prefix or None,
             "version": self.version,
             "industryCodes": list(self.industry_codes),
             "items": [item.to_json() for item in self.items],
         }
+        if self.name:
+            shown["templateName"] = self.name
+        if self.name_en:
+            shown["templateNameEn"] = self.name_en
+        return shown
+
+
+def display_name(raw: object, field: str, what_zh: str) -> str | None:
+    """An optional display name (`templateName`, `templateNameEn`): None when absent or blank, else
+    the text stripped, at most MAX_TEMPLATE_NAME characters and free of control characters."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_TEMPLATE_NAME or has_control_characters(raw):
+        raise _bad(
+            f"{field} must be a string of at most {MAX_TEMPLATE_NAME} characters without control characters",
+            f"{what_zh} {field} 必须是不超过 {MAX_TEMPLATE_NAME} 个字符的字符串，且不能含控制字符",
+        )
+    return raw.strip() or None
 
 
 def _int(raw: object, what: str, what_zh: str) -> int:
@@ -208,11 +229,14 @@ def parse_template(raw: object, prefix: str) -> Template:
             )
         seen_index.add(item.id_index)
         seen_type.add(item.id_type)
-    return Template(prefix, version, tuple(codes), items)
+    name = display_name(raw.get("templateName"), "templateName", "模板名称")
+    name_en = display_name(raw.get("templateNameEn"), "templateNameEn", "模板英文名称")
+    return Template(prefix, version, tuple(codes), items, name, name_en)
 
 
 def merge_update(current: Template, update: Template) -> Template:
-    """Apply an update: items may be added or switched on and off, never changed or removed."""
+    """Apply an update: items may be added or switched on and off, never changed or removed; the
+    display names (presentation only) are replaced when the update gives them."""
     by_index = {item.id_index: item for item in current.items}
     merged = list(current.items)
     for item in update.items:
@@ -233,7 +257,11 @@ def merge_update(current: Template, update: Template) -> Template:
         else:
             merged[merged.index(old)] = item
     return replace(
-        current, industry_codes=update.industry_codes or current.industry_codes, items=tuple(merged)
+        current,
+        industry_codes=update.industry_codes or current.industry_codes,
+        items=tuple(merged),
+        name=update.name or current.name,
+        name_en=update.name_en or current.name_en,
     )
 
 

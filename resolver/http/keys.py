@@ -9,6 +9,7 @@ from aiohttp import web
 from resolver.cache import Lookup
 from resolver.config import Config
 from resolver.http.ratelimit import RateLimiter
+from resolver.http.scan import MissingOwners
 from resolver.metrics import NodeMetrics
 from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
@@ -42,3 +43,4 @@ UPSTREAM: web.AppKey[Upstream | None] = web.AppKey("upstream")
 RECURSIVE: web.AppKey[RecursiveResolver | None] = web.AppKey("recursive")
 NATIVE: web.AppKey[NativeListeners | None] = web.AppKey("native")
 SEARCHES: web.AppKey[Searches] = web.AppKey("searches")
+MISSING_OWNERS = web.AppKey("missing_owners", MissingOwners)

@@ -21,10 +21,11 @@ from resolver.core.values import StoredValue, first_url, is_public, select
 from resolver.http.errors import timed
 from resolver.http.forwarded import link_base
 from resolver.http.handles import flag, indexes_of
-from resolver.http.keys import CONFIG, DAILY, RATE_LIMITER, REGISTRY
+from resolver.http.keys import CONFIG, DAILY, MISSING_OWNERS, RATE_LIMITER, REGISTRY
 from resolver.http.scan import (
     STYLE,
     WEB_URL,
+    MissingOwners,
     invalid_page,
     missing_page,
     page_language,
@@ -36,7 +37,6 @@ from resolver.http.scan import (
     web_link,
 )
 from resolver.services.registry import Registry
-from resolver.store import scan as scan_store
 from resolver.store.rows import Record
 
 _PAGE = """<!doctype html>
@@ -88,13 +88,10 @@ def html_page(body: bytes, status: int) -> web.Response:
 
 
 async def not_found_page(request: web.Request, name: HandleName, handle: str) -> web.Response:
-    """404 in the scan page's style: whom to ask is the enterprise holding the prefix, if any."""
+    """404 in the scan page's style: whom to ask is the enterprise holding the prefix, if any
+    (remembered per prefix for a few seconds: scan.MissingOwners)."""
     config, registry = request.app[CONFIG], request.app[REGISTRY]
-    owner = await registry.owner_of(name)
-    enterprise = (
-        None if owner is None else await scan_store.enterprise_name(registry.store, owner.enterprise_id)
-    )
-    prefix = None if owner is None else owner.prefix
+    prefix, enterprise = await request.app[MISSING_OWNERS].enterprise_of(registry, name)
     page_bytes = missing_page(
         handle, enterprise, prefix or name.prefix, config.node_prefix, page_language(request.query)
     )
@@ -216,13 +213,15 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         # base comes from a request, and what one request put in the cache every client would see
         shared = base == config.public_base
         lang = page_language(query)
-        # only the default (Chinese) page is kept: ?lang=en is rendered each time
-        kept = entry if shared and lang == "zh" else None
-        rendered = kept.page if kept is not None else None
+        # both languages are kept with the entry, and go with it when the record changes
+        kept = entry if shared else None
+        rendered = None if kept is None else kept.page_en if lang == "en" else kept.page
         if rendered is None:
             address = page_url(config, record.handle, base)
             rendered = await product_page(registry, name, record.handle, public, address, config, lang)
-            if kept is not None:
+            if kept is not None and lang == "en":
+                kept.page_en = rendered
+            elif kept is not None:
                 kept.page = rendered
         return web.Response(
             body=rendered,
@@ -262,7 +261,8 @@ async def home(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the web proxy routes (after every other route)."""
+    """Register the web proxy routes (after every other route), with what its 404 page remembers."""
+    app[MISSING_OWNERS] = MissingOwners()
     root = app.router.add_resource("/")
     root.add_route("GET", home)
     root.add_route("*", timed(_page_not_allowed))

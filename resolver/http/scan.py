@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,8 @@ from resolver.core.templates import TEMPLATE_INDEX, Template, template_version_o
 from resolver.core.values import StoredValue
 from resolver.services.registry import Registry
 from resolver.store import scan as scan_store
+from resolver.store.rows import PrefixInfo
+from resolver.upstream.bounded import BoundedCache
 
 QR_SCALE_PNG = 10  # 10 px a module: a version-3 code is 330 px, about 28 mm at 300 dpi
 QR_BORDER = 4
@@ -63,7 +66,7 @@ header{{margin-top:0}}nav{{text-align:right;font-size:.9rem}}h1{{font-size:1.45r
 h2{{font-size:1rem;margin:.5rem 0;color:{MUTED}}}dl{{margin:0}}dt{{font-size:.85rem;color:{LABEL};margin-top:.6rem}}
 dt span{{margin-left:.35rem}}dd{{margin:0 0 .4rem;word-break:break-word;border-bottom:1px solid #eef0f4;
 padding-bottom:.4rem}}a{{color:{LINK}}}footer{{font-size:.8rem;color:{LABEL};text-align:center;padding:1rem}}
-.share{{font-size:.85rem}}.share svg{{width:120px;height:120px;display:block}}
+.kind{{margin:.2rem 0 0;font-size:.85rem;color:{LABEL}}}.share{{font-size:.85rem}}.share svg{{width:120px;height:120px;display:block}}
 .warn{{background:{WARN_BG};color:{INK};border-left:4px solid {WARN};padding:.6rem .8rem;border-radius:8px}}
 .warn strong{{color:{WARN}}}ul{{padding-left:1.2rem}}table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #eef0f4;padding:.4rem;text-align:left;vertical-align:top}}
@@ -72,6 +75,11 @@ code{{word-break:break-all}}
 # the zone names of Beijing time in the tz database (Asia/Shanghai and its aliases)
 BEIJING_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
 QR_ALT = {"zh": "本页二维码 / QR code of this page", "en": "QR code of this page"}
+# How long the 404 page may name a prefix's enterprise without asking again, and how much such
+# answers take: strangers' guesses under one prefix share one lookup, a renamed enterprise or a
+# newly allocated prefix shows within this many seconds.
+MISSING_OWNER_TTL = 10.0
+MISSING_OWNER_BYTES = 256 * 1024
 
 
 def page_url(config: Config, handle: str, base: str | None = None) -> str:
@@ -178,6 +186,38 @@ def _footer(node_prefix: str, lang: str) -> str:
     )
 
 
+async def enterprise_of(registry: Registry, name: HandleName) -> tuple[PrefixInfo | None, str | None]:
+    """The enterprise prefix an identifier lives under (nearest first, Registry.owner_of) and its
+    enterprise's name: who registered it, or whom to ask about it."""
+    owner = await registry.owner_of(name)
+    if owner is None:
+        return None, None
+    return owner, await scan_store.enterprise_name(registry.store, owner.enterprise_id)
+
+
+class MissingOwners:
+    """enterprise_of for the 404 page, remembered per prefix for MISSING_OWNER_TTL seconds: a
+    stranger's guesses cost no database read each beyond the handle's own (bounded in bytes)."""
+
+    def __init__(self, ttl: float = MISSING_OWNER_TTL, max_bytes: int = MISSING_OWNER_BYTES) -> None:
+        self.ttl = ttl
+        self._known: BoundedCache[tuple[str | None, str | None]] = BoundedCache(max_bytes)
+
+    async def enterprise_of(self, registry: Registry, name: HandleName) -> tuple[str | None, str | None]:
+        """(the enterprise prefix, the enterprise's name) of a handle's prefix; Nones outside."""
+        if name.is_prefix_handle:  # no enterprise prefix governs a prefix handle
+            return None, None
+        now = time.monotonic()
+        known = self._known.get(name.prefix, now)
+        if known is not None:
+            return known[0]
+        owner, enterprise = await enterprise_of(registry, name)
+        answer = (None if owner is None else owner.prefix, enterprise)
+        size = len((answer[0] or "").encode()) + len((enterprise or "").encode())
+        self._known.put(name.prefix, answer, self.ttl, size, time.monotonic())
+        return answer
+
+
 def page_language(query: Any) -> str:
     """'en' for ?lang=en, else 'zh' (Chinese with English sub-labels)."""
     return "en" if query.get("lang") == "en" else "zh"
@@ -205,13 +245,11 @@ async def product_page(
         template = (await registry.load_templates(store, [(name.prefix, version)])).get(
             (name.prefix, version)
         )
-    owner = await registry.owner_of(name)
-    enterprise = None
-    if owner is not None:
-        enterprise = await scan_store.enterprise_name(store, owner.enterprise_id)
-    times = await scan_store.handle_times(store, name.key)
+    _, enterprise = await enterprise_of(registry, name)
+    chosen = None if template is None else (template.prefix, template.version)
+    extras = await scan_store.page_extras(store, name.key, chosen)
     zone = config.time_zone
-    created = shown_time(times.created_at if times else None, zone, lang)
+    created = shown_time(extras.created_at if extras else None, zone, lang)
     by_index = {v["index"]: v for v in values}
     attributes: list[str] = []
     used = {TEMPLATE_INDEX}
@@ -243,7 +281,7 @@ async def product_page(
     registration = [
         _row("登记企业", "Registered by", html.escape(enterprise) if enterprise else "—", lang),
         _row("登记时间", "Registered", created, lang),
-        _row("更新时间", "Updated", shown_time(times.updated_at if times else None, zone, lang), lang),
+        _row("更新时间", "Updated", shown_time(extras.updated_at if extras else None, zone, lang), lang),
     ]
     sections.append(
         f"<section><h2>{_heading('登记信息', 'Registration', lang)}</h2><dl>{''.join(registration)}</dl></section>"
@@ -261,12 +299,26 @@ async def product_page(
         f'<a href="{link}?qr=png" download>{"二维码" if lang == "zh" else "QR code"} PNG</a> · '
         f'<a href="{link}?qr=svg">SVG</a></section>'
     )
+    kind = _product_type(extras, lang)
     body = (
         f"<header>{_switch(lang)}<h1>{html.escape(title)}</h1>"
-        f'<div class="id">{html.escape(handle)}</div><p class="by">{by}</p></header>'
+        f'<div class="id">{html.escape(handle)}</div><p class="by">{by}</p>{kind}</header>'
         f"{''.join(sections)}{share}{_footer(config.node_prefix, lang)}"
     )
     return document(f"{title} · {handle}", body, lang)
+
+
+def _product_type(extras: scan_store.PageExtras | None, lang: str) -> str:
+    """The template's display name as a small line (English on the English page, else Chinese,
+    each falling back to the other); nothing when the template has none: never its version id."""
+    if extras is None:
+        return ""
+    zh, en = extras.template_name, extras.template_name_en
+    shown = (en or zh) if lang == "en" else (zh or en)
+    if not shown:
+        return ""
+    label = "Product type: " if lang == "en" else "产品类型："
+    return f'<p class="kind">{label}{html.escape(shown)}</p>'
 
 
 def missing_page(

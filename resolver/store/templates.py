@@ -17,6 +17,8 @@ def _template(row: Any) -> Template:
             "version": row["version"],
             "industryCodes": list(row["industry_codes"]),
             "items": orjson.loads(row["items"]),
+            "templateName": row["name"],
+            "templateNameEn": row["name_en"],
         },
         row["prefix"],
     )
@@ -29,7 +31,13 @@ def _items(template: Template) -> str:
 async def insert_template(tx: Writes, template: Template) -> bool:
     """Store a new version; False when the prefix has that version already."""
     created = await tx.fetch_named(
-        "template_insert", template.prefix, template.version, list(template.industry_codes), _items(template)
+        "template_insert",
+        template.prefix,
+        template.version,
+        list(template.industry_codes),
+        _items(template),
+        template.name,
+        template.name_en,
     )
     return bool(created)
 
@@ -42,7 +50,13 @@ async def lock_template(tx: Writes, prefix: str, version: str) -> Template | Non
 
 async def update_template(tx: Writes, template: Template) -> None:
     await tx.execute_named(
-        "template_update", template.prefix, template.version, list(template.industry_codes), _items(template)
+        "template_update",
+        template.prefix,
+        template.version,
+        list(template.industry_codes),
+        _items(template),
+        template.name,
+        template.name_en,
     )
 
 

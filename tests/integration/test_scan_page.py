@@ -258,3 +258,73 @@ async def test_a_code_that_is_not_registered_says_what_it_may_mean_and_whom_to_a
     # a prefix held by no enterprise: the prefix is named instead
     nobody = await (await client.get("/88.123.99/X", headers=BROWSER)).text()
     assert "标识前缀 88.123.99 所属企业" in nobody
+
+
+async def test_the_page_names_the_product_type_by_the_templates_display_name(client):
+    """Issue 16: the template's display name (schema/0010_template_names.sql, templateName and
+    templateNameEn of the template API) as a small line, in the page's language, each falling back
+    to the other; a template without one shows no such line and never its version id."""
+    enterprise, _ = await admit(client, "88.123.49", 65, name="常州示例五金有限公司")
+    token = await user_token(client, enterprise, "kinds")
+    await register(client, token, item("88.123.49/G-1", productName="扳手", manufacturer="示例五金"))
+    page = await (await client.get("/88.123.49/G-1", headers=BROWSER)).text()
+    assert '<p class="kind">产品类型：通用产品</p>' in page
+    english = await (await client.get("/88.123.49/G-1?lang=en", headers=BROWSER)).text()
+    assert '<p class="kind">Product type: General product</p>' in english and "通用产品" not in english
+
+    def template(version: str, **names: str) -> dict[str, object]:
+        items = [{"name": "名称", "idType": "productName", "idIndex": 2000, "required": True}]
+        return {"prefix": "88.123.49", "version": version, "items": items, **names}
+
+    for body in (template("named-1", templateName="五金工具"), template("plain-1")):
+        created = await (await client.post("/snms/api/v5/template", json=body, headers=bearer(token))).json()
+        assert created["status"] == 1, created
+    for handle, version in (("88.123.49/N-1", "named-1"), ("88.123.49/P-1", "plain-1")):
+        await register(client, token, {**item(handle, productName="钳子"), "templateVersion": version})
+    named = await (await client.get("/88.123.49/N-1", headers=BROWSER)).text()
+    assert '<p class="kind">产品类型：五金工具</p>' in named
+    named_en = await (await client.get("/88.123.49/N-1?lang=en", headers=BROWSER)).text()
+    assert '<p class="kind">Product type: 五金工具</p>' in named_en  # no English name: the Chinese one
+    for path in ("/88.123.49/P-1", "/88.123.49/P-1?lang=en"):
+        plain = await (await client.get(path, headers=BROWSER)).text()
+        assert "<h1>钳子</h1>" in plain and 'class="kind"' not in plain and "plain-1" not in plain
+
+
+async def test_the_english_page_is_kept_with_the_entry_and_follows_changes(client):
+    """Issue 16: ?lang=en is kept with the cache entry as the Chinese page is, and goes with it
+    when the record changes."""
+    await client.put(
+        "/api/handles/88.123/CHANGING-EN",
+        json={"values": [{"index": 1, "type": "DESC", "data": "first"}]},
+        headers=basic(),
+    )
+    first = await (await client.get("/88.123/CHANGING-EN?lang=en", headers=BROWSER)).read()
+    assert b"first" in first and b'<html lang="en">' in first
+    assert await (await client.get("/88.123/CHANGING-EN?lang=en", headers=BROWSER)).read() == first
+    chinese = await (await client.get("/88.123/CHANGING-EN", headers=BROWSER)).text()
+    assert '<html lang="zh-CN">' in chinese  # the two languages are kept apart
+    await client.put(
+        "/api/handles/88.123/CHANGING-EN",
+        json={"values": [{"index": 1, "type": "DESC", "data": "second"}]},
+        headers=basic(),
+    )
+    english = await (await client.get("/88.123/CHANGING-EN?lang=en", headers=BROWSER)).text()
+    assert "second" in english and "first" not in english and '<html lang="en">' in english
+    chinese = await (await client.get("/88.123/CHANGING-EN", headers=BROWSER)).text()
+    assert "second" in chinese and '<html lang="zh-CN">' in chinese
+
+
+async def test_guesses_under_a_prefix_name_its_enterprise_every_time(client):
+    """Issue 16: the 404 page's enterprise is remembered per prefix (scan.MissingOwners): many
+    guesses under two enterprises' prefixes, in both languages, each names its own."""
+    await admit(client, "88.123.50", 66, name="无锡示例食品有限公司")
+    await admit(client, "88.123.51", 67, name="苏州示例药业有限公司")
+    for n in range(3):
+        for prefix, maker, other in (
+            ("88.123.50", "无锡示例食品有限公司", "苏州示例药业有限公司"),
+            ("88.123.51", "苏州示例药业有限公司", "无锡示例食品有限公司"),
+        ):
+            for lang in ("", "?lang=en"):
+                resp = await client.get(f"/{prefix}/GUESS-{n}{lang}", headers=BROWSER)
+                page = await resp.text()
+                assert resp.status == 404 and maker in page and other not in page, (prefix, n, lang)

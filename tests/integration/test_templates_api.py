@@ -82,3 +82,45 @@ async def test_define_use_extend_and_never_delete(client):
     assert (await (await client.post("/identityv2/data", json=plain, headers=bearer(token))).json())[
         "status"
     ] == 1
+
+
+async def test_a_template_has_an_optional_display_name_in_chinese_and_english(client):
+    """Issue 16: templateName / templateNameEn (the deployed IDIS template API documents no such
+    field: /work/shared/reference/idis-node.md) are stored, listed and changed by PUT; the shared
+    general template has its names from schema/0010_template_names.sql."""
+    eid, _ = await admit(client, "88.123.46", 31)
+    token = await user_token(client, eid, "tplname")
+    named = {**TEMPLATE, "prefix": "88.123.46", "templateName": " 紧固件 ", "templateNameEn": "Fasteners"}
+    created = await (await client.post("/snms/api/v5/template", json=named, headers=bearer(token))).json()
+    assert created["status"] == 1, created
+    assert created["data"]["templateName"] == "紧固件" and created["data"]["templateNameEn"] == "Fasteners"
+    listed = await (
+        await client.get("/snms/api/v5/template", params={"prefix": "88.123.46"}, headers=bearer(token))
+    ).json()
+    names = {t["version"]: (t.get("templateName"), t.get("templateNameEn")) for t in listed["data"]}
+    assert names == {
+        "bolt-1": ("紧固件", "Fasteners"),
+        "general-product-1.0": ("通用产品", "General product"),
+    }
+    renamed = {**named, "items": named["items"][:1], "templateName": "螺栓类"}
+    updated = await (await client.put("/snms/api/v5/template", json=renamed, headers=bearer(token))).json()
+    assert updated["status"] == 1 and updated["data"]["templateName"] == "螺栓类", updated
+    assert updated["data"]["templateNameEn"] == "Fasteners"  # not given: kept
+
+    for field, bad in (("templateName", "名" * 300), ("templateNameEn", "Line\nbreak"), ("templateName", 7)):
+        resp = await client.post(
+            "/snms/api/v5/template",
+            json={**named, "version": "bolt-2", field: bad},
+            headers=bearer(token),
+        )
+        body = await resp.json()
+        assert set(body) == {"status", "message", "data"} and body["status"] == -2, body
+        assert field in body["message"] and "100 个字符" in body["message"], body
+    listed = await (
+        await client.get(
+            "/snms/api/v5/template",
+            params={"prefix": "88.123.46", "version": "bolt-2"},
+            headers=bearer(token),
+        )
+    ).json()
+    assert listed["data"] == []  # refused: nothing stored

@@ -137,5 +137,9 @@ order by found.term using ~<~, found.key;
 -- name: prefix_info_read
 select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
 
--- name: handle_times
-select created_at, updated_at from handles where key = $1;
+-- name: scan_extras
+-- What the scan page shows besides the record: the handle's times and its template's display names
+-- ($2, $3: the template's prefix and version as load_templates chose them, or nulls).
+select h.created_at, h.updated_at, t.name as template_name, t.name_en as template_name_en
+from handles h left join templates t on t.prefix = $2 and t.version = $3
+where h.key = $1;
