@@ -2,9 +2,10 @@
 
 `GET /{handle}` from a browser shows a product page when the identifier has no URL value or when
 `?noredirect` is given: the template's item names (Chinese, with English labels where the
-template has them) and values, the enterprise, the registration and update times, and the
-identifier's QR code. Everything is inline (no external assets) and escaped; the rendered page is
-kept with the worker's cache entry, so a popular product costs a dict lookup.
+template has them) and values, the template's display name as the product type, the enterprise,
+the registration and update times, and the identifier's QR code; `?lang=en` the same in English.
+Everything is inline (no external assets) and escaped; the rendered page (each language) is kept
+with the worker's cache entry, so a popular product costs a dict lookup.
 `GET /{handle}.png`, `?qr=png` and `?qr=svg` answer the QR code, sized for printing on a label.
 """
 
