@@ -66,12 +66,10 @@ def lookups(port: int) -> tuple[float, float]:
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     queries = handles = 0.0
     for line in body.splitlines():
-        if line.startswith("resolver_db_lookups_total"):
-            value = float(line.rsplit(" ", 1)[1])
-            if 'what="queries"' in line:
-                queries += value
-            elif 'what="handles"' in line:
-                handles += value
+        if line.startswith("resolver_db_lookups_total "):
+            queries += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("resolver_db_lookup_handles_total "):
+            handles += float(line.rsplit(" ", 1)[1])
     return queries, handles
 
 

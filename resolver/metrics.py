@@ -27,6 +27,53 @@ OUTCOMES = ("hit", "miss", "not_found", "refused")
 # Request methods with a label of their own (RESOLVE: the native protocol); any other method a
 # client sends counts as OTHER, so clients cannot add label values.
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "RESOLVE"))
+OUTBOX_STATES = ("pending", "delivered")
+# (key in the standing's JSON, gauge, help): counts are plain numbers of identifiers or
+# resolutions, ratios are 1.0 at the threshold.
+STANDING_GAUGES = (
+    ("resolutionsYesterday", "resolver_resolutions_yesterday", "Resolutions counted yesterday (UTC day)"),
+    (
+        "resolutions30dAverage",
+        "resolver_resolutions_daily_average",
+        "Resolutions per day, averaged over the last 30 closed days (over the days counted, when fewer)",
+    ),
+    (
+        "resolutionsThresholdPerDay",
+        "resolver_resolutions_threshold_per_day",
+        "The policy threshold: resolutions per day on average",
+    ),
+    (
+        "resolutionsRatio",
+        "resolver_resolutions_threshold_ratio",
+        "resolver_resolutions_daily_average / resolver_resolutions_threshold_per_day (1 = at the threshold)",
+    ),
+    ("notFoundYesterday", "resolver_not_found_yesterday", "Resolutions of missing handles yesterday"),
+    (
+        "registrationsThisYear",
+        "resolver_registrations_this_year",
+        "Identifiers registered this calendar year",
+    ),
+    (
+        "registrationsProjectedYear",
+        "resolver_registrations_projected_year",
+        "This year's registrations at their pace so far, for the whole year",
+    ),
+    (
+        "registrationsThresholdPerYear",
+        "resolver_registrations_threshold_per_year",
+        "The policy threshold: new registrations per year",
+    ),
+    (
+        "registrationsRatio",
+        "resolver_registrations_threshold_ratio",
+        "resolver_registrations_projected_year / resolver_registrations_threshold_per_year (1 = at the threshold)",
+    ),
+    (
+        "countedDays",
+        "resolver_counted_days",
+        "Closed days the node has counted since its first daily count: how much history the figures stand on",
+    ),
+)
 
 
 def prepare_multiprocess_dir(path: Path) -> None:
@@ -127,9 +174,13 @@ class NodeMetrics:
             multiprocess_mode="livemin",
         )
         self.db_lookups = Counter(
-            "resolver_db_lookups_total",
-            "Coalesced lookup queries and the handles they fetched",
-            ["what"],
+            "resolver_db_lookups",
+            "Coalesced lookup queries the workers sent to Postgres",
+            registry=reg,
+        )
+        self.db_lookup_handles = Counter(
+            "resolver_db_lookup_handles",
+            "Handles those lookup queries asked for (handles / queries: the coalescing)",
             registry=reg,
         )
         self.registrations = Counter(
@@ -190,23 +241,28 @@ class NodeMetrics:
             multiprocess_mode="livemin",
         )
         self.database_up.set(1)
-        self.standing = Gauge(
-            "resolver_threshold",
-            "The node against the policy thresholds (from daily_counts)",
-            ["figure"],
-            registry=reg,
-            multiprocess_mode="max",
-        )
+        # The node against the policy thresholds (resolver.services.statistics.standing, the figures
+        # of `resolver stats`), refreshed every 30 s from daily_counts: one gauge per figure, with its unit.
+        self.standing = {
+            key: Gauge(name, text, registry=reg, multiprocess_mode="max")
+            for key, name, text in STANDING_GAUGES
+        }
+        from resolver.services.statistics import REGISTRATIONS_PER_YEAR, RESOLUTIONS_PER_DAY
+
+        self.standing["resolutionsThresholdPerDay"].set(RESOLUTIONS_PER_DAY)
+        self.standing["registrationsThresholdPerYear"].set(REGISTRATIONS_PER_YEAR)
         self.outbox = Gauge(
             "resolver_upstream_outbox",
-            "Messages for the top-level node: pending (undelivered) and delivered, as the deliverer last saw",
+            "Messages for the top-level node in the database: pending (undelivered) and delivered",
             ["state"],
             registry=reg,
             multiprocess_mode="livemax",
         )
+        for state in OUTBOX_STATES:  # present from the first scrape, so a backlog alert can fire
+            self.outbox.labels(state).set(0)
         self.outbox_age = Gauge(
             "resolver_upstream_outbox_oldest_seconds",
-            "Age of the oldest undelivered message for the top-level node",
+            "Age of the oldest undelivered message for the top-level node (0 when none waits)",
             registry=reg,
             multiprocess_mode="livemax",
         )
@@ -216,6 +272,9 @@ class NodeMetrics:
             ["outcome"],
             registry=reg,
         )
+        from resolver.process_metrics import ProcessStats
+
+        self.process = ProcessStats(reg)
         # Local tallies, moved into the metrics above by flush().
         self.routes: dict[str, RouteStats] = {}
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
@@ -228,18 +287,11 @@ class NodeMetrics:
         self.outbox_age.set(oldest_seconds)
 
     def set_standing(self, figures: dict[str, object]) -> None:
-        """Gauges of the threshold figures: yesterday, 30-day average, this year, projected."""
-        for name in (
-            "resolutionsYesterday",
-            "resolutions30dAverage",
-            "resolutionsRatio",
-            "registrationsThisYear",
-            "registrationsProjectedYear",
-            "registrationsRatio",
-        ):
-            value = figures.get(name)
+        """The threshold gauges from a standing's JSON (`Report.node_json()`)."""
+        for key, gauge in self.standing.items():
+            value = figures.get(key)
             if isinstance(value, int | float):
-                self.standing.labels(name).set(value)
+                gauge.set(value)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request (called once per request: keep it cheap)."""
@@ -302,8 +354,9 @@ class NodeMetrics:
         self.listen_up.set(1 if listen_up else 0)
         self._advance(self.cache_evictions, evictions, "evictions")
         self._advance(self.cache_invalidations, invalidations, "invalidations")
-        self._advance(self.db_lookups.labels("queries"), lookups, "lookups")
-        self._advance(self.db_lookups.labels("handles"), keys_fetched, "keys")
+        self._advance(self.db_lookups, lookups, "lookups")
+        self._advance(self.db_lookup_handles, keys_fetched, "keys")
+        self.process.refresh()
         waits, timeouts, seconds = confirmations
         self._advance(self.confirmations.labels("confirmed"), waits - timeouts, "confirmed")
         self._advance(self.confirmations.labels("timed_out"), timeouts, "timed_out")

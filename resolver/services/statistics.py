@@ -183,8 +183,11 @@ async def keep_flushing(counter: DailyCounter, store: HandleStore, metrics: Node
     while True:
         try:
             if rounds % GAUGE_EVERY == 0:
-                metrics.set_standing((await standing(store)).node.to_json())
+                metrics.set_standing((await standing(store)).node_json())
                 metrics.identifiers.set(await counts_store.identifiers_estimate(store))
+            # Every round, and from the start: the backlog is in the database whether or not this
+            # worker delivers (or a top-level node is configured at all).
+            metrics.set_outbox(*await counts_store.outbox_totals(store))
             await asyncio.sleep(FLUSH_SECONDS)
             rounds += 1
             await counter.flush(store)
@@ -227,23 +230,44 @@ class Report:
     day: date
     node: Standing
     prefixes: dict[str, Standing] = field(default_factory=dict)
+    counting_since: date | None = None  # the first day in daily_counts
+
+    @property
+    def counted_days(self) -> int:
+        """Closed days since the first count: the history the averages and projections stand on."""
+        return 0 if self.counting_since is None else max(0, (self.day - self.counting_since).days)
+
+    def node_json(self) -> dict[str, Any]:
+        return {
+            **self.node.to_json(),
+            "countedDays": self.counted_days,
+            "countingSince": None if self.counting_since is None else self.counting_since.isoformat(),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
             "day": self.day.isoformat(),
-            "node": self.node.to_json(),
+            "node": self.node_json(),
             "prefixes": {p: s.to_json() for p, s in sorted(self.prefixes.items())},
         }
 
 
 async def standing(store: HandleStore, on: date | None = None) -> Report:
-    """Yesterday's and the 30-day average resolutions, this year's and the projected registrations."""
+    """Yesterday's and the 30-day average resolutions, this year's and the projected registrations.
+
+    A node younger than the windows is measured over the days it has counted: the average over
+    its closed days (not 30), the projection from its pace since its first day this year (not
+    since 1 January), so a node that started last week is not reported at a fraction of its pace.
+    `counted_days` says how much history that is (the alert rules wait for 30 days of it).
+    """
     day = on or today()
     yesterday = day - timedelta(days=1)
     year_start = date(day.year, 1, 1)
     days_in_year = (date(day.year + 1, 1, 1) - year_start).days
-    elapsed_days = (day - year_start).days + 1
-    report = Report(day, Standing())
+    first = await counts_store.first_counted_day(store)
+    report = Report(day, Standing(), counting_since=first)
+    window = max(1, min(30, report.counted_days))
+    elapsed_days = (day - max(year_start, first or day)).days + 1
 
     def of(prefix: str) -> Standing:
         return report.prefixes.setdefault(prefix, Standing())
@@ -252,7 +276,7 @@ async def standing(store: HandleStore, on: date | None = None) -> Report:
         of(row.prefix).resolutions_yesterday = row.resolutions
         of(row.prefix).not_found_yesterday = row.not_found
     for row in await counts_store.counts_between(store, day - timedelta(days=30), yesterday):
-        of(row.prefix).resolutions_30d_average = row.resolutions / 30
+        of(row.prefix).resolutions_30d_average = row.resolutions / window
     for row in await counts_store.counts_between(store, year_start, day):
         of(row.prefix).registrations_year = row.registrations
         of(row.prefix).registrations_projected = row.registrations * days_in_year / elapsed_days
@@ -282,6 +306,12 @@ def render(report: Report) -> str:
     rows = [("node", report.node), *sorted(report.prefixes.items())]
     lines = [
         f"standing on {report.day.isoformat()} (UTC) against 10,000,000 resolutions/day and 30,000,000 registrations/year",
+        (
+            "nothing counted yet"
+            if report.counting_since is None
+            else f"counted since {report.counting_since.isoformat()}: {report.counted_days} closed days"
+            + ("" if report.counted_days >= 30 else " (averages and projections over those days alone)")
+        ),
         f"{'prefix':<18} {'resolved yesterday':>19} {'30-day avg/day':>15} {'of 10M':>8} "
         f"{'registered ' + str(report.day.year):>17} {'projected':>13} {'of 30M':>8}",
     ]

@@ -95,6 +95,18 @@ async def counted_days(db: Runner, since: date) -> list[date]:
     return [r[0] for r in await _rows(db, "counted_days", since)]
 
 
+async def first_counted_day(db: Runner) -> date | None:
+    """The first day anything was counted (None on a node that has counted nothing yet)."""
+    rows = await _rows(db, "first_counted_day")
+    return rows[0][0] if rows else None
+
+
+async def outbox_totals(db: Runner) -> tuple[int, int, float]:
+    """(pending, delivered, seconds the oldest pending message waits) of the upstream outbox."""
+    row = (await _rows(db, "outbox_status"))[0]
+    return int(row[0]), int(row[2]), float(row[1])
+
+
 async def registered_on(db: Runner, day: date) -> dict[str, int]:
     """Registrations counted on `day`, per prefix."""
     return {r[0]: int(r[1]) for r in await _rows(db, "registered_per_day", day)}

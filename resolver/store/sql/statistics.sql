@@ -14,6 +14,9 @@ select prefix, registrations, resolutions, not_found from daily_counts where day
 -- name: counted_days
 select distinct day from daily_counts where day >= $1 order by day;
 
+-- name: first_counted_day
+select min(day) from daily_counts;
+
 -- name: daily_range
 select prefix, sum(registrations), sum(resolutions), sum(not_found) from daily_counts
 where day >= $1 and day <= $2 group by prefix order by prefix;
