@@ -32,7 +32,7 @@ from resolver.http.keys import CONFIG, RATE_LIMITER, REGISTRY, SEARCHES, STORE
 from resolver.http.paging import page_and_size
 from resolver.store import enterprises
 
-_PAGING = ("limit", "page", "prefix")
+_PAGING = ("limit", "page", "pageSize", "prefix")
 
 
 class SearchesBusy(HandleError):
@@ -117,7 +117,7 @@ async def visible_prefixes(request: web.Request, identity: Identity, wanted: str
 
 
 async def search(request: web.Request) -> web.Response:
-    """GET /hrls/handles?URL=...&limit=&page=&prefix=: the handles whose values match."""
+    """GET /hrls/handles?URL=...&page=&pageSize= (or limit=)&prefix=: the handles whose values match."""
     request.app[RATE_LIMITER].check(request)
     identity = await caller(request)
     config = request.app[CONFIG]
@@ -133,9 +133,16 @@ async def search(request: web.Request) -> web.Response:
         terms.append((key, value))
     if not terms:
         raise HandleError(RC.PROTOCOL_ERROR, f"give at least one search key: {', '.join(sorted(allowed))}")
+    # `limit` as the reverse-lookup servlet names it, `pageSize` as every other listing of the node
+    size_key = "pageSize" if "pageSize" in request.query else "limit"
+    if (
+        size_key == "pageSize"
+        and request.query.get("limit", request.query["pageSize"]) != request.query["pageSize"]
+    ):
+        raise HandleError(RC.PROTOCOL_ERROR, "limit and pageSize name the same page size: give one of them")
     try:
         page, limit = page_and_size(
-            request.query, size_key="limit", default=1000, smallest=1, largest=MAX_LIMIT
+            request.query, size_key=size_key, default=1000, smallest=1, largest=MAX_LIMIT
         )
     except HandleError as exc:
         raise HandleError(RC.PROTOCOL_ERROR, exc.message) from None
