@@ -2,7 +2,8 @@
 
 Commands: `serve` (run the node), `migrate` (apply the schema), `import` and `export` (identifiers
 in bulk), `stats` (the node against the policy thresholds), `siteinfo` (this node's site record),
-`upstream` (the outbox for the top-level node: status, resync).
+`upstream` (the outbox for the top-level node: status, resync), `tls` (self-signed: a first
+certificate for HTTPS).
 
 The options of the node's configuration are not written here: each is derived from a field of
 resolver/config.py (`settings()`: its flag, environment variable, default and help). A command
@@ -33,7 +34,7 @@ DATABASE_OPTIONS = _named("dsn", "data_dir")
 BULK_OPTIONS = _named("dsn", "data_dir", "node_prefix")
 UPSTREAM_OPTIONS = _named("upstream_url", "upstream_user", "upstream_secret", "public_url")
 # what the site record is made of (`resolver siteinfo`)
-SITE_OPTIONS = _named("host", "port", "native_port", "public_url", "node_prefix")
+SITE_OPTIONS = _named("host", "port", "native_port", "public_url", "node_prefix", "tls_cert")
 
 
 def _shown(value: Any) -> Any:
@@ -127,6 +128,14 @@ COMMANDS: dict[str, Command] = {
         "client can be pointed at this node without the global registry.",
         SITE_OPTIONS,
         node.siteinfo,
+    ),
+    "tls": Command(
+        "certificates for HTTPS",
+        "self-signed: write a self-signed certificate and its key (cert.pem, key.pem 0600) for a "
+        "first run with --tls-cert/--tls-key; clients must be told to trust it.",
+        [],
+        node.tls,
+        node.tls_arguments,
     ),
     "upstream": Command(
         "the messages for the top-level node",

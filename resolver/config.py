@@ -235,6 +235,17 @@ class Config:
         default="Asia/Shanghai",
         metadata=setting("time zone of times shown to people (scan page)", kind=parse_time_zone),
     )
+    # HTTPS on the HTTP port (resolver/http/tls.py): both files, PEM; SIGHUP loads them again.
+    tls_cert: str | None = field(
+        default=None,
+        metadata=setting(
+            "PEM certificate chain: with --tls-key the HTTP port speaks HTTPS (reloaded on SIGHUP)"
+        ),
+    )
+    tls_key: str | None = field(default=None, metadata=setting("PEM private key of --tls-cert"))
+    http_redirect_port: int = field(
+        default=0, metadata=setting("with TLS, a plain-HTTP port that only redirects to HTTPS (0: none)")
+    )
     limits: Limits = field(default_factory=Limits)
     cache: CacheSettings = field(default_factory=CacheSettings)
     # How long a database call may take before the request is answered with 503.
@@ -280,7 +291,7 @@ class Config:
     public_url: str | None = field(
         default=None,
         metadata=setting(
-            "this node's address as others reach it (HS_SITE, scan pages, QR codes); default http://HOST:PORT"
+            "this node's address as others reach it (HS_SITE, scan pages, QR codes); default http://HOST:PORT (https with TLS)"
         ),
     )
     # Resolve handles of other nodes by asking the top-level node where their prefix lives.
@@ -374,7 +385,7 @@ class Config:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
 
 def _fields(cls: type, group: str, prefix: str) -> Iterator[Setting]:

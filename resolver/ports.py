@@ -53,6 +53,16 @@ def endpoints(config: Config) -> list[Endpoint]:
     found = []
     if config.port:
         found.append(Endpoint("HTTP", config.host, config.port, socket.SOCK_STREAM, "--port"))
+    if config.http_redirect_port:
+        found.append(
+            Endpoint(
+                "HTTP redirect",
+                config.host,
+                config.http_redirect_port,
+                socket.SOCK_STREAM,
+                "--http-redirect-port",
+            )
+        )
     if config.native_port:
         for name, kind in (("native TCP", socket.SOCK_STREAM), ("native UDP", socket.SOCK_DGRAM)):
             found.append(Endpoint(name, config.host, config.native_port, kind, "--native-port"))
@@ -63,7 +73,7 @@ def _addresses(endpoint: Endpoint) -> list[tuple[socket.AddressFamily, tuple[Any
     """The addresses the worker's bind takes: aiohttp's site binds every address the host names
     (asyncio's create_server); the native listeners bind the host as given
     (resolver/native/listeners.py `_reuse_port_socket`)."""
-    if endpoint.name == "HTTP":
+    if endpoint.name.startswith("HTTP"):
         infos = socket.getaddrinfo(
             endpoint.host or None, endpoint.port, type=endpoint.kind, flags=socket.AI_PASSIVE
         )
@@ -87,7 +97,7 @@ def probe(endpoint: Endpoint) -> None:
         with socket.socket(family, endpoint.kind) as sock:
             if endpoint.kind == socket.SOCK_STREAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6 and endpoint.name == "HTTP":
+                if family == socket.AF_INET6 and endpoint.name.startswith("HTTP"):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does
             try:
                 sock.bind(address)

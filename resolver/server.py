@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
+from resolver.http.tls import redirect_app, server_tls
 from resolver.logs import ACCESS_LOG_FORMAT, setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
 from resolver.ports import held as held_ports
@@ -54,22 +56,75 @@ async def _serve_worker(config: Config, slot: int) -> None:
         keepalive_timeout=config.keepalive_timeout,
         auto_decompress=False,  # a compressed body is refused (415), never inflated
     )
+    tls = server_tls(config)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
+    redirect = (
+        web.AppRunner(redirect_app(config), handle_signals=False)
+        if tls and config.http_redirect_port
+        else None
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, reuse_port=True, backlog=1024)
+        site = TLSSite(
+            runner,
+            config.host,
+            config.port,
+            ssl_context=None if tls is None else tls.listening,
+            handshake_timeout=config.header_timeout,
+            reuse_port=True,
+            backlog=1024,
+        )
         await site.start()
+        if redirect is not None:
+            await redirect.setup()
+            await web.TCPSite(redirect, config.host, config.http_redirect_port, reuse_port=True).start()
         mark_listening(slot)
-        log.info("worker %d listening on http://%s:%d", os.getpid(), config.host, config.port)
+        scheme = "https" if tls else "http"
+        log.info("worker %d listening on %s://%s:%d", os.getpid(), scheme, config.host, config.port)
         await stop.wait()
         log.info("worker %d stopping", os.getpid())
     finally:
+        if redirect is not None:
+            await redirect.cleanup()
         await runner.cleanup()
+
+
+class TLSSite(web.TCPSite):
+    """aiohttp's TCP site, with a bound on the TLS handshake (asyncio's default is 60 s: a
+    stranger could hold a connection that long without sending a byte of a request)."""
+
+    def __init__(self, *args: Any, handshake_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        if self._ssl_context is None:
+            await super().start()
+            return
+        self._runner._reg_site(self)
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        self._server = await loop.create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._handshake_timeout,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
 
 def worker_main(config: Config, slot: int = 0) -> None:
     """Entry point of one worker process."""
     setup_logging(config.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it (TLS reload)
     try:
         import uvloop
 
@@ -121,8 +176,21 @@ class Supervisor:
         process = self.context.Process(
             target=worker_main, args=(self.config, slot), name=f"resolver-worker-{slot}"
         )
-        process.start()
+        # The child starts with SIGHUP ignored (an ignored signal stays ignored across exec), so a
+        # reload asked for while it starts cannot kill it; its loop handles SIGHUP once it runs.
+        previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGHUP, previous)
         self.workers[slot] = (process, time.monotonic())
+
+    def _forward_reload(self, _signum: int, _frame: object) -> None:
+        """SIGHUP: every worker loads the TLS certificate again (resolver/http/tls.py)."""
+        log.info("received SIGHUP; workers reload the TLS certificate")
+        for process, _ in self.workers.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
 
     def _request_stop(self, signum: int, _frame: object) -> None:
         if not self.stopping:
@@ -133,11 +201,13 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGHUP, self._forward_reload)
         for slot in range(self.config.workers):
             self._spawn(slot)
         log.info(
-            "serving node %s on http://%s:%d with %d workers",
+            "serving node %s on %s://%s:%d with %d workers",
             self.config.node_prefix,
+            "https" if self.config.tls_cert else "http",
             self.config.host,
             self.config.port,
             self.config.workers,

@@ -46,7 +46,13 @@ def worker_pid(url: str, timeout: float = 5.0, node_prefix: str = NODE_PREFIX) -
     return int(answer.json()["pid"])
 
 
-def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> Node:
+def start_node(
+    tmp: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 60.0,
+    scheme: str = "http",
+) -> Node:
     port = free_port()
     log = tmp / f"node-{port}.log"
     command = [
@@ -67,7 +73,7 @@ def start_node(tmp: Path, *args: str, env: dict[str, str] | None = None, ready_t
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    node = Node(process, f"http://127.0.0.1:{port}", log)
+    node = Node(process, f"{scheme}://127.0.0.1:{port}", log)
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     node_prefix = args[args.index("--node-prefix") + 1] if "--node-prefix" in args else NODE_PREFIX
     try:
