@@ -3,7 +3,7 @@
 Commands: `serve` (run the node), `migrate` (apply the schema), `import` and `export` (identifiers
 in bulk), `stats` (the node against the policy thresholds), `siteinfo` (this node's site record),
 `upstream` (the outbox for the top-level node: status, resync), `tls` (self-signed: a first
-certificate for HTTPS).
+certificate for HTTPS), `keys` (the node's key pairs: init, show, rotate).
 
 The options of the node's configuration are not written here: each is derived from a field of
 resolver/config.py (`settings()`: its flag, environment variable, default and help). A command
@@ -128,6 +128,14 @@ COMMANDS: dict[str, Command] = {
         "client can be pointed at this node without the global registry.",
         SITE_OPTIONS,
         node.siteinfo,
+    ),
+    "keys": Command(
+        "the node's key pairs",
+        "init: make the node's first key pair; show: list the keys and their states; rotate: add a "
+        "key that is published at once and signs after --overlap seconds (the old one signs until then).",
+        _named("data_dir", "key_dir"),
+        node.keys,
+        node.keys_arguments,
     ),
     "tls": Command(
         "certificates for HTTPS",

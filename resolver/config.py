@@ -243,6 +243,13 @@ class Config:
         ),
     )
     tls_key: str | None = field(default=None, metadata=setting("PEM private key of --tls-cert"))
+    # The node's key pairs (resolver/keys.py), outside the database; default <data-dir>-keys.
+    key_dir: str | None = field(
+        default=None,
+        metadata=setting(
+            "directory of the node's key pairs (resolver keys), kept out of the database; default DATA_DIR-keys"
+        ),
+    )
     http_redirect_port: int = field(
         default=0, metadata=setting("with TLS, a plain-HTTP port that only redirects to HTTPS (0: none)")
     )
@@ -377,6 +384,14 @@ class Config:
             "themselves only under a lease shorter than this (0 = do not wait, no lease)"
         ),
     )
+
+    @property
+    def keys_path(self) -> Path:
+        """--key-dir, or a directory next to the embedded Postgres' data."""
+        if self.key_dir:
+            return Path(self.key_dir)
+        data = Path(self.data_dir)
+        return data.with_name(data.name + "-keys")
 
     @property
     def public_base(self) -> str:

@@ -111,3 +111,75 @@ def tls(args: argparse.Namespace, config: Config) -> int:
     print(f"serve with: resolver serve --tls-cert {cert} --tls-key {key}")
     print("clients must be told to trust this certificate; for clients of the public, use one from a CA")
     return 0
+
+
+def keys_arguments(keys: argparse.ArgumentParser) -> None:
+    keys.add_argument("action", choices=["init", "show", "rotate"])
+    keys.add_argument("--algorithm", default="rsa", help="key type of a new key (default rsa: RSA-2048)")
+    keys.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        help="rotate: seconds the new key is published before it signs, and the old one after (default 86400)",
+    )
+    keys.add_argument("--json", action="store_true", help="show: print JSON")
+
+
+def keys(args: argparse.Namespace, config: Config) -> int:
+    """`resolver keys init|show|rotate`: the node's key pairs (resolver/keys.py)."""
+    import orjson
+
+    from resolver.keys import DEFAULT_OVERLAP, KeyDirectory, KeyDirectoryError
+
+    directory = KeyDirectory(config.keys_path)
+    try:
+        if args.action == "init":
+            if directory.keys():
+                print(
+                    f"resolver: {directory.path} already holds the node's key; use 'resolver keys rotate'",
+                    file=sys.stderr,
+                )
+                return 2
+            key = directory.add(args.algorithm, 0)
+            print(f"made key {key.id} ({key.algorithm}), signing now; fingerprint {key.fingerprint}")
+            print(f"kept in {directory.path} (private key mode 0600); back it up apart from the database")
+            return 0
+        if args.action == "rotate":
+            if not directory.keys():
+                print("resolver: no key to rotate; use 'resolver keys init'", file=sys.stderr)
+                return 2
+            waiting = [k for k, state in directory.states() if state == "next"]
+            if waiting:
+                print(
+                    f"resolver: key {waiting[0].id} is already waiting to sign from "
+                    f"{waiting[0].signs_from.isoformat()}; rotate again after that",
+                    file=sys.stderr,
+                )
+                return 2
+            overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
+            if not 0 <= overlap <= 30 * 86400:
+                print("resolver: --overlap must be between 0 and 2592000 seconds", file=sys.stderr)
+                return 2
+            key = directory.add(args.algorithm, overlap)
+            print(
+                f"made key {key.id} ({key.algorithm}); published now, signing from {key.signs_from.isoformat()}"
+            )
+            print("the current key goes on signing until then, and stays published as long again")
+            return 0
+        states = directory.states()
+        if args.json:
+            print(
+                orjson.dumps([k.to_json(state) for k, state in states], option=orjson.OPT_INDENT_2).decode()
+            )
+            return 0
+        if not states:
+            print(f"no key in {directory.path}; 'resolver keys init' makes one")
+            return 0
+        for key, state in states:
+            print(
+                f"{key.id:<22} {key.algorithm:<4} {state:<9} signs from {key.signs_from.isoformat()}  {key.fingerprint}"
+            )
+        return 0
+    except KeyDirectoryError as exc:
+        print(f"resolver: {exc}", file=sys.stderr)
+        return 2

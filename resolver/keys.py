@@ -1,0 +1,207 @@
+"""The node's key pairs: made, shown and rotated by `resolver keys`, kept in files outside the
+database (a dump of the database carries no private key).
+
+A key directory (`--key-dir`, mode 0700) holds one PKCS#8 PEM file per private key (mode 0600,
+encrypted when RESOLVER_KEY_PASSPHRASE is set), its public key as PEM, and `keys.json`, the list
+of keys with their algorithm, creation time and the moment each one signs from.
+
+Rotation overlaps: `rotate` adds a key that is published at once (next to the current one) but
+signs only from `signs_from`, `--overlap` seconds later (default a day, the TTL of the node's
+HS_SITE and HS_PUBKEY values), so clients that cached the old record have fetched the new key
+before they see a signature made with it. The previous key stays published for another overlap
+after that, for answers signed just before the switch, and is then left out (`retired`). The key
+that signs is the newest whose `signs_from` has come.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ALGORITHMS = ("rsa",)  # SM2 joins when its library is chosen (issue 17, item 5)
+RSA_BITS = 2048
+DEFAULT_OVERLAP = 86400.0  # seconds: the TTL of the node's HS_SITE and HS_PUBKEY values
+PASSPHRASE_ENV = "RESOLVER_KEY_PASSPHRASE"
+MANIFEST = "keys.json"
+
+
+class KeyDirectoryError(Exception):
+    """A key directory that cannot be used as asked (missing, unreadable, wrong passphrase)."""
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """One key pair as `keys.json` lists it (the private key stays in its file until needed)."""
+
+    id: str
+    algorithm: str
+    created: datetime.datetime
+    signs_from: datetime.datetime
+    public_pem: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the public key's DER (SubjectPublicKeyInfo), as hex pairs."""
+        digest = hashlib.sha256(self.public_der).hexdigest()
+        return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+    @property
+    def public_der(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_pem_public_key(self.public_pem)
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def to_json(self, state: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "algorithm": self.algorithm,
+            "created": self.created.isoformat(),
+            "signsFrom": self.signs_from.isoformat(),
+            "state": state,
+            "fingerprint": self.fingerprint,
+        }
+
+
+class KeyDirectory:
+    """The key directory of one node (see the module's docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def keys(self) -> list[NodeKey]:
+        """Every key, oldest first ([] when the directory has none)."""
+        manifest = self.path / MANIFEST
+        if not manifest.exists():
+            return []
+        try:
+            entries = orjson.loads(manifest.read_bytes())
+            return [
+                NodeKey(
+                    entry["id"],
+                    entry["algorithm"],
+                    datetime.datetime.fromisoformat(entry["created"]),
+                    datetime.datetime.fromisoformat(entry["signsFrom"]),
+                    (self.path / f"{entry['id']}.pub.pem").read_bytes(),
+                )
+                for entry in entries
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyDirectoryError(f"{manifest} cannot be read: {exc}") from exc
+
+    def states(self, now: datetime.datetime | None = None) -> list[tuple[NodeKey, str]]:
+        """Each key with its state now: `next` (published, not signing yet), `current` (signs),
+        `previous` (the one before, published for as long an overlap as its successor was given,
+        for answers signed before the switch), `retired` (left out)."""
+        now = now or datetime.datetime.now(datetime.UTC)
+        keys = self.keys()
+        started = [k for k in keys if k.signs_from <= now]
+        current = started[-1] if started else None
+        previous = started[-2] if len(started) > 1 else None
+        if previous is not None and current is not None:
+            overlap = current.signs_from - current.created
+            if now - current.signs_from >= overlap:
+                previous = None
+        found = []
+        for key in keys:
+            if key is current:
+                state = "current"
+            elif key.signs_from > now:
+                state = "next"
+            elif key is previous:
+                state = "previous"
+            else:
+                state = "retired"
+            found.append((key, state))
+        return found
+
+    def signing_key(self, now: datetime.datetime | None = None) -> tuple[NodeKey, Any] | None:
+        """The current key and its private key object (None when the node has no key yet)."""
+        for key, state in self.states(now):
+            if state == "current":
+                return key, self._private(key)
+        return None
+
+    def published(self, now: datetime.datetime | None = None) -> list[NodeKey]:
+        """The keys clients should be able to find: current, next and previous."""
+        return [key for key, state in self.states(now) if state != "retired"]
+
+    def _private(self, key: NodeKey) -> Any:
+        from cryptography.hazmat.primitives import serialization
+
+        path = self.path / f"{key.id}.key.pem"
+        passphrase = os.environ.get(PASSPHRASE_ENV)
+        try:
+            return serialization.load_pem_private_key(
+                path.read_bytes(), passphrase.encode() if passphrase else None
+            )
+        except TypeError as exc:  # encrypted without a passphrase, or the other way round
+            raise KeyDirectoryError(f"{path}: {exc}; set or unset {PASSPHRASE_ENV}") from exc
+        except ValueError as exc:
+            raise KeyDirectoryError(
+                f"{path} cannot be decrypted with {PASSPHRASE_ENV} (or is not a key)"
+            ) from exc
+        except OSError as exc:
+            raise KeyDirectoryError(f"{path} cannot be read: {exc.strerror}") from exc
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add(self, algorithm: str, signs_in: float, now: datetime.datetime | None = None) -> NodeKey:
+        """A new key pair, signing `signs_in` seconds from now (0: at once)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if algorithm not in ALGORITHMS:
+            raise KeyDirectoryError(f"unknown key algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
+        now = now or datetime.datetime.now(datetime.UTC)
+        keys = self.keys()
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+        passphrase = os.environ.get(PASSPHRASE_ENV)
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase.encode())
+            if passphrase
+            else serialization.NoEncryption()
+        )
+        private_pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        public_pem = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key_id = f"node-{len(keys) + 1}-{base64.b32encode(os.urandom(5)).decode().lower()}"
+        _write_private(self.path / f"{key_id}.key.pem", private_pem)
+        (self.path / f"{key_id}.pub.pem").write_bytes(public_pem)
+        key = NodeKey(key_id, algorithm, now, now + datetime.timedelta(seconds=signs_in), public_pem)
+        self._write_manifest([*keys, key])
+        return key
+
+    def _write_manifest(self, keys: list[NodeKey]) -> None:
+        entries = [
+            {
+                "id": k.id,
+                "algorithm": k.algorithm,
+                "created": k.created.isoformat(),
+                "signsFrom": k.signs_from.isoformat(),
+            }
+            for k in keys
+        ]
+        temporary = self.path / f".{MANIFEST}.tmp"
+        temporary.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+        os.replace(temporary, self.path / MANIFEST)  # never a half-written list
+
+
+def _write_private(path: Path, pem: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)

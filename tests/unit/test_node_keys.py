@@ -1,0 +1,99 @@
+"""The node's key directory (resolver/keys.py): files and modes, the passphrase, and the states of a
+rotation over time (published before it signs, the old key published as long again after)."""
+
+from __future__ import annotations
+
+import datetime
+import stat
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from resolver.keys import PASSPHRASE_ENV, KeyDirectory, KeyDirectoryError
+
+T0 = datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.UTC)
+HOUR = datetime.timedelta(hours=1)
+
+
+def test_init_writes_a_private_key_only_its_owner_reads(tmp_path, monkeypatch):
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    keys = KeyDirectory(tmp_path / "keys")
+    key = keys.add("rsa", 0, now=T0)
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "keys" / f"{key.id}.key.pem").stat().st_mode) == 0o600
+    signer = keys.signing_key(T0)
+    assert signer is not None and signer[0].id == key.id
+    signature = signer[1].sign(b"answer", padding.PKCS1v15(), hashes.SHA256())
+    from cryptography.hazmat.primitives import serialization
+
+    public = serialization.load_pem_public_key(key.public_pem)
+    public.verify(signature, b"answer", padding.PKCS1v15(), hashes.SHA256())  # raises when wrong
+    assert len(key.fingerprint) == 95 and key.fingerprint.count(":") == 31
+
+
+def test_a_passphrase_encrypts_the_key_and_a_wrong_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    keys = KeyDirectory(tmp_path)
+    key = keys.add("rsa", 0, now=T0)
+    assert b"ENCRYPTED" in (tmp_path / f"{key.id}.key.pem").read_bytes()
+    assert keys.signing_key(T0) is not None
+    monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
+    with pytest.raises(KeyDirectoryError, match=PASSPHRASE_ENV):
+        keys.signing_key(T0)
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    with pytest.raises(KeyDirectoryError, match=PASSPHRASE_ENV):
+        keys.signing_key(T0)
+
+
+def test_rotation_publishes_first_then_signs_then_retires_the_old_key(tmp_path):
+    keys = KeyDirectory(tmp_path)
+    old = keys.add("rsa", 0, now=T0)
+    new = keys.add("rsa", 3600, now=T0 + HOUR)  # an hour of overlap
+
+    def at(moment):
+        return {key.id: state for key, state in keys.states(moment)}
+
+    assert at(T0 + HOUR * 1.5) == {old.id: "current", new.id: "next"}
+    assert [k.id for k in keys.published(T0 + HOUR * 1.5)] == [old.id, new.id]
+    assert keys.signing_key(T0 + HOUR * 1.5)[0].id == old.id  # type: ignore[index]
+    assert at(T0 + HOUR * 2.5) == {old.id: "previous", new.id: "current"}
+    assert keys.signing_key(T0 + HOUR * 2.5)[0].id == new.id  # type: ignore[index]
+    assert at(T0 + HOUR * 3.5) == {old.id: "retired", new.id: "current"}
+    assert [k.id for k in keys.published(T0 + HOUR * 3.5)] == [new.id]
+
+
+def test_unknown_algorithm_and_broken_manifest(tmp_path):
+    keys = KeyDirectory(tmp_path)
+    with pytest.raises(KeyDirectoryError, match="unknown key algorithm"):
+        keys.add("dsa", 0)
+    assert keys.keys() == [] and keys.signing_key() is None
+    (tmp_path / "keys.json").write_text("{not json")
+    with pytest.raises(KeyDirectoryError, match="cannot be read"):
+        keys.keys()
+
+
+def test_the_keys_command(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "resolver", "keys", *args, "--key-dir", str(tmp_path / "k")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert "no key" in run("show").stdout
+    assert run("rotate").returncode == 2
+    made = run("init")
+    assert made.returncode == 0 and "signing now" in made.stdout, made.stderr
+    again = run("init")
+    assert again.returncode == 2 and "already holds" in again.stderr
+    assert run("rotate", "--overlap", "3600").returncode == 0
+    waiting = run("rotate")
+    assert waiting.returncode == 2 and "already waiting" in waiting.stderr
+    states = [k["state"] for k in json.loads(run("show", "--json").stdout)]
+    assert states == ["current", "next"]
