@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from resolver.config_kinds import (
+    _KINDS,
+    Setting,
     parse_bool,
     parse_header_value,
     parse_log_format,
@@ -23,39 +25,10 @@ from resolver.config_kinds import (
     parse_origins,
     parse_time_zone,
     parse_types,
+    setting,
 )
 
-# How the text of an option or environment variable becomes the field's value, by annotation.
-_KINDS: dict[str, Callable[[str], Any]] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "str | None": str,
-    "Path": Path,
-    "bool": parse_bool,
-}
-
-
-def setting(help: str, *, kind: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    """The metadata that makes a field a setting (`kind`: how its text is read, when the field's
-    annotation does not say)."""
-    return {"help": help, "kind": kind}
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting as the command line and the environment see it."""
-
-    flag: str
-    env: str
-    target: str  # "field", or "<group>.field" for Config.limits/cache/rate
-    kind: Callable[[str], Any]
-    help: str
-    default: Any
-
-    @property
-    def secret(self) -> bool:
-        return "secret" in self.flag
+__all__ = ["CacheSettings", "Config", "Limits", "RateLimits", "Setting", "settings"]
 
 
 def default_data_dir() -> Path:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 def parse_bool(text: str) -> bool:
@@ -64,3 +68,36 @@ def parse_log_format(text: str) -> str:
     if text.lower() not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"expected text or json, got {text!r}")
     return text.lower()
+
+
+# How the text of an option or environment variable becomes the field's value, by annotation.
+_KINDS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "Path": Path,
+    "bool": parse_bool,
+}
+
+
+def setting(help: str, *, kind: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """The metadata that makes a field a setting (`kind`: how its text is read, when the field's
+    annotation does not say)."""
+    return {"help": help, "kind": kind}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting as the command line and the environment see it."""
+
+    flag: str
+    env: str
+    target: str  # "field", or "<group>.field" for Config.limits/cache/rate
+    kind: Callable[[str], Any]
+    help: str
+    default: Any
+
+    @property
+    def secret(self) -> bool:
+        return "secret" in self.flag
