@@ -32,9 +32,11 @@ def _named(*targets: str) -> list[Setting]:
 
 DATABASE_OPTIONS = _named("dsn", "data_dir")
 BULK_OPTIONS = _named("dsn", "data_dir", "node_prefix")
-UPSTREAM_OPTIONS = _named("upstream_url", "upstream_user", "upstream_secret", "public_url")
+UPSTREAM_OPTIONS = _named("upstream_url", "upstream_user", "upstream_secret", "public_url", "key_dir")
 # what the site record is made of (`resolver siteinfo`)
-SITE_OPTIONS = _named("host", "port", "native_port", "public_url", "node_prefix", "tls_cert")
+SITE_OPTIONS = _named(
+    "host", "port", "native_port", "public_url", "node_prefix", "tls_cert", "data_dir", "key_dir"
+)
 
 
 def _shown(value: Any) -> Any:

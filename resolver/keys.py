@@ -205,3 +205,52 @@ def _write_private(path: Path, pem: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(pem)
+
+
+class Signers:
+    """A worker's node keys in memory: every key not retired, with its private key, loaded at start
+    and again on SIGHUP (after `resolver keys rotate`); the one that signs is chosen by the clock, so
+    a rotation's switch needs no signal. Empty when the node has no key (answers stay unsigned)."""
+
+    def __init__(self, path: Path) -> None:
+        self.directory = KeyDirectory(path)
+        self._keys: list[tuple[NodeKey, Any, bytes]] = []
+        self.load()
+
+    def load(self) -> bool:
+        """Read the directory; on failure keep what was loaded (logged) and answer False."""
+        import logging
+
+        from resolver.native.signing import encode_public_key
+
+        try:
+            loaded = [(key, self.directory._private(key), b"") for key in self.directory.published()]
+            self._keys = [
+                (key, private, encode_public_key(private.public_key())) for key, private, _ in loaded
+            ]
+        except (KeyDirectoryError, ValueError) as exc:
+            logging.getLogger("resolver").error("node keys not loaded, the previous ones stay: %s", exc)
+            return False
+        return True
+
+    def current(self, now: datetime.datetime | None = None) -> tuple[NodeKey, Any, bytes] | None:
+        """(key, private key, its HS_PUBKEY octets) of the key that signs now."""
+        now = now or datetime.datetime.now(datetime.UTC)
+        chosen = None
+        for entry in self._keys:
+            if entry[0].signs_from <= now:
+                chosen = entry
+        return chosen
+
+    def published_octets(self) -> list[bytes]:
+        """The HS_PUBKEY octets of every key clients should find (next, current, previous)."""
+        return [octets for _, _, octets in self._keys]
+
+
+def public_octets(path: Path) -> tuple[bytes, list[bytes]]:
+    """(the HS_PUBKEY octets of the key that signs now or b"", those of every published key) for
+    the records that carry them: `resolver siteinfo` and the prefix records sent to the top-level
+    node. A key directory that cannot be read gives none (logged by Signers)."""
+    signers = Signers(path)
+    current = signers.current()
+    return (b"" if current is None else current[2]), signers.published_octets()

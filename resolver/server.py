@@ -27,6 +27,7 @@ from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
+from resolver.http.keys import NODE_KEYS
 from resolver.http.tls import redirect_app, server_tls
 from resolver.logs import ACCESS_LOG_FORMAT, setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
@@ -46,8 +47,9 @@ async def _serve_worker(config: Config, slot: int) -> None:
     # SIGINT (Ctrl-C reaches the whole process group) is the parent's to handle; it sends SIGTERM.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     share = -(-config.max_connections_per_address // max(1, config.workers))  # rounded up
+    app = create_app(config)
     runner = GuardedRunner(
-        create_app(config),
+        app,
         ConnectionGuard(config.header_timeout, share, config.trusted_proxies),
         handle_signals=False,
         access_log=logging.getLogger("resolver.access") if config.access_log else None,
@@ -57,8 +59,14 @@ async def _serve_worker(config: Config, slot: int) -> None:
         auto_decompress=False,  # a compressed body is refused (415), never inflated
     )
     tls = server_tls(config)
-    if tls is not None:
-        loop.add_signal_handler(signal.SIGHUP, tls.reload)
+
+    def reload() -> None:  # SIGHUP: the TLS certificate and the node's keys, from their files
+        if tls is not None:
+            tls.reload()
+        if app[NODE_KEYS].load():
+            log.info("worker %d loaded the node keys", os.getpid())
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     redirect = (
         web.AppRunner(redirect_app(config), handle_signals=False)
         if tls and config.http_redirect_port
@@ -186,8 +194,8 @@ class Supervisor:
         self.workers[slot] = (process, time.monotonic())
 
     def _forward_reload(self, _signum: int, _frame: object) -> None:
-        """SIGHUP: every worker loads the TLS certificate again (resolver/http/tls.py)."""
-        log.info("received SIGHUP; workers reload the TLS certificate")
+        """SIGHUP: every worker loads the TLS certificate and the node's keys again."""
+        log.info("received SIGHUP; workers reload the TLS certificate and the node keys")
         for process, _ in self.workers.values():
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)

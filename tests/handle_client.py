@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 OP_FLAG_PUBLIC_ONLY = 0x01000000
 OP_FLAG_DIGEST = 0x00800000
 OP_FLAG_KEEP_ALIVE = 0x02000000
+OP_FLAG_CERTIFY = 0x40000000
 
 
 def u32(value: int) -> bytes:
@@ -77,6 +78,9 @@ class Answer:
     packets: int = 1
     digest: bytes | None = None
     digest_algorithm: int | None = None
+    session_id: int = 0
+    signed: bytes = b""  # header and body as received (what a message signature covers after its prefix)
+    credential: bytes = b""  # the signature section without its length (empty: not signed)
 
     def handle_and_values(self) -> tuple[str, list[Value]]:
         at = 0
@@ -122,7 +126,8 @@ def read_answer(message: bytes, envelope: bytes, packets: int = 1) -> Answer:
         size = {1: 16, 2: 20, 3: 32}[algorithm]
         digest, body = body[1 : 1 + size], body[1 + size :]
     credential_length = struct.unpack("!I", message[24 + body_length : 28 + body_length])[0]
-    assert credential_length == 0
+    credential = message[28 + body_length : 28 + body_length + credential_length]
+    assert len(credential) == credential_length and len(message) == 28 + body_length + credential_length
     suggested_major = envelope[2] & 0x03
     return Answer(
         (envelope[0], envelope[1]),
@@ -135,7 +140,69 @@ def read_answer(message: bytes, envelope: bytes, packets: int = 1) -> Answer:
         packets,
         digest,
         algorithm,
+        struct.unpack("!I", envelope[4:8])[0],
+        message[: 24 + body_length],
+        credential,
     )
+
+
+def rsa_public_key(octets: bytes) -> tuple[int, int]:
+    """(exponent, modulus) of an HS_PUBKEY RSA key (RFC 3652 names the key types; the reference
+    client writes "RSA_PUB_KEY", two zero octets, then the exponent and the modulus, each with
+    an int4 length, big-endian)."""
+    at = 0
+
+    def octets_field() -> bytes:
+        nonlocal at
+        length = struct.unpack("!I", octets[at : at + 4])[0]
+        at += 4
+        chunk = octets[at : at + length]
+        at += length
+        return chunk
+
+    assert octets_field() == b"RSA_PUB_KEY"
+    at += 2  # flags
+    exponent = int.from_bytes(octets_field(), "big")
+    modulus = int.from_bytes(octets_field(), "big")
+    assert at == len(octets)
+    return exponent, modulus
+
+
+def verify_certified(answer: Answer, exponent: int, modulus: int) -> str:
+    """Check an answer's message signature (RFC 3652 section 2.2.4) with RSA PKCS#1 v1.5: the
+    signature covers, from protocol 2.8 on, the answer's major and minor version, the suggested
+    major and minor, the session id, the request id and the signer's session counter, then the
+    header and body as sent. Returns the hash name; raises when the signature does not verify."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    assert answer.credential, "the answer is not signed"
+    data = answer.credential
+    at = 4  # version, reserved, flags
+
+    def octets_field() -> bytes:
+        nonlocal at
+        length = struct.unpack("!I", data[at : at + 4])[0]
+        at += 4
+        chunk = data[at : at + length]
+        at += length
+        return chunk
+
+    octets_field()  # signer handle (empty)
+    counter = struct.unpack("!I", data[at : at + 4])[0]
+    at += 4
+    assert octets_field() == b"HS_SIGNED"
+    at += 4  # length of the signed-data section
+    hash_name = octets_field()
+    signature = octets_field()
+    assert answer.version >= (2, 8)
+    prefix = struct.pack(
+        "!BBBBIII", *answer.version, *answer.suggested, answer.session_id, answer.request_id, counter
+    )
+    algorithm = {b"SHA-256": hashes.SHA256(), b"SHA1": hashes.SHA1()}[hash_name]
+    public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    public.verify(signature, prefix + answer.signed, padding.PKCS1v15(), algorithm)
+    return hash_name.decode()
 
 
 def over_udp(port: int, request: bytes, timeout: float = 5.0) -> Answer:

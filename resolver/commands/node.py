@@ -69,9 +69,11 @@ def _tls_problem(config: Config) -> str | None:
 def siteinfo(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
+    from resolver.keys import public_octets
     from resolver.upstream.site import site_record
 
-    print(orjson.dumps(site_record(config), option=orjson.OPT_INDENT_2).decode())
+    current, _ = public_octets(config.keys_path)
+    print(orjson.dumps(site_record(config, current), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

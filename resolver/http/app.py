@@ -24,6 +24,7 @@ from resolver.http.keys import (
     LOOKUP,
     METRICS,
     NATIVE,
+    NODE_KEYS,
     OPERATORS,
     RATE_LIMITER,
     RECURSIVE,
@@ -34,6 +35,7 @@ from resolver.http.keys import (
     UPSTREAM,
 )
 from resolver.http.ratelimit import RateLimiter
+from resolver.keys import Signers
 from resolver.metrics import NodeMetrics
 from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator, Tokens
@@ -242,6 +244,7 @@ def create_app(config: Config) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(config)
     app[METRICS] = NodeMetrics()
     app[DAILY] = DailyCounter(config.node_prefix)
+    app[NODE_KEYS] = Signers(config.keys_path)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(change_feed)
     app.cleanup_ctx.append(metrics_flush)

@@ -10,6 +10,7 @@ from resolver.cache import Lookup
 from resolver.config import Config
 from resolver.http.ratelimit import RateLimiter
 from resolver.http.scan import MissingOwners
+from resolver.keys import Signers
 from resolver.metrics import NodeMetrics
 from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
@@ -44,3 +45,4 @@ RECURSIVE: web.AppKey[RecursiveResolver | None] = web.AppKey("recursive")
 NATIVE: web.AppKey[NativeListeners | None] = web.AppKey("native")
 SEARCHES: web.AppKey[Searches] = web.AppKey("searches")
 MISSING_OWNERS = web.AppKey("missing_owners", MissingOwners)
+NODE_KEYS = web.AppKey("node_keys", Signers)

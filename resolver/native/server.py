@@ -3,8 +3,10 @@ UDP and TCP listeners (`resolver.native.listeners`) and for native messages over
 
 It answers from the worker's cache and coalesced lookups, exactly as `GET /api/handles/...` does,
 counts in the same metrics and daily statistics and obeys the same resolution rate limit. Only
-public values are ever answered (the server does not authenticate native clients); requests for
-signed or encrypted answers get unsigned, clear ones.
+public values are ever answered (the server does not authenticate native clients). A request with
+the certify flag gets its answer signed with the node's current key (RFC 3652 message signature,
+resolver/native/signing.py; the key the site record publishes) when the node has one; requests
+for encrypted answers get clear ones.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold, parse_handle, strip_scheme
 from resolver.core.values import is_public, select
 from resolver.native import protocol as p
-from resolver.native import reflection
+from resolver.native import reflection, signing
 from resolver.native.memo import AnswerMemo
 from resolver.upstream.site import site_record
 
@@ -42,7 +44,7 @@ class NativeService:
     """Turns one request message into one answer message, using the worker's application."""
 
     def __init__(self, app: Any) -> None:
-        from resolver.http.keys import CONFIG, DAILY, LOOKUP, METRICS, RATE_LIMITER, REGISTRY
+        from resolver.http.keys import CONFIG, DAILY, LOOKUP, METRICS, NODE_KEYS, RATE_LIMITER, REGISTRY
 
         self.config = app[CONFIG]
         self.registry = app[REGISTRY]
@@ -51,7 +53,8 @@ class NativeService:
         self.daily = app[DAILY]
         self.limiter = app[RATE_LIMITER]
         self.cache = self.lookup.cache
-        self.site = p.encode_site(site_record(self.config), resolve=True)
+        self.keys = app[NODE_KEYS]
+        self._sites: dict[bytes, bytes] = {}  # the encoded site record, by the key it publishes
         # repeated requests answered from kept bytes; not when every request must take a token
         self.memo = AnswerMemo(
             self.cache,
@@ -83,8 +86,33 @@ class NativeService:
         except BaseException:
             self.metrics.request(ROUTES[transport], "RESOLVE", 500, time.perf_counter() - started)
             raise
-        return self._deliver(
-            envelope, request, rc, p.answer(request, rc, body), found, budget, transport, started
+        reply = self._certified(envelope, request, p.answer(request, rc, body))
+        return self._deliver(envelope, request, rc, reply, found, budget, transport, started)
+
+    def site(self) -> bytes:
+        """The site record with the public key of the key that signs now."""
+        current = self.keys.current()
+        octets = b"" if current is None else current[2]
+        site = self._sites.get(octets)
+        if site is None:
+            site = self._sites[octets] = p.encode_site(site_record(self.config, octets), resolve=True)
+        return site
+
+    def _certified(self, envelope: p.Envelope, request: p.Request, reply: bytes) -> bytes:
+        """`reply` signed when the request asks for it and the node has a key (else as it is: the
+        client then says the answer is not certified)."""
+        if not request.flags & p.FLAG_CERTIFY:
+            return reply
+        current = self.keys.current()
+        if current is None:
+            return reply
+        return signing.sign_message(
+            reply,
+            current[1],
+            p.answer_version(envelope),
+            p.SERVER_VERSION,
+            envelope.session_id,
+            envelope.request_id,
         )
 
     def answer_cached(
@@ -108,6 +136,8 @@ class NativeService:
             request = p.parse_request(envelope, message)
             if request.opcode != p.OC_RESOLUTION or request.response_code != 0:
                 return None
+            if request.flags & p.FLAG_CERTIFY and self.keys.current() is not None:
+                return None  # signed per request (its id is signed): the general path
             text, indexes, types = p.parse_resolution(request.body)
         except p.ProtocolError:
             return None
@@ -163,7 +193,7 @@ class NativeService:
         if request.response_code != 0:
             return p.RC_PROTOCOL_ERROR, p.error_body("a request must have response code 0"), None
         if request.opcode == p.OC_GET_SITE_INFO:
-            return p.RC_SUCCESS, self.site, None
+            return p.RC_SUCCESS, self.site(), None
         if request.opcode != p.OC_RESOLUTION:
             message = f"operation {request.opcode} is not supported; this server resolves"
             return p.RC_OPERATION_NOT_SUPPORTED, p.error_body(message), None

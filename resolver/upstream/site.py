@@ -64,11 +64,27 @@ def site_record(config: Config, public_key: bytes = b"") -> dict[str, Any]:
     }
 
 
-def site_value(config: Config) -> dict[str, Any]:
+def site_value(config: Config, public_key: bytes = b"") -> dict[str, Any]:
     """The HS_SITE value (index 1) of this node's prefix records."""
     return {
         "index": 1,
         "type": "HS_SITE",
-        "data": {"format": "site", "value": site_record(config)},
+        "data": {"format": "site", "value": site_record(config, public_key)},
         "ttl": 86400,
     }
+
+
+PUBKEY_INDEX = 300  # the first HS_PUBKEY of a prefix record, as Handle.Net's prefix records use
+
+
+def pubkey_values(keys: list[bytes]) -> list[dict[str, Any]]:
+    """HS_PUBKEY values (from index 300) of the node's published keys, each its Handle encoding."""
+    return [
+        {
+            "index": PUBKEY_INDEX + n,
+            "type": "HS_PUBKEY",
+            "data": {"format": "base64", "value": base64.b64encode(octets).decode("ascii")},
+            "ttl": 86400,
+        }
+        for n, octets in enumerate(keys)
+    ]

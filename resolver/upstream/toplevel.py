@@ -31,7 +31,7 @@ from resolver.services.statistics import today
 from resolver.store import outbox
 from resolver.store import statistics as counts
 from resolver.store.connections import Connection
-from resolver.upstream.site import site_value
+from resolver.upstream.site import pubkey_values, site_value
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,11 @@ def prefix_message(config: Config, prefix: str, enabled: bool) -> dict[str, Any]
         "op": "upsert" if enabled else "delete",
     }
     if enabled:
-        message["record"] = {"handle": f"0.NA/{prefix}", "values": [site_value(config)]}
+        from resolver.keys import public_octets
+
+        current, published = public_octets(config.keys_path)
+        values = [site_value(config, current), *pubkey_values(published)]
+        message["record"] = {"handle": f"0.NA/{prefix}", "values": values}
     return message
 
 
