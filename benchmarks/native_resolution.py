@@ -9,6 +9,8 @@ warms every worker's cache, then measures each face for --duration seconds:
 - `udp`: one resolution per datagram, 64 in flight spread over 16 client sockets (the kernel picks
   a worker per socket), a Python (uvloop) generator;
 - `tcp`: one connection per request, as hdllib does (connect, resolve, close), 64 at once;
+- `tcp-certified` (when asked for): the same with the certify flag, every answer signed with the
+  node's RSA-2048 key (a key directory made for the run);
 - `http`: `GET /api/handles/...` on keep-alive connections, wrk -t1 -c64.
 
 Each face runs over all handles in random order, and again with one hot handle (the second row: a
@@ -52,6 +54,7 @@ from benchmarks.harness import embedded_database, free_port, start_node, stop
 from benchmarks.wrk_resolution import HOT, seed, wrk
 
 PUBLIC_ONLY = 0x01000000
+CERTIFY = 0x40000000  # the answer signed with the node's key (RFC 3652), made by `resolver keys init`
 IN_FLIGHT = 64
 UDP_SOCKETS = 16
 
@@ -135,7 +138,7 @@ async def udp_load(port: int, pick: Pick, duration: float) -> Load:
     return load
 
 
-async def tcp_load(port: int, pick: Pick, duration: float) -> Load:
+async def tcp_load(port: int, pick: Pick, duration: float, flags: int = PUBLIC_ONLY) -> Load:
     load = Load()
     deadline = time.monotonic() + duration
 
@@ -145,7 +148,7 @@ async def tcp_load(port: int, pick: Pick, duration: float) -> Load:
             request_id += 1
             started = time.monotonic()
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request(pick(), request_id, PUBLIC_ONLY))
+            writer.write(request(pick(), request_id, flags))
             envelope = await reader.readexactly(20)
             message = await reader.readexactly(struct.unpack_from("!I", envelope, 16)[0])
             writer.close()
@@ -208,6 +211,8 @@ def measure(node: Node, face: str, hot: bool, args: argparse.Namespace, workdir:
             (lambda: udp_load(node.native, pick, args.duration))
             if face == "udp"
             else (lambda: tcp_load(node.native, pick, args.duration))
+            if face == "tcp"
+            else (lambda: tcp_load(node.native, pick, args.duration, PUBLIC_ONLY | CERTIFY))
         )
         load = uvloop.run(run())
         seconds = time.monotonic() - started
@@ -294,7 +299,19 @@ def warm(node: Node, args: argparse.Namespace, workdir: Path) -> None:
             ).done
 
 
-def start(checkout: Path, dsn: str, workdir: Path, handles: int) -> tuple[Any, Node]:
+def keys(checkout: Path, workdir: Path) -> Path:
+    """A key directory with one RSA-2048 key, for the tcp-certified face (made once per run)."""
+    path = workdir / "keys"
+    if not (path / "keys.json").exists():
+        subprocess.run(
+            [sys.executable, "-m", "resolver", "keys", "init", "--key-dir", str(path)],
+            cwd=checkout,
+            check=True,
+        )
+    return path
+
+
+def start(checkout: Path, dsn: str, workdir: Path, handles: int, certify: bool = False) -> tuple[Any, Node]:
     native = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", native))  # the UDP side of the port is free too
@@ -308,6 +325,7 @@ def start(checkout: Path, dsn: str, workdir: Path, handles: int) -> tuple[Any, N
         "0",  # the generator is one address: no reflection limit here
         "--cache-max-entries",
         str(2 * handles + 10),
+        *(("--key-dir", str(keys(checkout, workdir))) if certify else ()),
         checkout=checkout,
     )
     return process, Node(url, native, [str(process.pid), *descendants(process.pid)])
@@ -320,7 +338,9 @@ def main() -> int:
     parser.add_argument("--handles", type=int, default=100_000)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per face and row")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--faces", nargs="+", choices=["udp", "tcp", "http"], default=["udp", "tcp", "http"])
+    parser.add_argument(
+        "--faces", nargs="+", choices=["udp", "tcp", "tcp-certified", "http"], default=["udp", "tcp", "http"]
+    )
     parser.add_argument("--no-hot", action="store_true", help="skip the single-hot-handle rows")
     parser.add_argument("--warm-limit", type=float, default=90.0, help="seconds of each warming at most")
     parser.add_argument("--warm-visits", type=float, default=10.0, help="native warming: requests per handle")
@@ -341,7 +361,7 @@ def main() -> int:
         asyncio.run(seed(dsn, args.handles))
         for _ in range(args.rounds):
             for checkout in checkouts:
-                process, node = start(checkout, dsn, workdir, args.handles)
+                process, node = start(checkout, dsn, workdir, args.handles, "tcp-certified" in args.faces)
                 try:
                     warm(node, args, workdir)
                     for face in args.faces:
