@@ -146,25 +146,38 @@ def read_answer(message: bytes, envelope: bytes, packets: int = 1) -> Answer:
     )
 
 
+class Fields:
+    """Reads int4 numbers and int4-length octet strings, in order."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def skip(self, count: int) -> None:
+        self.at += count
+
+    def int4(self) -> int:
+        value = int(struct.unpack_from("!I", self.data, self.at)[0])
+        self.at += 4
+        return value
+
+    def octets(self) -> bytes:
+        length = self.int4()
+        chunk = self.data[self.at : self.at + length]
+        assert len(chunk) == length, "cut short"
+        self.at += length
+        return chunk
+
+
 def rsa_public_key(octets: bytes) -> tuple[int, int]:
     """(exponent, modulus) of an HS_PUBKEY RSA key (RFC 3652 names the key types; the reference
     client writes "RSA_PUB_KEY", two zero octets, then the exponent and the modulus, each with
     an int4 length, big-endian)."""
-    at = 0
-
-    def octets_field() -> bytes:
-        nonlocal at
-        length = struct.unpack("!I", octets[at : at + 4])[0]
-        at += 4
-        chunk = octets[at : at + length]
-        at += length
-        return chunk
-
-    assert octets_field() == b"RSA_PUB_KEY"
-    at += 2  # flags
-    exponent = int.from_bytes(octets_field(), "big")
-    modulus = int.from_bytes(octets_field(), "big")
-    assert at == len(octets)
+    fields = Fields(octets)
+    assert fields.octets() == b"RSA_PUB_KEY"
+    fields.skip(2)  # flags
+    exponent = int.from_bytes(fields.octets(), "big")
+    modulus = int.from_bytes(fields.octets(), "big")
+    assert fields.at == len(octets)
     return exponent, modulus
 
 
@@ -177,24 +190,14 @@ def verify_certified(answer: Answer, exponent: int, modulus: int) -> str:
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     assert answer.credential, "the answer is not signed"
-    data = answer.credential
-    at = 4  # version, reserved, flags
-
-    def octets_field() -> bytes:
-        nonlocal at
-        length = struct.unpack("!I", data[at : at + 4])[0]
-        at += 4
-        chunk = data[at : at + length]
-        at += length
-        return chunk
-
-    octets_field()  # signer handle (empty)
-    counter = struct.unpack("!I", data[at : at + 4])[0]
-    at += 4
-    assert octets_field() == b"HS_SIGNED"
-    at += 4  # length of the signed-data section
-    hash_name = octets_field()
-    signature = octets_field()
+    fields = Fields(answer.credential)
+    fields.skip(4)  # version, reserved, flags
+    fields.octets()  # signer handle (empty)
+    counter = fields.int4()
+    assert fields.octets() == b"HS_SIGNED"
+    fields.skip(4)  # length of the signed-data section
+    hash_name = fields.octets()
+    signature = fields.octets()
     assert answer.version >= (2, 8)
     prefix = struct.pack(
         "!BBBBIII", *answer.version, *answer.suggested, answer.session_id, answer.request_id, counter
