@@ -28,7 +28,7 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     if config.native_port and config.native_port == config.port:
         print("resolver: --native-port must differ from --port (the HTTP port)", file=sys.stderr)
         return 2
-    problem = _tls_problem(config)
+    problem = _tls_problem(config) or _keys_problem(config)
     if problem:
         print(f"resolver: {problem}", file=sys.stderr)
         return 2
@@ -63,6 +63,20 @@ def _tls_problem(config: Config) -> str | None:
         server_tls(config)
     except TLSFilesError as exc:
         return f"TLS: {exc}"
+    return None
+
+
+def _keys_problem(config: Config) -> str | None:
+    """A key directory that holds keys the node cannot load (a passphrase missing or wrong, a file
+    unreadable) stops the start: the node would otherwise answer certify requests unsigned."""
+    from resolver.keys import KeyDirectory, KeyDirectoryError
+
+    directory = KeyDirectory(config.keys_path)
+    try:
+        for key in directory.published():
+            directory._private(key)
+    except KeyDirectoryError as exc:
+        return f"node keys: {exc}"
     return None
 
 

@@ -97,3 +97,20 @@ def test_the_keys_command(tmp_path):
     assert waiting.returncode == 2 and "already waiting" in waiting.stderr
     states = [k["state"] for k in json.loads(run("show", "--json").stdout)]
     assert states == ["current", "next"]
+
+
+def test_serve_refuses_keys_it_cannot_load(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "at rest")
+    KeyDirectory(tmp_path / "k").add("rsa", 0)
+    env = {k: v for k, v in __import__("os").environ.items() if k != PASSPHRASE_ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "resolver", "serve", "--port", "0", "--key-dir", str(tmp_path / "k")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2 and "node keys" in done.stderr and PASSPHRASE_ENV in done.stderr, done.stderr
