@@ -62,3 +62,10 @@ def test_public_url_wins_when_https_and_port_443_is_left_out():
 def test_default_public_address_follows_the_scheme():
     assert CONFIG.public_base == "https://127.0.0.1:8443"  # HS_SITE, scan pages and QR codes
     assert Config(port=8000).public_base == "http://127.0.0.1:8000"
+
+
+def test_the_site_record_names_the_https_interface():
+    from resolver.upstream.site import site_record
+
+    interfaces = site_record(CONFIG)["servers"][0]["interfaces"]
+    assert {"query": True, "admin": False, "protocol": "HTTPS", "port": 8443} in interfaces
