@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -109,7 +108,7 @@ def load_gmssl_fast() -> Candidate:
     return Candidate(
         "gmssl-fast",
         "native (GmSSL, static)",
-        "raw r||s",
+        "raw r‖s",
         g.sm3,
         lambda d, q, m: handle(d, q).sign(m),
         lambda q, m, sig: bool(handle(None, q).verify(m, sig)),
@@ -156,7 +155,7 @@ def load_gmssl() -> Candidate:
     return Candidate(
         "gmssl (duanhongyi)",
         "pure Python",
-        "hex r||s",
+        "hex r‖s",
         lambda d: bytes.fromhex(sm3m.sm3_hash(func.bytes_to_list(d))),
         lambda d, q, m: bytes.fromhex(crypt(d, q).sign_with_sm3(m)),
         lambda q, m, sig: bool(crypt(b"\x01", q).verify_with_sm3(sig.hex(), m)),
@@ -171,7 +170,7 @@ def load_pysmx() -> Candidate:
     return Candidate(
         "snowland-smx (pysmx)",
         "pure Python",
-        "raw r||s",
+        "raw r‖s",
         lambda d: bytes(s3.digest(list(d))),
         lambda d, q, m: s2.Sign(m, d, secrets.token_hex(32), 64, uid=USER_ID),
         lambda q, m, sig: bool(s2.Verify(sig, m, q, 64, uid=USER_ID)),
@@ -180,25 +179,55 @@ def load_pysmx() -> Candidate:
     )
 
 
-def load_ctypes_gmssl(module: str) -> Candidate:
+def load_ctypes_gmssl(distribution: str) -> Candidate:
+    """gmssl-python, pygmssl and easy-gmssl: ctypes over libgmssl.so, so only the library is checked.
+
+    Not imported: pygmssl calls exit() when the library is missing, and gmssl-python's top-level
+    gmssl.py is shadowed by the gmssl package when both are installed.
+    """
+    import importlib.metadata
     from ctypes.util import find_library
 
-    # Checked before the import: pygmssl calls exit() when the library is missing.
-    if importlib.util.find_spec(module) is None:
-        raise ImportError(f"{module} is not installed")
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ImportError(f"{distribution} is not installed") from exc
     if find_library("gmssl") is None:
         raise ImportError("libgmssl.so (GmSSL 3) is not installed and Debian has no package for it")
     raise ImportError("loads libgmssl.so; not probed further")
 
 
+def load_node_wrapper() -> Candidate:
+    """The node's own resolver/core/sm.py (gmssl-pyx, ZA and e computed before the digest calls)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sm: Any = importlib.import_module("resolver.core.sm")
+    private = sm.SM2PrivateKey.from_raw(PRIVATE)
+    public = sm.SM2PublicKey.from_raw(PUBLIC)
+    return Candidate(
+        "resolver.core.sm (gmssl-pyx digest calls)",
+        "native (GmSSL 3, linked in the wheel)",
+        "raw r‖s",
+        sm.sm3,
+        lambda d, q, m: sm.sign(private, m),
+        lambda q, m, sig: bool(sm.verify(public, m, sig)),
+        za=lambda q, uid: sm.za(sm.SM2PublicKey.from_raw(q), uid),
+        custom_id=True,
+    )
+
+
 LOADERS: list[tuple[str, Callable[[], Candidate]]] = [
+    ("resolver.core.sm", load_node_wrapper),
     ("gmssl-pyx", load_gmssl_pyx),
     ("gmssl-fast", load_gmssl_fast),
     ("tongsuopy", load_tongsuopy),
     ("gmssl", load_gmssl),
     ("snowland-smx", load_pysmx),
+    ("gmssl-python", lambda: load_ctypes_gmssl("gmssl-python")),
     ("pygmssl", lambda: load_ctypes_gmssl("pygmssl")),
-    ("easy-gmssl", lambda: load_ctypes_gmssl("easy_gmssl")),
+    ("easy-gmssl", lambda: load_ctypes_gmssl("easy-gmssl")),
 ]
 
 
