@@ -15,6 +15,9 @@ Forms, all documented and stable:
 
 `verify` answers False for any signature that is not a valid one (wrong length, r or s outside
 [1, n-1], wrong key, message or id); malformed keys and ids raise `SMError`.
+
+GmSSL writes two lines (source file and function) to the process's stderr for each signature that
+fails to verify; nothing else, and nothing for a signature refused here before the library sees it.
 """
 
 from __future__ import annotations
