@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import pytest
 
-# Until pyproject.toml lists gmssl-pyx (the choice of issue 17 item 5), a fresh venv lacks it.
-pytest.importorskip("gmssl_pyx", reason="gmssl-pyx is not installed (pyproject.toml should list it)")
-
 from resolver.core import sm
 
 SM3_VECTORS = [
