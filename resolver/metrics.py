@@ -266,6 +266,12 @@ class NodeMetrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.tls_expiry = Gauge(
+            "resolver_tls_certificate_expiry_timestamp_seconds",
+            "When the HTTPS certificate in use expires (seconds since the epoch; 0 without TLS)",
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
         self.recursive = Counter(
             "resolver_recursive_resolutions",
             "Recursive resolutions of other nodes' handles by outcome (ok, not_found, failed hop)",

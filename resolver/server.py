@@ -27,7 +27,7 @@ from resolver.config import Config
 from resolver.embedded import EmbeddedPostgres
 from resolver.http.app import create_app
 from resolver.http.connections import ConnectionGuard, GuardedRunner
-from resolver.http.keys import NODE_KEYS
+from resolver.http.keys import METRICS, NODE_KEYS
 from resolver.http.tls import redirect_app, server_tls
 from resolver.logs import ACCESS_LOG_FORMAT, setup_logging
 from resolver.metrics import prepare_multiprocess_dir, worker_died
@@ -63,10 +63,13 @@ async def _serve_worker(config: Config, slot: int) -> None:
     def reload() -> None:  # SIGHUP: the TLS certificate and the node's keys, from their files
         if tls is not None:
             tls.reload()
+            app[METRICS].tls_expiry.set(tls.expires)
         if app[NODE_KEYS].load():
             log.info("worker %d loaded the node keys", os.getpid())
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    if tls is not None:
+        app[METRICS].tls_expiry.set(tls.expires)
     redirect = (
         web.AppRunner(redirect_app(config), handle_signals=False)
         if tls and config.http_redirect_port

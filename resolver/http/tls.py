@@ -53,6 +53,18 @@ def _context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+def _not_after(cert: str) -> float:
+    """When the chain's first certificate (the node's own) expires, in seconds since the epoch."""
+    from cryptography import x509
+
+    try:
+        with open(cert, "rb") as pem:
+            leaf = x509.load_pem_x509_certificates(pem.read())[0]
+    except (OSError, ValueError, IndexError) as exc:
+        raise TLSFilesError(f"{cert}: the certificate cannot be read ({exc})") from exc
+    return leaf.not_valid_after_utc.timestamp()
+
+
 class ServerTLS:
     """The listener's context and the current one behind it (see the module's docstring)."""
 
@@ -61,6 +73,7 @@ class ServerTLS:
         self.current = _context(cert, key)
         self.listening = _context(cert, key)
         self.listening.sni_callback = self._choose
+        self.expires = _not_after(cert)
 
     def _choose(self, connection: ssl.SSLObject, _name: str | None, _context: ssl.SSLContext) -> None:
         connection.context = self.current  # the handshake goes on under the current certificate
@@ -68,10 +81,12 @@ class ServerTLS:
     def reload(self) -> bool:
         """Load the files again; True when the new pair is in use, False (old pair kept) when not."""
         try:
-            self.current = _context(self.cert, self.key)
+            context = _context(self.cert, self.key)
+            expires = _not_after(self.cert)
         except TLSFilesError as exc:
             log.error("TLS certificate not reloaded, the previous one stays in use: %s", exc)
             return False
+        self.current, self.expires = context, expires
         log.info("TLS certificate reloaded from %s", self.cert)
         return True
 

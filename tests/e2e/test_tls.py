@@ -25,8 +25,8 @@ from tests.nodes import free_port, start_node
 pytestmark = pytest.mark.e2e
 
 
-def self_signed(directory: Path, *names: str) -> tuple[Path, Path]:
-    args = [arg for name in names for arg in ("--name", name)]
+def self_signed(directory: Path, *names: str, days: int = 365) -> tuple[Path, Path]:
+    args = [arg for name in names for arg in ("--name", name)] + ["--days", str(days)]
     done = subprocess.run(
         [sys.executable, "-m", "resolver", "tls", "self-signed", "--out", str(directory), *args],
         capture_output=True,
@@ -43,6 +43,19 @@ def der(pem: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.read_text())
 
 
+def not_after(pem: Path) -> float:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
+
+
+def expiry_metric(url: str) -> float:
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("resolver_tls_certificate_expiry_timestamp_seconds "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no resolver_tls_certificate_expiry_timestamp_seconds")
+
+
 def served_certificate(port: int, trust: Path) -> bytes:
     context = ssl.create_default_context(cafile=str(trust))
     with (
@@ -57,7 +70,7 @@ def served_certificate(port: int, trust: Path) -> bytes:
 @pytest.fixture
 def certificates(tmp_path: Path):
     first = self_signed(tmp_path / "first", "localhost", "127.0.0.1")
-    second = self_signed(tmp_path / "second", "127.0.0.1", "node.example")
+    second = self_signed(tmp_path / "second", "127.0.0.1", "node.example", days=30)
     trust = tmp_path / "trust.pem"
     trust.write_text(first[0].read_text() + second[0].read_text())
     live = tmp_path / "live"
@@ -86,6 +99,7 @@ def test_https_reload_redirect_and_strangers(certificates, fresh_database: str, 
         answer = requests.get(f"{node.url}/api/handles/0.NA/88.123", timeout=10)
         assert answer.status_code == 200 and answer.json()["responseCode"] == 1
         assert served_certificate(port, trust) == der(first[0])
+        assert expiry_metric(node.url) == not_after(first[0])  # for the certificate-expiry alerts
 
         # a keep-alive connection made under the first certificate
         context = ssl.create_default_context(cafile=str(trust))
@@ -103,6 +117,7 @@ def test_https_reload_redirect_and_strangers(certificates, fresh_database: str, 
             time.sleep(0.2)
         for _ in range(6):  # new connections reach both workers: every one serves the new pair
             assert served_certificate(port, trust) == der(second[0])
+        assert expiry_metric(node.url) == not_after(second[0])  # the lowest over the workers: the new one
         kept.request("GET", "/status", headers=basic())
         reply = kept.getresponse()
         assert reply.status == 200 and b"pid" in reply.read()  # the old connection was not dropped
