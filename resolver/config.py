@@ -101,6 +101,13 @@ class RateLimits:
         default=0.0, metadata=setting("resolutions/s per client address that reach the database (0 = off)")
     )
     resolve_per_address_burst: int = field(default=0, metadata=setting("burst of the resolution limit"))
+    # A certified (signed) native answer costs some ten plain ones: bounded per client address.
+    certified_per_address: float = field(
+        default=20.0, metadata=setting("certified (signed) native answers/s per client address (0 = off)")
+    )
+    certified_per_address_burst: int = field(
+        default=40, metadata=setting("burst of the certified-answer limit")
+    )
     # Failed authentications (wrong secrets, unknown identities, invalid tokens), counted before
     # any hash is computed: per identity and client address, per address, and (looser) per identity.
     # An address where an identity authenticated recently is exempt from that identity's own limit,

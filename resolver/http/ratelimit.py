@@ -262,6 +262,7 @@ class RateLimiter:
         self._address = self._make(limits.per_address / share, limits.per_address_burst)
         self._credential = self._make(limits.per_credential / share, limits.per_credential_burst)
         self._resolve = self._make(limits.resolve_per_address / share, limits.resolve_per_address_burst)
+        self._certified = self._make(limits.certified_per_address / share, limits.certified_per_address_burst)
         self.failed_auth = FailedAuthentications(limits, config.workers)
 
     def throttle(self, request: web.Request) -> AddressThrottle:
@@ -281,6 +282,13 @@ class RateLimiter:
         """The resolution limit for a client address (the native protocol's requests)."""
         if self._resolve is not None:
             wait = self._resolve.take(address, time.monotonic())
+            if wait:
+                raise RateLimited(max(1, math.ceil(wait)))
+
+    def check_certified(self, address: str) -> None:
+        """The limit on signed native answers for a client address (RateLimited past it)."""
+        if self._certified is not None:
+            wait = self._certified.take(address, time.monotonic())
             if wait:
                 raise RateLimited(max(1, math.ceil(wait)))
 

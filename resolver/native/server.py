@@ -86,7 +86,7 @@ class NativeService:
         except BaseException:
             self.metrics.request(ROUTES[transport], "RESOLVE", 500, time.perf_counter() - started)
             raise
-        reply = self._certified(envelope, request, p.answer(request, rc, body))
+        rc, reply = self._certified(envelope, request, rc, body, address, udp=budget is not None)
         return self._deliver(envelope, request, rc, reply, found, budget, transport, started)
 
     def site(self) -> bytes:
@@ -98,15 +98,30 @@ class NativeService:
             site = self._sites[octets] = p.encode_site(site_record(self.config, octets), resolve=True)
         return site
 
-    def _certified(self, envelope: p.Envelope, request: p.Request, reply: bytes) -> bytes:
-        """`reply` signed when the request asks for it and the node has a key (else as it is: the
-        client then says the answer is not certified)."""
+    def _certified(
+        self, envelope: p.Envelope, request: p.Request, rc: int, body: bytes, address: str, udp: bool
+    ) -> tuple[int, bytes]:
+        """(response code, answer): signed when the request asks for it and the node has a key
+        (else unsigned: the client then says the answer is not certified). A signature costs some
+        ten plain answers of CPU, so it is only made for a client whose address TCP has proved:
+        over UDP a certified request is told to use TCP (a signed answer would not fit three
+        times the request anyway, and a spoofed source could make the node sign for nothing),
+        and each address gets `--rate-certified-per-address` signatures a second; past that the
+        answer is an unsigned SERVER_TOO_BUSY."""
+        reply = p.answer(request, rc, body)
         if not request.flags & p.FLAG_CERTIFY:
-            return reply
+            return rc, reply
         current = self.keys.current()
         if current is None:
-            return reply
-        return signing.sign_message(
+            return rc, reply
+        if udp:
+            return p.RC_ERROR, use_tcp(envelope, request)
+        try:
+            self.limiter.check_certified(address)
+        except RateLimited as exc:
+            self.metrics.outcomes["refused"] += 1
+            return p.RC_SERVER_TOO_BUSY, p.answer(request, p.RC_SERVER_TOO_BUSY, p.error_body(exc.message))
+        return rc, signing.sign_message(
             reply,
             current[1],
             p.answer_version(envelope),

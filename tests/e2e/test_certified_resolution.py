@@ -144,3 +144,36 @@ def test_without_a_key_certified_requests_get_unsigned_answers(fresh_database: s
         assert answer.credential == b""  # hdllib then reports the answer is not certified
     finally:
         node.stop()
+
+
+def test_signatures_are_bounded_per_address(fresh_database: str, tmp_path: Path):
+    """Each signature costs some ten plain answers: over UDP (where the source can be spoofed) a
+    certified request is sent to TCP unsigned, and over TCP an address gets
+    --rate-certified-per-address signatures a second (burst 2 here), then SERVER_TOO_BUSY unsigned."""
+    key_dir = tmp_path / "keys"
+    keys(key_dir, "init")
+    native = free_port()
+    node = start_node(
+        tmp_path,
+        "--dsn", fresh_database,
+        "--native-port", str(native),
+        "--key-dir", str(key_dir),
+        "--rate-certified-per-address", "0.01",
+        "--rate-certified-per-address-burst", "2",
+        "--workers", "1",  # the buckets are per worker (the rate is shared out, the burst is each one's)
+    )  # fmt: skip
+    try:
+        exponent, modulus = site_key(native)
+        certify = OP_FLAG_PUBLIC_ONLY | OP_FLAG_CERTIFY
+        request, _ = request_message(1, resolution_body("0.NA/88.123"), flags=certify)
+        udp = over_udp(native, request)
+        assert udp.rc == 2 and "TCP" in udp.message_text() and udp.credential == b""
+        answers = [over_tcp(native, request)[0] for _ in range(3)]
+        assert [a.rc for a in answers[:2]] == [1, 1]
+        assert all(verify_certified(a, exponent, modulus) == "SHA-256" for a in answers[:2])
+        assert answers[2].rc == 3 and answers[2].credential == b""  # RC_SERVER_TOO_BUSY
+        plain = over_tcp(native, request_message(1, resolution_body("0.NA/88.123"))[0])[0]
+        assert plain.rc == 1  # plain answers are not held back by the signature limit
+    finally:
+        code = node.stop()
+        assert code == 0, node.log.read_text()
