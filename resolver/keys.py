@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,10 @@ class KeyDirectory:
                 return key, self._private(key)
         return None
 
+    def load_published(self) -> list[tuple[NodeKey, Any]]:
+        """Every published key with its private key; KeyDirectoryError when one cannot be loaded."""
+        return [(key, self._private(key)) for key in self.published()]
+
     def published(self, now: datetime.datetime | None = None) -> list[NodeKey]:
         """The keys clients should be able to find: current, next and previous."""
         return [key for key, state in self.states(now) if state != "retired"]
@@ -219,14 +224,12 @@ class Signers:
 
     def load(self) -> bool:
         """Read the directory; on failure keep what was loaded (logged) and answer False."""
-        import logging
-
         from resolver.native.signing import encode_public_key
 
         try:
-            loaded = [(key, self.directory._private(key), b"") for key in self.directory.published()]
             self._keys = [
-                (key, private, encode_public_key(private.public_key())) for key, private, _ in loaded
+                (key, private, encode_public_key(private.public_key()))
+                for key, private in self.directory.load_published()
             ]
         except (KeyDirectoryError, ValueError) as exc:
             logging.getLogger("resolver").error("node keys not loaded, the previous ones stay: %s", exc)

@@ -71,10 +71,8 @@ def _keys_problem(config: Config) -> str | None:
     unreadable) stops the start: the node would otherwise answer certify requests unsigned."""
     from resolver.keys import KeyDirectory, KeyDirectoryError
 
-    directory = KeyDirectory(config.keys_path)
     try:
-        for key in directory.published():
-            directory._private(key)
+        KeyDirectory(config.keys_path).load_published()
     except KeyDirectoryError as exc:
         return f"node keys: {exc}"
     return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import os
 import re
 import ssl
 from pathlib import Path
@@ -178,8 +179,6 @@ def self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
 
 def write_self_signed(directory: Path, hosts: list[str], days: int = 365) -> tuple[Path, Path]:
     """cert.pem and key.pem (0600, created so from the start) in `directory`."""
-    import os
-
     cert_pem, key_pem = self_signed(hosts, days)
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"

@@ -166,12 +166,8 @@ def permits(perm: Mapping[str, Any], handle: str) -> bool:
     prefix = target.lower().removeprefix("0.na/")
     if kind == "handlesUnderThisPrefix":
         return _prefix_of(handle) == prefix
-    if kind == "derivedPrefixes":
-        own = (
-            _prefix_of(handle.lower().removeprefix("0.na/"))
-            if handle.lower().startswith("0.na/")
-            else _prefix_of(handle)
-        )
+    if kind == "derivedPrefixes":  # the handle's prefix, or the prefix a 0.NA/ handle names
+        own = _prefix_of(handle.lower().removeprefix("0.na/"))
         return own == prefix or own.startswith(prefix + ".")
     if kind == "thisHandle":
         return handle.lower() == target.lower() or _prefix_of(handle) == target.lower()
