@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import re
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.cpu_per_request import cpu_seconds, descendants, postgres_pids
 from benchmarks.harness import embedded_database, start_node, stop
+from benchmarks.wrk_resolution import wrk as run_wrk
 from resolver.config import Limits
 from resolver.core.values import parse_values
 from resolver.store.migrations import migrate
@@ -99,18 +98,9 @@ def script(path: Path, first: int, count: int, lang: str, walk: bool) -> Path:
 
 
 def wrk(port: int, lua: Path, seconds: int) -> tuple[float, int]:
-    """(requests/s, non-2xx answers) of one wrk run."""
-    out = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(lua), f"http://127.0.0.1:{port}/"],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rate, out
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return float(rate.group(1)), int(bad.group(1)) if bad else 0
+    """(requests/s, non-2xx answers) of one wrk run, 32 connections."""
+    result = run_wrk(f"http://127.0.0.1:{port}/", seconds, 32, lua)
+    return result["rps"], int(result["errors"])
 
 
 def measure(
