@@ -34,6 +34,7 @@ from resolver.metrics import prepare_multiprocess_dir, worker_died
 from resolver.ports import held as held_ports
 from resolver.readiness import mark_listening
 from resolver.services.bootstrap import ensure_node_admin
+from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.store.connections import wait_for_database
 from resolver.store.migrations import migrate
 from resolver.store.open import open_store
@@ -153,7 +154,8 @@ async def prepare_database(config: Config) -> None:
     finally:
         await conn.close()
     async with open_store(config, single=True) as store:
-        await ensure_node_admin(config, store)
+        seal = await load_seal(config.keys_path, store)
+        await ensure_node_admin(config, store, SecretKeys(seal))
 
 
 async def run_migrations(config: Config) -> int:

@@ -116,10 +116,17 @@ def empty_database(template_ready: str) -> Iterator[str]:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The node key directory of every in-process node of the session (its seal of secret keys)."""
+    return tmp_path_factory.mktemp("node-keys")
+
+
 @pytest.fixture
-def config(fresh_database: str) -> Config:
+def config(fresh_database: str, key_dir: Path) -> Config:
     return Config(
         node_prefix=NODE_PREFIX,
+        key_dir=str(key_dir),
         admin_secret=ADMIN_SECRET,
         dsn=fresh_database,
         workers=1,

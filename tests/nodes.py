@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from pathlib import Path
 import requests
 
 from tests.helpers import ADMIN_SECRET, NODE_PREFIX
+
+# The key directory of every node process of the session that names none (the seal of its secret
+# keys): one for all, since nodes of a session share databases.
+SESSION_KEYS = Path(tempfile.mkdtemp(prefix="resolver-test-keys-"))
 
 
 def free_port() -> int:
@@ -67,6 +72,7 @@ def start_node(
         "--admin-secret",
         ADMIN_SECRET,
         *(() if "--native-port" in args else ("--native-port", "0")),
+        *(() if "--key-dir" in args else ("--key-dir", str(SESSION_KEYS))),
         *args,
     ]
     with open(log, "wb") as out:

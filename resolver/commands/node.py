@@ -37,12 +37,13 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     except Exception as exc:  # a clear line instead of a traceback for configuration errors
         from resolver.ports import EXIT_PORT_IN_USE, PortInUse
         from resolver.services.bootstrap import BootstrapError
+        from resolver.services.seckeys import SealError
         from resolver.store.migrations import SchemaTooNew
 
         if isinstance(exc, PortInUse):
             print(f"resolver: {exc}", file=sys.stderr)
             return EXIT_PORT_IN_USE
-        if isinstance(exc, BootstrapError | SchemaTooNew):
+        if isinstance(exc, BootstrapError | SealError | SchemaTooNew):
             print(f"resolver: {exc}", file=sys.stderr)
             return 2
         raise
@@ -144,6 +145,7 @@ def keys(args: argparse.Namespace, config: Config) -> int:
     import orjson
 
     from resolver.keys import DEFAULT_OVERLAP, KeyDirectory, KeyDirectoryError
+    from resolver.services.seckeys import SEAL_FILE, SealError, read_or_make_seal
 
     directory = KeyDirectory(config.keys_path)
     try:
@@ -155,8 +157,11 @@ def keys(args: argparse.Namespace, config: Config) -> int:
                 )
                 return 2
             key = directory.add(args.algorithm, 0)
+            seal = read_or_make_seal(directory.path)
             print(f"made key {key.id} ({key.algorithm}), signing now; fingerprint {key.fingerprint}")
+            print(f"the seal of stored secret keys is {seal.key_id} ({directory.path / SEAL_FILE})")
             print(f"kept in {directory.path} (private key mode 0600); back it up apart from the database")
+            print("every instance of the node needs this same directory")
             return 0
         if args.action == "rotate":
             if not directory.keys():
@@ -194,6 +199,6 @@ def keys(args: argparse.Namespace, config: Config) -> int:
                 f"{key.id:<22} {key.algorithm:<4} {state:<9} signs from {key.signs_from.isoformat()}  {key.fingerprint}"
             )
         return 0
-    except KeyDirectoryError as exc:
+    except (KeyDirectoryError, SealError) as exc:
         print(f"resolver: {exc}", file=sys.stderr)
         return 2

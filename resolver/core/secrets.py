@@ -1,4 +1,4 @@
-"""Secret keys (HS_SECKEY values) are stored only as salted scrypt hashes.
+"""Stored secrets: passwords as salted scrypt hashes; HS_SECKEY values sealed (see below).
 
 Hashing is deliberately slow, so callers run these functions in a thread, never on the event loop.
 The hash parameters are the node's: a stored value with other parameters (a tenant's choice, or
@@ -80,3 +80,71 @@ def verify_secret(secret: bytes, stored: str) -> bool:
     salt, expected = parsed if parsed is not None else (_DUMMY_SALT, None)
     actual = _scrypt(secret, salt)
     return expected is not None and hmac.compare_digest(actual, expected)
+
+
+# -- HS_SECKEY values: the reference's hashed key, sealed with a node key --------------------------
+#
+# A secret key must be checkable in challenge-response (the MAC key is the stored form itself, see
+# docs/trust-reference.md section 4), so it cannot be a salted slow hash. The node stores what the
+# reference calls the hashed secret key (`Encoder.encodeSecretKey(secret, true)`: the lower-case hex
+# of SHA-1 of the secret, which clients with the hash option use as their key) and seals it with
+# AES-256-GCM under a key kept in the key directory, outside the database: a dump or a backup of
+# the database holds neither the secret nor anything that answers a challenge.
+
+SEALED_FORMAT = "sealed"
+SEAL_KEY_BYTES = 32
+_SEALED_RE = re.compile(r"v1\.([0-9a-f]{16})\.([A-Za-z0-9_-]{20,200})")
+_NONCE_BYTES = 12
+_SEAL_CONTEXT = b"HS_SECKEY hashed secret key"
+
+
+def reference_hash(secret: bytes) -> bytes:
+    """`Encoder.encodeSecretKey(secret, true)`: the lower-case hex of SHA-1(secret), as ASCII."""
+    return hashlib.sha1(secret).hexdigest().encode("ascii")
+
+
+class Seal:
+    """Seals and unseals the stored form of HS_SECKEY values with one node key."""
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(key) != SEAL_KEY_BYTES:
+            raise ValueError(f"a seal key has {SEAL_KEY_BYTES} octets")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(b"seal key id" + key).hexdigest()[:16]
+
+    def seal(self, secret: bytes) -> str:
+        """The stored text for a secret key as the client sends it (hashed here first)."""
+        return self.seal_hashed(reference_hash(secret))
+
+    def seal_hashed(self, hashed: bytes) -> str:
+        """The stored text for a key already in the reference's hashed form."""
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, hashed, _SEAL_CONTEXT)
+        return f"v1.{self.key_id}.{base64.urlsafe_b64encode(sealed).rstrip(b'=').decode()}"
+
+    def unseal(self, text: object) -> bytes | None:
+        """The hashed key inside a value this seal made; None for anything else (another node's
+        seal, a tampered value, garbage)."""
+        if not isinstance(text, str):
+            return None
+        match = _SEALED_RE.fullmatch(text)
+        if match is None or match[1] != self.key_id:
+            return None
+        from cryptography.exceptions import InvalidTag
+
+        raw = base64.urlsafe_b64decode(match[2] + "=" * (-len(match[2]) % 4))
+        if len(raw) <= _NONCE_BYTES:
+            return None
+        try:
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _SEAL_CONTEXT)
+        except InvalidTag:
+            return None
+
+
+def password_matches(password: bytes, hashed: bytes) -> bool:
+    """Basic over HTTP against a hashed key: the password itself (the reference's
+    `StandardHandleAuthenticator.checkSecretKey` compares the octets it is given with the stored
+    data, so a client of a hashed key may send the hex), or the password whose hash it is."""
+    return hmac.compare_digest(reference_hash(password), hashed) | hmac.compare_digest(password, hashed)

@@ -43,6 +43,7 @@ from resolver.services.batches import Batches
 from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.services.enterprises import Operators
 from resolver.services.registry import Registry
+from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
 from resolver.store.coherence import Coherence
@@ -100,13 +101,14 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
     store.coherence = Coherence(config.coherence_wait)
     cache.on_clear = _after_the_first(lambda: store.changed(None))
     try:
-        await ensure_node_admin(config, store)
+        secret_keys = SecretKeys(await load_seal(config.keys_path, store))
+        await ensure_node_admin(config, store, secret_keys)
         token_key = await ensure_node_key(store, TOKEN_KEY)
-        registry = Registry(config, store, lookup)
+        registry = Registry(config, store, lookup, secret_keys)
         app[STORE] = store
         app[LOOKUP] = lookup
         app[REGISTRY] = registry
-        app[AUTHENTICATOR] = Authenticator(lookup, config.limits)
+        app[AUTHENTICATOR] = Authenticator(lookup, config.limits, secret_keys, store)
         app[ACCOUNTS] = accounts = Accounts(store, Tokens(token_key, config.token_ttl))
         store.on_users_changed = accounts.states.invalidate
         app[BATCHES] = Batches(registry)

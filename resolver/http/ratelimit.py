@@ -7,6 +7,7 @@ by the number of workers), since the kernel spreads connections evenly across wo
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
@@ -232,20 +233,24 @@ def credential_key(header: str) -> str:
     """The credential an Authorization header names, in one form however it is spelt (what the
     per-credential bucket is keyed by): a bearer token whatever the scheme's case and the spaces,
     or bare; the Basic user percent-decoded, a Handle identity by its case-folded handle (every
-    key of one handle shares a bucket: index 0 means any of them). A header that does not parse
-    keys as itself, stripped (it fails authentication, which has limits of its own)."""
+    key of one handle shares a bucket: index 0 means any of them), each with a digest of the
+    password: the bucket is the credential's, not the name's, so that a stranger naming someone
+    else's identity with guesses spends his own buckets and the failed-authentication limits,
+    never the owner's budget. A header that does not parse keys as itself, stripped (it fails
+    authentication, which has limits of its own)."""
     text = header.strip()
     scheme, _, rest = text.partition(" ")
     folded = scheme.lower()
     if folded == "basic":
         try:
-            user, _ = parse_basic(text)
+            user, password = parse_basic(text)
         except HandleError:
             return text
+        secret = hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         if ":" in user or "/" in user:
             head, colon, handle = user.partition(":")
-            return "handle " + fold(handle if colon and head.isascii() and head.isdigit() else user)
-        return "user " + user
+            return f"handle {fold(handle if colon and head.isascii() and head.isdigit() else user)} {secret}"
+        return f"user {user} {secret}"
     if folded == "bearer" and rest.strip():
         return "bearer " + rest.strip()
     if text and " " not in text:

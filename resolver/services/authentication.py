@@ -15,6 +15,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import logging
 import os
 from typing import NamedTuple, Protocol
 from urllib.parse import unquote
@@ -28,6 +29,11 @@ from resolver.core.errors import RC, HandleError, quoted
 from resolver.core.handles import fold, parse_handle
 from resolver.core.permissions import Identity
 from resolver.core.values import StoredValue
+from resolver.native import protocol, signing
+from resolver.services.seckeys import SecretKeys
+from resolver.store.handles import HandleStore
+
+_LOG = logging.getLogger(__name__)
 
 _MAX_REMEMBERED = 10_000
 # The longest index accepted in a user name (2^31 - 1 has ten digits); int() of a longer string of
@@ -183,18 +189,31 @@ def parse_identity(user: str, limits: Limits) -> tuple[int, str]:
 
 
 class Authenticator:
-    """Checks Basic credentials against the secret keys stored in handles."""
+    """Proves `index:handle` identities: Basic credentials checked against the secret keys stored
+    in handles, and challenge answers (HS_SECKEY and HS_PUBKEY, the native protocol's and the
+    HTTP `Authorization: Handle` scheme's) checked against the keys of the identity handle."""
 
-    def __init__(self, lookup: Lookup, limits: Limits) -> None:
+    def __init__(
+        self, lookup: Lookup, limits: Limits, secret_keys: SecretKeys, store: HandleStore | None = None
+    ) -> None:
         self._lookup = lookup
         self._limits = limits
+        self._keys = secret_keys
+        self._store = store  # where a secret stored before sealing is converted (None: never)
         self._checks = SecretChecks()
+
+    async def _values(self, key: str) -> list[StoredValue]:
+        # never a stale entry: it may hold a key rotated since (503 while the database is away)
+        entry = await self._lookup.get(key, stale=False)
+        return sorted(entry.record.values, key=lambda v: v["index"]) if entry.record is not None else []
 
     async def authenticate(self, header: str, throttle: Throttle = UNTHROTTLED) -> Identity:
         """The identity the Basic header proves, or rc 402 (HTTP 401); 429 past the throttle's limits.
 
-        An attempt costs one hash per candidate key, at least one: an identity handle that does not
-        exist, or has no secret key at that index, is checked against a dummy hash.
+        A sealed secret key is checked at once (`secrets.password_matches`); one stored before
+        sealing costs a scrypt hash, and is sealed once it matched. An identity handle that does not
+        exist, or has no secret key at that index, costs what a sealed key costs, and gets the same
+        answer as a wrong secret.
         """
         try:
             user, password = parse_basic(header)
@@ -205,29 +224,134 @@ class Authenticator:
         key = fold(handle)
         identity = handle_identity(key)
         throttle.check(identity)  # before the lookup: past a limit, nothing is done at all
-        # never a stale entry: it may hold a secret rotated since (503 while the database is away)
-        entry = await self._lookup.get(key, stale=False)
-        values = entry.record.values if entry.record is not None else []
-        candidates = [v for v in values if _is_secret_key(v, index) and isinstance(v["data"]["value"], str)]
+        candidates = [v for v in await self._values(key) if _is_secret_key(v, index)]
         secret = encode_secret(password)
-        for value in candidates:
+        sealed = [(v, h) for v in candidates if (h := self._keys.hashed_key(v["data"])) is not None]
+        hashed = [v for v in candidates if _is_scrypt(v)]
+        if sealed or not hashed:
+            attempt = throttle.admit(identity)
+            matched = None
+            for value, hashed_key in sealed:
+                if secrets.password_matches(secret, hashed_key) and matched is None:
+                    matched = value
+            if not sealed:
+                secrets.password_matches(secret, _NO_KEY)  # the same work as one key
+            if matched is not None:
+                attempt.succeeded()
+                return Identity(matched["index"], key, handle)
+        for value in hashed:
             stored = value["data"]["value"]
             if await self._checks.check((key, value["index"], stored), secret, stored, throttle, identity):
+                await self._convert(key, value["index"], stored, secret, f"{value['index']}:{handle}")
                 return Identity(value["index"], key, handle)
-        if not candidates:
-            await self._checks.check((key, index, None), secret, secrets.DUMMY_HASH, throttle, identity)
         # one answer whether the handle exists or not
         raise _failed(
             "authentication failed: unknown identity or wrong secret", "认证失败：身份不存在或密钥错误"
         )
 
+    async def _convert(self, key: str, index: int, stored: str, secret: bytes, actor: str) -> None:
+        """Seal a secret key stored before sealing, now that its secret was presented. A failure
+        leaves the scrypt hash in place (checked again next time): the login succeeded anyway."""
+        if self._store is None:
+            return
+        try:
+            if await self._keys.convert(self._store, key, index, stored, secret, actor):
+                self._lookup.invalidate([key])
+        except Exception:  # the database away: the next login tries again
+            _LOG.warning("the secret key %s:%s could not be sealed yet", index, key, exc_info=True)
+
+    async def verify_answer(
+        self,
+        auth_type: str,
+        handle: str,
+        index: int,
+        nonce: bytes,
+        digest: bytes,
+        signed_response: bytes,
+        throttle: Throttle = UNTHROTTLED,
+    ) -> Identity:
+        """The identity a challenge answer proves (`HandleServer.verifyIdentityAndGetIndex`), or
+        rc 403 (AUTHENTICATION_FAILED); 429 past the throttle's limits.
+
+        `signed_response` is in the native form (`ChallengeAnswerRequest`): for HS_SECKEY the code
+        octet and the MAC (`signing.check_seckey_answer`), for HS_PUBKEY the hash name and the
+        signature (`signing.check_pubkey_answer`); what was signed is `nonce || digest`. Index 0
+        tries every key of that type in index order, as the reference does. A secret key is
+        checked in the reference's hashed form: clients answer with the hash option
+        (`SecretKeyAuthenticationInfo(handle, index, secret, true)`).
+        """
+        key = fold(handle)
+        identity = handle_identity(key)
+        throttle.check(identity)
+        if auth_type not in ("HS_SECKEY", "HS_PUBKEY"):
+            throttle.failed(identity)
+            raise HandleError(
+                RC.AUTHENTICATION_FAILED,
+                f"unknown authentication type {quoted(auth_type, 40)}: HS_SECKEY or HS_PUBKEY",
+                zh=f"未知的认证类型 {quoted(auth_type, 40)}：应为 HS_SECKEY 或 HS_PUBKEY",
+            )
+        if auth_type == "HS_SECKEY" and not _affordable(signed_response):
+            throttle.failed(identity)
+            raise HandleError(
+                RC.AUTHENTICATION_FAILED,
+                f"a PBKDF2 answer may use at most {MAX_PBKDF2_ITERATIONS} iterations",
+                zh=f"PBKDF2 应答的迭代次数不得超过 {MAX_PBKDF2_ITERATIONS}",
+            )
+        values = await self._values(key)
+        attempt = throttle.admit(identity)
+        for value in values:
+            if index and value["index"] != index:
+                continue
+            if await self._answers(auth_type, value, nonce, digest, signed_response):
+                attempt.succeeded()
+                return Identity(value["index"], key, handle)
+        raise HandleError(
+            RC.AUTHENTICATION_FAILED,
+            "authentication failed: unknown identity, wrong key, or a secret key stored before "
+            "challenge-response was offered (sign in once with Basic over HTTP to convert it)",
+            zh="认证失败：身份不存在、密钥错误，或该密钥保存于支持挑战应答之前（请先用 Basic 认证登录一次以完成转换）",
+        )
+
+    async def _answers(
+        self, auth_type: str, value: StoredValue, nonce: bytes, digest: bytes, answer: bytes
+    ) -> bool:
+        if fold(value["type"]) != fold(auth_type):
+            return False
+        try:
+            if auth_type == "HS_SECKEY":
+                hashed_key = self._keys.hashed_key(value["data"])
+                if hashed_key is None:
+                    return False
+                # PBKDF2 costs milliseconds: off the event loop
+                return await asyncio.to_thread(signing.check_seckey_answer, hashed_key, nonce, digest, answer)
+            public = signing.decode_public_key(protocol.value_data(value["data"]))
+            return signing.check_pubkey_answer(public, nonce, digest, answer)
+        except (signing.SignatureError, protocol.EncodingError, ValueError):
+            return False
+
+
+# The reference's clients use 10,000 (`Util.doPbkdf2HmacSHA1` callers); the client chooses, and each
+# iteration is the node's CPU.
+MAX_PBKDF2_ITERATIONS = 100_000
+_NO_KEY = secrets.reference_hash(b"")
+
+
+def _affordable(answer: bytes) -> bool:
+    if not answer or answer[0] != signing.CODE_PBKDF2_HMAC_SHA1:
+        return True
+    try:
+        return signing.parse_pbkdf2(answer[1:])[0].iterations <= MAX_PBKDF2_ITERATIONS
+    except signing.SignatureError:
+        return True  # refused by the check itself
+
 
 def _is_secret_key(value: StoredValue, index: int) -> bool:
-    return (
-        fold(value["type"]) == "hs_seckey"
-        and (index == 0 or value["index"] == index)
-        and value["data"].get("format") == secrets.HASH_FORMAT
-    )
+    return fold(value["type"]) == "hs_seckey" and (index == 0 or value["index"] == index)
+
+
+def _is_scrypt(value: StoredValue) -> bool:
+    data = value["data"]
+    return data.get("format") == secrets.HASH_FORMAT and isinstance(data.get("value"), str)
 
 
 class TokenError(Exception):

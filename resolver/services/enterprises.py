@@ -73,7 +73,7 @@ class PrefixChange:
     secret: str | None  # a newly generated administrator secret, to hand over once
 
 
-def enterprise_prefix_handle_values(prefix_display: str, secret_hash: str) -> list[dict[str, Any]]:
+def enterprise_prefix_handle_values(prefix_display: str, seckey: dict[str, Any]) -> list[dict[str, Any]]:
     """The values of `0.NA/<enterprise prefix>`: HS_ADMIN, an admin group, the HS_SECKEY."""
     handle = f"0.NA/{prefix_display}"
     return parse_values(
@@ -98,7 +98,7 @@ def enterprise_prefix_handle_values(prefix_display: str, secret_hash: str) -> li
             {
                 "index": NODE_ADMIN_INDEX,
                 "type": "HS_SECKEY",
-                "data": {"format": secrets.HASH_FORMAT, "value": secret_hash},
+                "data": seckey,
                 "permissions": "1100",
             },
         ],
@@ -254,8 +254,8 @@ class Operators:
             if wanted == PrefixState.ENABLED and await tx.lock(key) is None:
                 secret = given_secret or new_secret()
                 generated = None if given_secret else secret
-                hashed = await asyncio.to_thread(secrets.hash_secret, secret.encode("utf-8"))
-                values = enterprise_prefix_handle_values(display, hashed)
+                seckey = self.registry.secret_keys.stored(secret.encode("utf-8"))
+                values = enterprise_prefix_handle_values(display, seckey)
                 await tx.insert(key, f"0.NA/{display}", PREFIX_NA, values)
                 tx.audit(AuditEntry(actor.name, "handle.create", key, enterprise_id, None, values))
             if PrefixState.ENABLED in (current, wanted) and current != wanted:
@@ -280,7 +280,7 @@ class Operators:
         if given is not None and (not isinstance(given, str) or len(given) < 12):
             raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")
         secret = given or new_secret()
-        hashed = await asyncio.to_thread(secrets.hash_secret, secret.encode("utf-8"))
+        seckey = self.registry.secret_keys.stored(secret.encode("utf-8"))
         async with self.store.write() as tx:
             folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
             key = f"{PREFIX_NA}/{folded}"
@@ -290,10 +290,10 @@ class Operators:
                     f"prefix {display} was never enabled and has no admin credentials",
                     f"前缀 {display} 尚未启用过，没有管理员凭据",
                 )
-            fresh = enterprise_prefix_handle_values(display, hashed)
-            seckey = [v for v in fresh if v["index"] == NODE_ADMIN_INDEX]
+            fresh = enterprise_prefix_handle_values(display, seckey)
+            replaced = [v for v in fresh if v["index"] == NODE_ADMIN_INDEX]
             kept = [v for v in record.values if v["index"] != NODE_ADMIN_INDEX]
-            await tx.update(key, sorted(kept + seckey, key=lambda v: v["index"]))
+            await tx.update(key, sorted(kept + replaced, key=lambda v: v["index"]))
             tx.audit(
                 AuditEntry(
                     actor.name,

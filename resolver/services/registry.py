@@ -30,7 +30,7 @@ from resolver.core.permissions import (
 from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
 from resolver.core.templates import Template, check_values, pick_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
-from resolver.services.seckeys import hash_secrets
+from resolver.services.seckeys import SecretKeys
 from resolver.services.template_lookup import TemplateSource, load_templates
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry, PrefixInfo, Record
@@ -64,8 +64,9 @@ def not_found() -> HandleError:
 class Registry:
     """Handle operations with their permission checks."""
 
-    def __init__(self, config: Config, store: HandleStore, lookup: Lookup) -> None:
+    def __init__(self, config: Config, store: HandleStore, lookup: Lookup, secret_keys: SecretKeys) -> None:
         self.config = config
+        self.secret_keys = secret_keys
         self.limits = config.limits
         self.store = store
         self.lookup = lookup
@@ -280,7 +281,7 @@ class Registry:
         """Create the handle, or with `overwrite` replace all its values; True when created."""
         self.check_responsible(name)
         values = parse_values(raw_values, self.limits, self._now())
-        await hash_secrets(values)
+        self.secret_keys.prepare(values)
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
@@ -327,7 +328,7 @@ class Registry:
                 "the indexes in the query differ from those in the body",
                 zh="查询参数中的索引与请求体中的不一致",
             )
-        await hash_secrets(values)
+        self.secret_keys.prepare(values)
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)

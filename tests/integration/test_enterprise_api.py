@@ -233,7 +233,7 @@ async def test_audit_trail_records_every_operation_and_cannot_be_changed(client,
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("delete from audit")
         secrets_in_audit = await conn.fetchval(
-            "select count(*) from audit where after::text like '%scrypt%' and after::text not like '%redacted%'"
+            "select count(*) from audit where after::text like '%sealed%' and after::text not like '%redacted%'"
         )
         assert secrets_in_audit == 0
     finally:

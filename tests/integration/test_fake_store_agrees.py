@@ -9,6 +9,7 @@ trail and have notified the same changes. Postgres is the truth: when they diffe
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,10 @@ from resolver.core.enterprises import PrefixState
 from resolver.core.errors import HandleError
 from resolver.core.handles import parse_handle
 from resolver.core.permissions import Identity
+from resolver.core.secrets import Seal
 from resolver.services.batches import Batches
 from resolver.services.registry import Registry
+from resolver.services.seckeys import SecretKeys
 from resolver.store.connections import Readers
 from resolver.store.handles import HandleStore
 from resolver.store.notifications import CHANNEL, parse_payload
@@ -81,7 +84,7 @@ async def copy_into(fake: FakeStore, conn: asyncpg.Connection) -> None:
 
 
 def services(store: Any, lookup: Lookup) -> Side:
-    registry = Registry(Config(node_prefix="88.123"), store, lookup)
+    registry = Registry(Config(node_prefix="88.123"), store, lookup, SecretKeys(Seal(os.urandom(32))))
     return Side(store, registry, Batches(registry), [])
 
 

@@ -130,3 +130,27 @@ async def test_one_credential_has_one_bucket_however_its_header_is_written(confi
                     assert body["responseCode"] == 3 and int(resp.headers["Retry-After"]) >= 1, body
             # the first two spellings are accepted (they are this credential), the rest share their bucket
             assert statuses == [200, 200, 429, 429, 429], (kind, statuses)
+
+
+async def test_naming_someone_elses_identity_does_not_spend_its_credential_budget(config):
+    """Found when sealed secret keys made wrong guesses cheap (tests/security/test_brute_force.py,
+    the real node under a flood): the per-credential bucket was keyed by the user name alone, so
+    a stranger sending the administrator's name with guesses emptied the administrator's budget.
+    Guesses are the failed-authentication limits' business; the credential bucket holds only
+    requests that present the same secret."""
+    from tests.helpers import ADMIN_SECRET, ADMIN_USER
+
+    rate = replace(no_rate_limits(), per_credential=0.001, per_credential_burst=2)
+    async with serving(replace(config, rate=rate)) as client:
+        for i in range(6):
+            resp = await client.get(
+                "/hrls/handles", params={"URL": "x"}, headers=basic(ADMIN_USER, f"guess-{i}")
+            )
+            assert resp.status == 401, await resp.json()
+        statuses = []
+        for _ in range(3):
+            resp = await client.get(
+                "/hrls/handles", params={"URL": "x"}, headers=basic(ADMIN_USER, ADMIN_SECRET)
+            )
+            statuses.append(resp.status)
+    assert statuses == [200, 200, 429]

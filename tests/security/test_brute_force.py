@@ -9,7 +9,9 @@
 - An unknown identity costs exactly the hashes a known one costs, and gets the same answer.
 - Malformed credentials of every kind are 4xx, never 500.
 
-Hashes are counted (hashlib.scrypt is wrapped), never timed. Several client addresses are real:
+Checks are counted (hashlib.scrypt and secrets.password_matches are wrapped), never timed: a
+password or a secret key stored before sealing costs a scrypt hash, a sealed secret key (and an
+identity without any key) one comparison. Several client addresses are real:
 every address of 127.0.0.0/8 is the loopback, and the client binds its connections to one.
 """
 
@@ -57,11 +59,22 @@ USER, PASSWORD = "acme", "password-123"
 WRONG = "wrong-secret"
 
 
+SEALED = "sealed"
+
+
 @pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
-    """The (n, r, p) of every scrypt computation, in any thread."""
-    calls: list[tuple[int, int, int]] = []
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every secret checked: the (n, r, p) of each scrypt computation, in any thread, and SEALED
+    for each comparison with a sealed secret key."""
+    calls: list[object] = []
     real = hashlib.scrypt
+    matches = secrets.password_matches
+
+    def comparing(password: bytes, hashed: bytes) -> bool:
+        calls.append(SEALED)
+        return matches(password, hashed)
+
+    monkeypatch.setattr(secrets, "password_matches", comparing)
 
     def counting(password: bytes, *, salt: bytes, n: int, r: int, p: int, maxmem: int = 0, dklen: int = 64):
         calls.append((n, r, p))
@@ -69,6 +82,12 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
 
     monkeypatch.setattr(secrets.hashlib, "scrypt", counting)
     return calls
+
+
+def costs(calls: list[object]) -> int:
+    """How many secrets were checked, each with the node's own parameters."""
+    assert all(call in (NODE_PARAMETERS, SEALED) for call in calls), calls
+    return len(calls)
 
 
 @pytest.fixture
@@ -146,25 +165,25 @@ def assert_limited(shape: str, status: int, headers: dict[str, Any], body: Any) 
 
 
 @pytest.mark.parametrize("route", ROUTES)
-async def test_past_the_limit_wrong_secrets_get_429_and_cost_no_hash(node, scrypt_calls, route):
+async def test_past_the_limit_wrong_secrets_get_429_and_cost_no_hash(node, checks, route):
     shape, user, request = ROUTES[route]
-    scrypt_calls.clear()
+    checks.clear()
     async with at(node, "127.0.0.2") as attacker:
         answers = [await send(attacker, request(user, WRONG)) for _ in range(PAIR_BURST + 3)]
         assert [status for status, _, _ in answers] == [401] * PAIR_BURST + [429] * 3
-        assert scrypt_calls == [NODE_PARAMETERS] * PAIR_BURST
+        assert costs(checks) == PAIR_BURST
         for answer in answers[PAIR_BURST:]:
             assert_limited(shape, *answer)
         # over the limit, even the right secret is not checked (that would be a free guess)
         assert_limited(shape, *await send(attacker, request(user, correct_secret(user))))
-    assert len(scrypt_calls) == PAIR_BURST
+    assert len(checks) == PAIR_BURST
     # the owner, at another address, is not held by the flood
     async with at(node, "127.0.0.3") as owner:
         status, _, body = await send(owner, request(user, correct_secret(user)))
     assert status not in (401, 429, 500), body
 
 
-async def test_forged_tokens_are_limited_per_address_and_valid_ones_still_work(node, scrypt_calls):
+async def test_forged_tokens_are_limited_per_address_and_valid_ones_still_work(node, checks):
     async with at(node, "127.0.0.4") as attacker:
         answers = [
             await send(attacker, ("GET", DETAIL, {"headers": bearer("e30.forged")}))
@@ -183,11 +202,11 @@ async def test_forged_tokens_are_limited_per_address_and_valid_ones_still_work(n
     async with at(node, "127.0.0.4") as same_address:
         status, _, body = await send(same_address, ("GET", DETAIL, {"headers": bearer(token)}))
         assert status == 200 and body["status"] == -2  # no such identifier: past authentication
-    assert len(scrypt_calls) == 1
+    assert len(checks) == 1
 
 
-async def test_spraying_identities_from_one_address_is_held_by_the_address_limit(node, scrypt_calls):
-    scrypt_calls.clear()
+async def test_spraying_identities_from_one_address_is_held_by_the_address_limit(node, checks):
+    checks.clear()
     async with at(node, "127.0.0.6") as attacker:
         statuses = []
         for i in range(ADDRESS_BURST + 2):
@@ -195,14 +214,14 @@ async def test_spraying_identities_from_one_address_is_held_by_the_address_limit
             request = handle_basic("GET", DETAIL)(user, WRONG)
             statuses.append((await send(attacker, request))[0])
     assert statuses == [401] * ADDRESS_BURST + [429] * 2
-    assert len(scrypt_calls) == ADDRESS_BURST
+    assert len(checks) == ADDRESS_BURST
     # another address, another identity: untouched
     async with at(node, "127.0.0.7") as other:
         status, _, body = await send(other, token_request(USER, PASSWORD))
     assert status == 200 and body["status"] == 1
 
 
-async def test_failures_from_many_addresses_cannot_lock_the_owner_out(node, scrypt_calls):
+async def test_failures_from_many_addresses_cannot_lock_the_owner_out(node, checks):
     """The lockout attack: many addresses spend the identity's limit. Past it, an address that has
     failed against the identity waits; one that has not (the owner, usually) still gets its attempt;
     the owner's usual address (where it authenticated) is not held by the identity's limit at all."""
@@ -210,7 +229,7 @@ async def test_failures_from_many_addresses_cannot_lock_the_owner_out(node, scry
     owner_address = "127.0.0.8"
     async with at(node, owner_address) as owner:
         assert (await send(owner, request(ADMIN_USER, ADMIN_SECRET)))[0] == 200
-    scrypt_calls.clear()
+    checks.clear()
     seen = []
     for i in range(6):
         async with at(node, f"127.0.0.{10 + i}") as attacker:
@@ -219,7 +238,7 @@ async def test_failures_from_many_addresses_cannot_lock_the_owner_out(node, scry
             )
     assert IDENTITY_BURST == 3 * PAIR_BURST + 1
     assert seen == [[401] * PAIR_BURST] * 3 + [[401, 429, 429]] * 3  # the 4th spends the last token
-    assert len(scrypt_calls) == 3 * PAIR_BURST + 3
+    assert len(checks) == 3 * PAIR_BURST + 3
     async with at(node, "127.0.0.99") as newcomer:  # has not failed against it: its attempt is made
         assert (await send(newcomer, request(ADMIN_USER, ADMIN_SECRET)))[0] == 200
     async with at(node, "127.0.0.98") as careless:  # has: held, whatever it sends next
@@ -232,7 +251,7 @@ async def test_failures_from_many_addresses_cannot_lock_the_owner_out(node, scry
     assert statuses == [401] * PAIR_BURST + [429]
 
 
-async def test_successes_never_count(node, scrypt_calls):
+async def test_successes_never_count(node, checks):
     requests = [handle_basic("GET", "/api/handles?prefix=88.123")(ADMIN_USER, ADMIN_SECRET)]
     requests.append(token_request(USER, PASSWORD))
     requests.append(handle_basic("GET", DETAIL)(USER, PASSWORD))
@@ -246,16 +265,18 @@ async def test_successes_never_count(node, scrypt_calls):
 
 
 async def test_concurrent_guesses_are_held_at_the_limit_and_equal_ones_share_a_hash(
-    node, scrypt_calls, monkeypatch
+    node, checks, monkeypatch
 ):
+    """Guesses at a sealed secret key, then at a password (a scrypt hash, which equal guesses in
+    flight share)."""
     request = handle_basic("GET", "/api/handles?prefix=88.123")
-    scrypt_calls.clear()
+    checks.clear()
     async with at(node, "127.0.0.20") as attacker:
         answers = await asyncio.gather(
             *(send(attacker, request(ADMIN_USER, f"guess-{i}")) for i in range(12))
         )
     assert Counter(status for status, _, _ in answers) == {401: PAIR_BURST, 429: 12 - PAIR_BURST}
-    assert len(scrypt_calls) == PAIR_BURST
+    assert len(checks) == PAIR_BURST
     counting = secrets.hashlib.scrypt
 
     def slow(*args: Any, **kwargs: Any) -> bytes:
@@ -263,11 +284,11 @@ async def test_concurrent_guesses_are_held_at_the_limit_and_equal_ones_share_a_h
         return counting(*args, **kwargs)
 
     monkeypatch.setattr(secrets.hashlib, "scrypt", slow)
-    scrypt_calls.clear()
+    checks.clear()
     async with at(node, "127.0.0.21") as attacker:
-        answers = await asyncio.gather(*(send(attacker, request(ADMIN_USER, WRONG)) for _ in range(12)))
+        answers = await asyncio.gather(*(send(attacker, token_request(USER, WRONG)) for _ in range(12)))
     # the same guess at once: one computation, whose answer tells all of them nothing new
-    assert {status for status, _, _ in answers} == {401} and len(scrypt_calls) == 1
+    assert {status for status, _, _ in answers} == {401} and len(checks) == 1
 
 
 def test_ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4():
@@ -340,7 +361,7 @@ BASIC_IDENTITIES = {
 }
 
 
-async def test_every_basic_identity_costs_one_hash_and_gets_one_answer(node, config, scrypt_calls):
+async def test_every_basic_identity_costs_one_hash_and_gets_one_answer(node, config, checks):
     resp = await node.put("/api/handles/88.123/plain", json=[url_value(1, "https://e.x")], headers=basic())
     assert resp.status in (200, 201)
     await legacy_handle(config.dsn, "88.123/legacy-slow", foreign_hash("524288$2$4"))
@@ -348,11 +369,11 @@ async def test_every_basic_identity_costs_one_hash_and_gets_one_answer(node, con
     messages = set()
     for i, (case, user) in enumerate(BASIC_IDENTITIES.items()):
         for path in ("/api/handles/0.NA/88.123", DETAIL):
-            scrypt_calls.clear()
+            checks.clear()
             async with at(node, f"127.0.1.{i}") as client:
                 status, _, body = await send(client, handle_basic("GET", path)(user, WRONG))
             assert status == 401, (case, body)
-            assert scrypt_calls == [NODE_PARAMETERS], case
+            assert costs(checks) == 1, case
             messages.add(body["message"])
     assert len(messages) == 2  # one for each API, whatever the case
     # the legacy handles resolve as before
@@ -360,7 +381,7 @@ async def test_every_basic_identity_costs_one_hash_and_gets_one_answer(node, con
         assert (await node.get(f"/api/handles/{handle}")).status == 200
 
 
-async def test_every_login_costs_one_hash_and_gets_one_answer(node, config, scrypt_calls):
+async def test_every_login_costs_one_hash_and_gets_one_answer(node, config, checks):
     disabled = await node.post(
         f"/admin/enterprises/{node.enterprise_id}/users",
         json={"username": "gone", "password": PASSWORD},
@@ -393,11 +414,11 @@ async def test_every_login_costs_one_hash_and_gets_one_answer(node, config, scry
     }
     messages = set()
     for i, (case, (user, password)) in enumerate(cases.items()):
-        scrypt_calls.clear()
+        checks.clear()
         async with at(node, f"127.0.2.{i}") as client:
             status, _, body = await send(client, token_request(user, password))
         assert status == 401 and body["status"] == -1, (case, body)
-        assert scrypt_calls == [NODE_PARAMETERS], case
+        assert costs(checks) == 1, case
         messages.add(body["message"])
     assert len(messages) == 1
 
@@ -406,7 +427,7 @@ async def test_every_login_costs_one_hash_and_gets_one_answer(node, config, scry
 
 
 @pytest.mark.parametrize("parameters", FOREIGN_PARAMETERS.values(), ids=FOREIGN_PARAMETERS.keys())
-async def test_prehashed_secrets_with_foreign_parameters_are_refused(node, scrypt_calls, parameters):
+async def test_prehashed_secrets_with_foreign_parameters_are_refused(node, checks, parameters):
     values = [seckey(300, {"format": "scrypt", "value": foreign_hash(parameters)})]
     resp = await node.put("/api/handles/88.123/tenant", json=values, headers=basic())
     body = await resp.json()
@@ -415,17 +436,26 @@ async def test_prehashed_secrets_with_foreign_parameters_are_refused(node, scryp
     assert (await node.get("/api/handles/88.123/tenant")).status == 404
 
 
-async def test_prehashed_secrets_with_the_nodes_parameters_are_kept(node):
+async def test_prehashed_secrets_with_the_nodes_parameters_are_kept_then_sealed_at_the_first_login(node):
+    """A record stored before sealing, read and written back, keeps its scrypt hash; the first
+    Basic login that presents the secret seals it (the only moment the node holds the secret)."""
     stored = secrets.hash_secret(b"tenant-secret")
     values = [seckey(300, {"format": "scrypt", "value": stored})]
     resp = await node.put("/api/handles/88.123/tenant", json=values, headers=basic())
     assert resp.status in (200, 201), await resp.json()
+    resp = await node.get("/api/handles/88.123/tenant", headers=basic())
+    assert (await resp.json())["values"][0]["data"] == {"format": "scrypt", "value": stored}
+    resp = await node.get("/api/handles/88.123/tenant", headers=basic("300:88.123/tenant", WRONG))
+    assert resp.status == 401
+    resp = await node.get("/api/handles/88.123/tenant", headers=basic("300:88.123/tenant", "tenant-secret"))
+    assert resp.status == 200
+    resp = await node.get("/api/handles/88.123/tenant", headers=basic())
+    data = (await resp.json())["values"][0]["data"]
+    assert data["format"] == "sealed" and "tenant-secret" not in data["value"], data
     resp = await node.get("/api/handles/88.123/tenant", headers=basic("300:88.123/tenant", "tenant-secret"))
     assert resp.status == 200
     resp = await node.get("/api/handles/88.123/tenant", headers=basic("300:88.123/tenant", WRONG))
     assert resp.status == 401
-    resp = await node.get("/api/handles/88.123/tenant", headers=basic())
-    assert (await resp.json())["values"][0]["data"] == {"format": "scrypt", "value": stored}
 
 
 @pytest.mark.parametrize(
@@ -594,14 +624,14 @@ async def test_malformed_credentials_are_refused_never_500(node, case):
         assert answer["status"] == {401: -1, 200: -2}[status], answer
 
 
-async def test_a_user_name_postgres_cannot_compare_is_an_unknown_user(node, scrypt_calls):
+async def test_a_user_name_postgres_cannot_compare_is_an_unknown_user(node, checks):
     """Wherever a user name comes from (Basic, or a body that lets NUL through)."""
     for username in ("ac\x00me", "\ud800", "a" * 100_000):
-        scrypt_calls.clear()
+        checks.clear()
         with pytest.raises(HandleError) as refused:
             await node.server.app[ACCOUNTS].check_password(username, PASSWORD)
         assert refused.value.rc == RC.AUTHENTICATION_NEEDED
-        assert scrypt_calls == [NODE_PARAMETERS]
+        assert costs(checks) == 1
 
 
 # -- the real process ---------------------------------------------------------------------------

@@ -29,6 +29,12 @@ def test_kubernetes_manifests_hold_every_object_with_probes_on_the_health_endpoi
         "TCP",
         "UDP",
     }
+    # every pod the same key directory (the seal of secret keys, the signing keys), from a Secret
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RESOLVER_KEY_DIR"] == mounts["keys"]
+    assert {v["name"]: v for v in pod["volumes"]}["keys"]["secret"]["secretName"] == "idis-resolver-keys"
     selector = objects["Service"]["spec"]["selector"]
     assert selector == objects["Deployment"]["spec"]["selector"]["matchLabels"]
     assert (

@@ -10,6 +10,7 @@ having no Handle identity) are not rows here.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,11 +26,13 @@ from resolver.core.enterprises import PrefixState
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, fold, parse_handle
 from resolver.core.permissions import Identity, Perm
+from resolver.core.secrets import Seal
 from resolver.core.templates import SHARED, parse_template, reference_value
 from resolver.core.values import StoredValue, parse_values
 from resolver.services.batches import OK, Batches, ItemResult
 from resolver.services.enterprises import enterprise_prefix_handle_values
 from resolver.services.registry import Registry
+from resolver.services.seckeys import SecretKeys
 from resolver.store.handles import HandleStore
 from resolver.store.rows import TemplateRow
 from resolver.store.tx import Tx
@@ -82,7 +85,7 @@ class Node:
 async def node() -> AsyncIterator[Node]:
     store = FakeStore()
     lookup = Lookup(ResolutionCache(CacheSettings()), store.fetch_many, max_batches=1)
-    registry = Registry(Config(node_prefix=NODE_PREFIX), store, lookup)  # type: ignore[arg-type]
+    registry = Registry(Config(node_prefix=NODE_PREFIX), store, lookup, SecretKeys(Seal(os.urandom(32))))  # type: ignore[arg-type]
     yield Node(store, registry, Batches(registry))
     await lookup.close()
 
@@ -285,7 +288,7 @@ def expected(who: str, target: str, path: str) -> bool:
 def tenants(store: FakeStore, handle: str, present: bool) -> None:
     for enterprise_id, prefix in enumerate((A, B, C), start=1):
         store.allocate(prefix, PrefixState.DISABLED if prefix == C else PrefixState.ENABLED, enterprise_id)
-        record = enterprise_prefix_handle_values(prefix, secrets.DUMMY_HASH)
+        record = enterprise_prefix_handle_values(prefix, {"format": "scrypt", "value": secrets.DUMMY_HASH})
         store.put(f"0.NA/{prefix}", [*stored(TEST_VALUES), *record])
     # as the integration test's reset: the tenants' prefix records always exist
     if present and fold(handle) not in store.handles:
@@ -364,7 +367,9 @@ async def test_tenants_states_and_prefix_records_over_every_write_path(node: Nod
 @pytest.mark.parametrize("who", ["node-admin", "a-prefix-admin", "a-user"])
 async def test_only_an_enabled_prefix_is_written(node: Node, state: PrefixState, who: str):
     node.store.allocate(A, state, 1)
-    node.store.put(f"0.NA/{A}", enterprise_prefix_handle_values(A, secrets.DUMMY_HASH))
+    node.store.put(
+        f"0.NA/{A}", enterprise_prefix_handle_values(A, {"format": "scrypt", "value": secrets.DUMMY_HASH})
+    )
     identity = CALLERS[who]
     batches = node.batches
     (result,) = await batches.create(
