@@ -266,6 +266,9 @@ class Config:
     )
     # Lifetime of an enterprise API bearer token, in seconds.
     token_ttl: float = field(default=86400.0, metadata=setting("seconds an enterprise API token stays valid"))
+    handle_session_ttl: float = field(
+        default=3600.0, metadata=setting("seconds a session of the Handle API (/api/sessions) stays valid")
+    )
     rate: RateLimits = field(default_factory=lambda: RateLimits())
     # The national top-level node (or its simulator): where prefix records and statistics go.
     upstream_url: str | None = field(

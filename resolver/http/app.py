@@ -12,7 +12,17 @@ from aiohttp import web
 
 from resolver.cache import Lookup, ResolutionCache
 from resolver.config import Config
-from resolver.http import enterprise_api, handles, health, native_http, openapi, operator_api, proxy, search
+from resolver.http import (
+    enterprise_api,
+    handles,
+    health,
+    native_http,
+    openapi,
+    operator_api,
+    proxy,
+    search,
+    sessions,
+)
 from resolver.http.edge import edge
 from resolver.http.encoded import use_server_header
 from resolver.http.keys import (
@@ -21,6 +31,7 @@ from resolver.http.keys import (
     BATCHES,
     CONFIG,
     DAILY,
+    HANDLE_SESSIONS,
     LOOKUP,
     METRICS,
     NATIVE,
@@ -42,6 +53,7 @@ from resolver.services.authentication import Authenticator, Tokens
 from resolver.services.batches import Batches
 from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.services.enterprises import Operators
+from resolver.services.handle_sessions import SESSION_KEY, HandleSessions
 from resolver.services.registry import Registry
 from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.services.statistics import DailyCounter, keep_flushing
@@ -110,6 +122,8 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         app[REGISTRY] = registry
         app[AUTHENTICATOR] = Authenticator(lookup, config.limits, secret_keys, store)
         app[ACCOUNTS] = accounts = Accounts(store, Tokens(token_key, config.token_ttl))
+        session_key = await ensure_node_key(store, SESSION_KEY)
+        app[HANDLE_SESSIONS] = HandleSessions(session_key, store, config.handle_session_ttl)
         store.on_users_changed = accounts.states.invalidate
         app[BATCHES] = Batches(registry)
         app[OPERATORS] = Operators(config, store, registry)
@@ -256,6 +270,7 @@ def create_app(config: Config) -> web.Application:
     app.on_startup.append(_freeze_startup_objects)
     health.add_routes(app)
     handles.add_routes(app)
+    sessions.add_routes(app)
     search.add_routes(app)
     enterprise_api.add_routes(app)
     operator_api.add_routes(app)

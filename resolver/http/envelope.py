@@ -134,6 +134,10 @@ async def caller(request: web.Request) -> Identity:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return await request.app[ACCOUNTS].from_token(credentials.strip(), throttle)
+    if scheme.lower() == "handle":
+        identity = await identity_of(request, required=True)
+        assert identity is not None
+        return identity
     if scheme.lower() == "basic":
         from resolver.services.authentication import parse_basic
 

@@ -78,9 +78,14 @@ async def identity_of(request: web.Request, *, required: bool) -> Identity | Non
     if header is None:
         if required:
             raise HandleError(
-                RC.AUTHENTICATION_NEEDED, "this operation needs authentication (Basic index:handle)"
+                RC.AUTHENTICATION_NEEDED,
+                "this operation needs authentication (Basic index:handle, or Authorization: Handle with a session)",
             )
         return None
+    if header.lstrip()[:7].lower() == "handle ":
+        from resolver.http.sessions import handle_scheme
+
+        return await handle_scheme(request, header)
     return await request.app[AUTHENTICATOR].authenticate(header, request.app[RATE_LIMITER].throttle(request))
 
 

@@ -16,6 +16,7 @@ from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
 from resolver.services.batches import Batches
 from resolver.services.enterprises import Operators
+from resolver.services.handle_sessions import HandleSessions
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter
 from resolver.services.templates import TemplateRegistry
@@ -46,3 +47,4 @@ NATIVE: web.AppKey[NativeListeners | None] = web.AppKey("native")
 SEARCHES: web.AppKey[Searches] = web.AppKey("searches")
 MISSING_OWNERS = web.AppKey("missing_owners", MissingOwners)
 NODE_KEYS = web.AppKey("node_keys", Signers)
+HANDLE_SESSIONS = web.AppKey("handle_sessions", HandleSessions)
