@@ -297,11 +297,15 @@ class Authenticator:
                 f"a PBKDF2 answer may use at most {MAX_PBKDF2_ITERATIONS} iterations",
                 zh=f"PBKDF2 应答的迭代次数不得超过 {MAX_PBKDF2_ITERATIONS}",
             )
-        values = await self._values(key)
+        candidates = [
+            v
+            for v in await self._values(key)
+            if fold(v["type"]) == fold(auth_type) and index in (0, v["index"])
+        ]
         attempt = throttle.admit(identity)
-        for value in values:
-            if index and value["index"] != index:
-                continue
+        # index 0 tries the keys in index order, as the reference does, but only the first few: a
+        # tenant can store any number of keys in its own handle, and each PBKDF2 check is work
+        for value in candidates[:MAX_KEYS_TRIED]:
             if await self._answers(auth_type, value, nonce, digest, signed_response):
                 attempt.succeeded()
                 return Identity(value["index"], key, handle)
@@ -333,6 +337,8 @@ class Authenticator:
 # The reference's clients use 10,000 (`Util.doPbkdf2HmacSHA1` callers); the client chooses, and each
 # iteration is the node's CPU.
 MAX_PBKDF2_ITERATIONS = 100_000
+# The keys of one identity handle an answer naming index 0 is checked against.
+MAX_KEYS_TRIED = 16
 _NO_KEY = secrets.reference_hash(b"")
 
 

@@ -219,10 +219,30 @@ async def test_basic_on_post_opens_an_authenticated_session(client):
         'Handle sessionId="' + "A" * 8_000 + '"',
         'Handle sessionId="x", id="300:0.NA/88.123", type="HS_SECKEY", cnonce="!!", alg="SHA1", signature="AA=="',
         "Handle a=b c=d",
-        "Handle sessionId=\"x\" trailing",
+        'Handle sessionId="x" trailing',
     ],
 )
 async def test_malformed_handle_headers_are_401_never_500(client, header):
     resp = await client.get("/api/handles?prefix=88.123", headers={"Authorization": header})
     body = await resp.json()
     assert resp.status in (400, 401) and body["responseCode"] in (4, 402), body
+
+
+async def test_index_0_tries_only_the_first_keys_of_a_handle(client):
+    """A tenant may store any number of keys in its own handle; an answer naming index 0 is checked
+    against the first MAX_KEYS_TRIED (16) in index order, not all (the reference's
+    HandleServer.verifyIdentityAndGetIndex tries all: here each PBKDF2 check is the node's CPU)."""
+    values = [
+        {"index": 300 + i, "type": "HS_SECKEY", "data": {"format": "string", "value": f"secret-{i}"}}
+        for i in range(20)
+    ]
+    resp = await client.put("/api/handles/88.123/many-keys", json=values, headers=basic())
+    assert resp.status in (200, 201), await resp.json()
+    for who, secret, expected in (
+        ("0:88.123/many-keys", "secret-3", 200),
+        ("0:88.123/many-keys", "secret-19", 401),
+        ("319:88.123/many-keys", "secret-19", 200),
+    ):
+        session, nonce, _ = await open_session(client)
+        resp = await client.put("/api/sessions/this", headers=pbkdf2_answer(session, nonce, secret, who))
+        assert resp.status == expected, (who, await resp.json())
