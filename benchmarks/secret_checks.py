@@ -63,8 +63,8 @@ def main() -> None:
     hmac256 = bytes([signing.CODE_HMAC_SHA256]) + hmac.new(hashed, nonce + digest, hashlib.sha256).digest()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signature = key.sign(nonce + digest, padding.PKCS1v15(), hashes.SHA256())
-    name = signing.HASH_SHA256
-    answer = struct.pack(">I", len(name)) + name + struct.pack(">I", len(signature)) + signature
+    hash_name = signing.HASH_SHA256
+    answer = struct.pack(">I", len(hash_name)) + hash_name + struct.pack(">I", len(signature)) + signature
     public = key.public_key()
     kinds: dict[str, Callable[[], object]] = {
         "Basic, scrypt hash (before)": lambda: secrets.verify_secret(secret, scrypt_hash),
