@@ -154,23 +154,64 @@ def certificate_claims(
     }
 
 
-def _prefix_of(handle: str) -> str:
-    return handle.partition("/")[0].lower()
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _upper(text: str) -> str:
+    """`Util.upperCase`: ASCII letters only, as hdllib folds the UTF-8 octets."""
+    return text.translate(_ASCII_UPPER)
+
+
+def _upper_prefix(handle: str) -> str:
+    """`Util.upperCasePrefix`: the prefix upper-cased, the whole handle for a global (`0.`) one."""
+    if handle.startswith("0."):
+        return _upper(handle)
+    prefix, slash, rest = handle.partition("/")
+    return _upper(prefix) + slash + rest
+
+
+def _equals_prefix_ci(handle: str, other: str) -> bool:
+    """`Util.equalsPrefixCI`: equal octets, ASCII case ignored up to the first slash of `handle`
+    (in the whole handle when `handle` is global, `0.`); the suffix compared exactly."""
+    first, second = handle.encode(), other.encode()
+    if len(first) != len(second):
+        return False
+    slash = len(first) if handle.startswith("0.") else first.find(b"/")
+    cut = len(first) if slash < 0 else slash
+    return first[:cut].upper() == second[:cut].upper() and first[cut:] == second[cut:]
+
+
+def _under_prefix(handle: str, prefix: str) -> bool:
+    """`Util.isHandleUnderPrefix`: `prefix` is a `0.NA/` handle and `handle` is under it."""
+    prefix, handle = _upper(prefix), _upper_prefix(handle)
+    return prefix.startswith("0.NA/") and handle.startswith(prefix.removeprefix("0.NA/") + "/")
+
+
+def _derived_from(handle: str, ancestor: str) -> bool:
+    """`Util.isDerivedFrom`: `handle` is a `0.NA/` handle strictly below `ancestor` (the
+    reference leaves `handle == ancestor` out)."""
+    handle = _upper(handle)
+    return handle.startswith("0.NA/") and handle.startswith(_upper(ancestor) + ".")
+
+
+def _zero_na(handle: str) -> str:
+    """`Util.getZeroNAHandle`: the prefix handle of `handle` (`0.NA/0.NA` when it has no slash)."""
+    prefix, slash, _ = handle.partition("/")
+    return "0.NA/" + _upper(prefix) if slash else "0.NA/0.NA"
 
 
 def permits(perm: Mapping[str, Any], handle: str) -> bool:
-    """HandleVerifier.verifyPermissionsAreAuthorizedOverHandle for one permission."""
+    """HandleVerifier.verifyPermissionsAreAuthorizedOverHandle for one permission, as hdllib
+    decides it (tests/unit/test_hdllib_vectors.py holds its answers for the edge cases)."""
     target, kind = str(perm.get("handle", "")), perm.get("perm")
     if kind == "everything":
         return True
-    prefix = target.lower().removeprefix("0.na/")
-    if kind == "handlesUnderThisPrefix":
-        return _prefix_of(handle) == prefix
-    if kind == "derivedPrefixes":  # the handle's prefix, or the prefix a 0.NA/ handle names
-        own = _prefix_of(handle.lower().removeprefix("0.na/"))
-        return own == prefix or own.startswith(prefix + ".")
     if kind == "thisHandle":
-        return handle.lower() == target.lower() or _prefix_of(handle) == target.lower()
+        return _equals_prefix_ci(handle, target) or _under_prefix(handle, target)
+    if kind == "derivedPrefixes":
+        return _derived_from(handle, target) or _derived_from(_zero_na(handle), target)
+    if kind == "handlesUnderThisPrefix":
+        return _under_prefix(handle, target)
     return False
 
 
