@@ -1,0 +1,87 @@
+"""The node's HS_CERT / HS_SIGNATURE values (resolver/native/record_trust.py) checked with the
+verifier written from the reference's rules (resolver/native/trust.py verify_chain: hdllib
+trust/ChainBuilder.buildChain and ChainVerifier; check_values: HandleVerifier.verifyValues;
+needs_signature: HandleRecordTrustVerifier.valueNeedsSignature)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from resolver.native import record_trust as rt
+from resolver.native import trust
+
+NOW = 1_796_000_000.0
+NODE, PREFIX, HANDLE = "88.123", "88.123.45", "88.123.45/P-1"
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    )
+
+
+VALUES = [
+    {"index": 1, "type": "URL", "data": "https://example.com/p/1", "ttl": 86400, "timestamp": 1_700_000_000},
+    {"index": 2, "type": "secret", "data": "admin only", "ttl": 86400, "permissions": "1100"},
+    {"index": 2000, "type": "productName", "data": "螺栓 M8", "ttl": 86400},
+]
+
+
+def published(keys):
+    node_key, prefix_key = keys
+    root = rt.root_certificate(NODE, 300, node_key, NOW)
+    cert = rt.prefix_certificate(NODE, 300, node_key, PREFIX, 300, prefix_key.public_key(), NOW)
+    records = {f"0.NA/{NODE}": [root], f"0.NA/{PREFIX}": [cert]}
+    signed = rt.with_signature(HANDLE, VALUES, rt.reference(300, f"0.NA/{PREFIX}"), prefix_key, NOW)
+    return records, signed
+
+
+def verdict(keys, records, answer):
+    signature = next(v for v in answer if v["type"] == "HS_SIGNATURE")
+    jws = trust.read_jws(signature["data"])
+    links = trust.verify_chain(jws, HANDLE, rt.certificate_lookup(records), [keys[0].public_key()], NOW)
+    return links, trust.check_values(jws.claims, rt.encoded_answer(answer))
+
+
+def test_a_signed_record_verifies_through_the_prefix_cert_to_the_node_root(keys):
+    """ChainBuilder.buildChain without a chain claim: the issuer's handle's HS_CERT whose sub is
+    the child's iss; ChainVerifier: each link verified with its parent's key and permitted."""
+    records, signed = published(keys)
+    assert records[f"0.NA/{NODE}"][0]["index"] == 400 and signed[-1]["index"] == 400
+    links, values = verdict(keys, records, signed)
+    assert links == [f"300:0.NA/{PREFIX}", f"300:0.NA/{NODE}"]
+    # the admin-only value is not signed (valueNeedsSignature) nor is the signature itself
+    assert values.holds and values.verified == [1, 2000] and values.missing == []
+
+
+def test_a_filtered_answer_verifies_a_tampered_one_does_not(keys):
+    """HandleVerifier.verifyValues: per-index digests."""
+    records, signed = published(keys)
+    public = [v for v in signed if v["index"] != 2]
+    assert verdict(keys, records, public)[1].verified == [1, 2000]
+    tampered = [dict(v, data="螺栓 M10") if v["index"] == 2000 else v for v in public]
+    assert verdict(keys, records, tampered)[1].bad_digest == [2000]
+
+
+def test_resigning_replaces_the_signature(keys):
+    """One HS_SIGNATURE per record, at index 400, over the values as they are now."""
+    records, signed = published(keys)
+    changed = [dict(v, data="https://example.com/p/2") if v["index"] == 1 else v for v in signed]
+    resigned = rt.with_signature(HANDLE, changed, rt.reference(300, f"0.NA/{PREFIX}"), keys[1], NOW)
+    assert sum(v["type"] == "HS_SIGNATURE" for v in resigned) == 1
+    assert verdict(keys, records, resigned)[1].verified == [1, 2000]
+    assert verdict(keys, records, changed)[1].bad_digest == [1]
+
+
+def test_the_prefix_cert_does_not_cover_another_prefix_and_a_stranger_root_fails(keys):
+    """HandleVerifier.verifyPermissionsAreAuthorizedOverHandle; ChainVerifier root check."""
+    records, signed = published(keys)
+    jws = trust.read_jws(signed[-1]["data"])
+    fetch = rt.certificate_lookup(records)
+    with pytest.raises(trust.TrustError, match="does not permit"):
+        trust.verify_chain(jws, "88.123.46/P-1", fetch, [keys[0].public_key()], NOW)
+    with pytest.raises(trust.TrustError, match="not one this verifier trusts"):
+        trust.verify_chain(jws, HANDLE, fetch, [keys[1].public_key()], NOW)
