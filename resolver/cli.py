@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from resolver.commands import bulk, node, reports
+from resolver.commands import bulk, node, reports, verify
 from resolver.config import Config, Setting, settings
 from resolver.config_kinds import parse_bool
 
@@ -146,6 +146,16 @@ COMMANDS: dict[str, Command] = {
         [],
         node.tls,
         node.tls_arguments,
+    ),
+    "verify": Command(
+        "check a record's HS_SIGNATURE as Handle.Net clients do",
+        "Fetch HANDLE over the node's HTTP Handle API (no credentials), build and verify its "
+        "signature's chain as hdllib's ChainBuilder/ChainVerifier do, with --trust-root keys or "
+        "the node's own HS_PUBKEY values as roots, and print per index: verified, unsigned, bad "
+        "digest, missing. Exit 1 on any failure.",
+        _named("node_prefix"),
+        verify.verify,
+        verify.verify_arguments,
     ),
     "upstream": Command(
         "the messages for the top-level node",

@@ -85,3 +85,23 @@ def test_the_prefix_cert_does_not_cover_another_prefix_and_a_stranger_root_fails
         trust.verify_chain(jws, "88.123.46/P-1", fetch, [keys[0].public_key()], NOW)
     with pytest.raises(trust.TrustError, match="not one this verifier trusts"):
         trust.verify_chain(jws, HANDLE, fetch, [keys[1].public_key()], NOW)
+
+
+def test_resolver_verify_reports_per_index(keys):
+    """resolver/commands/verify.py verify_record over records as the HTTP Handle API serves them:
+    ChainBuilder.buildChain / ChainVerifier (the node root noted as not 0.0/0.0), then
+    HandleVerifier.verifyValues per index."""
+    from resolver.commands.verify import verify_record
+
+    records, signed = published(keys)
+    served = {**records, HANDLE: [v for v in signed if v["index"] != 2]}
+    lines, ok = verify_record(HANDLE, served.get, [keys[0].public_key()], NOW)
+    assert ok and "  index 1: verified" in lines and "  index 2000: verified" in lines
+    assert any("stock hdllib" in line for line in lines)
+    served[HANDLE] = [dict(v, data="x") if v["index"] == 1 else v for v in served[HANDLE]]
+    lines, ok = verify_record(HANDLE, served.get, [keys[0].public_key()], NOW)
+    assert not ok and "  index 1: bad digest" in lines
+    lines, ok = verify_record("88.123.45/NONE", served.get, [keys[0].public_key()], NOW)
+    assert not ok
+    unsigned = {HANDLE: VALUES}
+    assert verify_record(HANDLE, unsigned.get, [keys[0].public_key()], NOW)[1] is False
