@@ -3,7 +3,8 @@
 Commands: `serve` (run the node), `migrate` (apply the schema), `import` and `export` (identifiers
 in bulk), `stats` (the node against the policy thresholds), `siteinfo` (this node's site record),
 `upstream` (the outbox for the top-level node: status, resync), `tls` (self-signed: a first
-certificate for HTTPS), `keys` (the node's key pairs: init, show, rotate).
+certificate for HTTPS), `keys` (the node's key pairs: init, show, rotate), `verify` (a record's
+HS_SIGNATURE checked as Handle.Net clients check it).
 
 The options of the node's configuration are not written here: each is derived from a field of
 resolver/config.py (`settings()`: its flag, environment variable, default and help). A command
