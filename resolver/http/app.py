@@ -49,7 +49,7 @@ from resolver.http.ratelimit import RateLimiter
 from resolver.keys import Signers
 from resolver.metrics import NodeMetrics
 from resolver.services.accounts import Accounts
-from resolver.services.authentication import Authenticator, Tokens
+from resolver.services.authentication import Authenticator
 from resolver.services.batches import Batches
 from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.services.enterprises import Operators
@@ -58,6 +58,7 @@ from resolver.services.registry import Registry
 from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
+from resolver.services.tokens import Tokens
 from resolver.store.coherence import Coherence
 from resolver.store.connections import wait_for_database
 from resolver.store.feed import follow_changes

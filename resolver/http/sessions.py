@@ -208,7 +208,11 @@ async def end(request: web.Request) -> web.Response:
 
 async def elsewhere(request: web.Request) -> web.Response:
     """/api/sessions/<anything but this>: the reference answers 403."""
-    error = HandleError(RC.PROTOCOL_ERROR, "the only session a client names is /api/sessions/this")
+    error = HandleError(
+        RC.PROTOCOL_ERROR,
+        "the only session a client names is /api/sessions/this",
+        zh="会话只能以 /api/sessions/this 指代",
+    )
     error.status = 403
     raise error
 

@@ -16,16 +16,8 @@ from resolver.cache import Trust
 from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
-from resolver.services.authentication import (
-    UNTHROTTLED,
-    SecretChecks,
-    Throttle,
-    TokenError,
-    TokenExpired,
-    Tokens,
-    encode_secret,
-    token_digest,
-)
+from resolver.services.authentication import UNTHROTTLED, SecretChecks, Throttle, encode_secret
+from resolver.services.tokens import TokenError, TokenExpired, Tokens, token_digest
 from resolver.store import accounts as db
 from resolver.store import enterprises
 from resolver.store.handles import HandleStore

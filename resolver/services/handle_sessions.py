@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from resolver.core.errors import RC, HandleError, quoted
 from resolver.core.handles import fold
 from resolver.core.permissions import Identity
+from resolver.store import sessions as db
 from resolver.store.handles import HandleStore
 
 SESSION_KEY = "handle-api-sessions"
@@ -142,25 +143,19 @@ class HandleSessions:
 
     async def identity(self, session: Session) -> Identity | None:
         """Who the session was authenticated as, None when it was not (or was ended)."""
-        rows = await self._store.fetch_named("handle_session_get", _digest(session.id))
-        if not rows:
+        found = await db.identity(self._store, _digest(session.id))
+        if found is None:
             return None
-        row = rows[0]
-        handle = str(row["identity"])
-        return Identity(int(row["value_index"]), fold(handle), handle)
+        handle, index = found
+        return Identity(index, fold(handle), handle)
 
     async def remember(self, session: Session, identity: Identity) -> None:
         """The session is authenticated as `identity` until it expires."""
-        async with self._store.write() as tx:
-            await tx.execute_named(
-                "handle_session_remember", _digest(session.id), identity.text, identity.index, session.expires
-            )
-            await tx.execute_named("handle_sessions_sweep")
+        await db.remember(self._store, _digest(session.id), identity.text, identity.index, session.expires)
 
     async def end(self, session: Session) -> None:
         """`DELETE /api/sessions/this`."""
-        async with self._store.write() as tx:
-            await tx.execute_named("handle_session_forget", _digest(session.id))
+        await db.forget(self._store, _digest(session.id))
 
 
 def answer_fields(header: HandleHeader) -> tuple[str, str, str, bytes, bytes]:

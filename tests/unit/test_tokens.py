@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from resolver.services.accounts import TokenState, TokenStates
-from resolver.services.authentication import TokenError, TokenExpired, Tokens, token_digest
+from resolver.services.tokens import TokenError, TokenExpired, Tokens, token_digest
 from resolver.store.notifications import notification_payloads, parse_payload, split_users, user_line
 
 KEY = b"k" * 32
