@@ -36,7 +36,7 @@ VALUES_COLUMN = "values"
 REASON_COLUMN = "拒绝原因"
 _TEMPLATE_NAMES = frozenset({"templateversion", "模板版本"})
 _REASON_NAMES = frozenset({"拒绝原因", "reason"})
-_FIXED = re.compile(r"(\d{1,10}):(.+)")
+_FIXED = re.compile(r"(\d{1,10}):(.+)", re.ASCII)
 SECRET_TYPE = "hs_seckey"
 SECRETS_REFUSED = (
     "批量导入不接受 HS_SECKEY（密钥）值：密钥只经 Handle API 登记，由节点以散列保存 "

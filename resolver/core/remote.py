@@ -37,7 +37,7 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _REFUSED_V6 = tuple(
     ipaddress.IPv6Network(n) for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10")
 )
-_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", re.ASCII)
 _DOT_SEGMENTS = frozenset({".", ".."})
 _SEPARATORS = re.compile(r"[/\\]")
 # How deep a remote value may nest (the value object is level 1): what orjson can write back

@@ -27,7 +27,7 @@ TRANSPORT_NAMES = frozenset({"UDP", "TCP", "HTTP", "HTTPS"})
 KEY_FORMATS = frozenset({"key", "base64", "hex"})
 _ADMIN_PERMISSIONS = re.compile(r"[01]{0,12}")
 ADMIN_PERMISSION_BITS = 12
-_PROTOCOL_VERSION = re.compile(r"(\d{1,3})(?:\.(\d{1,3}))?")
+_PROTOCOL_VERSION = re.compile(r"(\d{1,3})(?:\.(\d{1,3}))?", re.ASCII)
 _UINT8, _UINT16, _INT32 = 0xFF, 0xFFFF, 2**31 - 1
 _MAX_PORT = 65535
 
@@ -94,7 +94,7 @@ def reference(raw: object, what: str, limits: Limits) -> dict[str, Any]:
     if has_control_characters(handle):
         raise InvalidStructure(f"{what}.handle contains control characters", f"{what}.handle 含有控制字符")
     index = raw.get("index", 0)
-    if isinstance(index, str) and re.fullmatch(r"\s*\d{1,10}\s*", index):
+    if isinstance(index, str) and re.fullmatch(r"\s*\d{1,10}\s*", index, re.ASCII):
         index = int(index)
     _integer(index, f"{what}.index", limits.max_index)
     return {"handle": handle, "index": index}

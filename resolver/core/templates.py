@@ -24,8 +24,8 @@ FIRST_ITEM_INDEX = 2000
 SHARED = ""  # the prefix of templates every enterprise may use
 VALUE_TYPES = ("string", "number", "date")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 MAX_TEMPLATE_NAME = 100  # characters of a template's display name (templateName, templateNameEn)
 
 

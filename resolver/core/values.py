@@ -61,7 +61,7 @@ def parse_int(raw: object, what: str, low: int, high: int) -> int:
         raise _invalid(f"{what} must be an integer", f"{what} 必须是整数")
     if isinstance(raw, int):
         number = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", raw):
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", raw, re.ASCII):
         number = int(raw)
     else:
         raise _invalid(
@@ -81,7 +81,7 @@ def parse_ttl(raw: object, now: datetime) -> int | str:
         return DEFAULT_TTL
     if type(raw) is int and 0 <= raw <= MAX_RELATIVE_TTL:
         return raw
-    if isinstance(raw, str) and not re.fullmatch(r"\s*\d+\s*", raw):
+    if isinstance(raw, str) and not re.fullmatch(r"\s*\d+\s*", raw, re.ASCII):
         try:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:

@@ -11,7 +11,7 @@ import asyncpg
 
 # An arbitrary constant naming the node's migration lock (pg_advisory_lock takes a bigint).
 MIGRATION_LOCK = 0x1D15_2E50
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$", re.ASCII)
 
 
 class SchemaTooNew(RuntimeError):

@@ -311,3 +311,11 @@ def test_admin_values_are_normalised_and_references_named():
 
 def test_structured_formats_are_the_ones_the_encoder_reads_from_json():
     assert frozenset({"admin", "vlist", "site", "key"}) == structured.STRUCTURED_FORMATS
+
+
+@pytest.mark.parametrize("index", ["\x1e5", "\u0665", "5\x1c"])
+def test_a_reference_index_of_look_alike_digits_is_refused_not_a_crash(index):
+    """`\\s` and `\\d` of a Unicode pattern admit what int() refuses (U+001C..U+001F) or reads in
+    another script: a reference index is ASCII digits (see test_values' integer test)."""
+    with pytest.raises(structured.InvalidStructure):
+        structured.reference({"handle": "0.NA/88.123", "index": index}, "references[0]", Limits())
