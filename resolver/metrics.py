@@ -26,7 +26,29 @@ LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 OUTCOMES = ("hit", "miss", "not_found", "refused")
 # Request methods with a label of their own (RESOLVE: the native protocol); any other method a
 # client sends counts as OTHER, so clients cannot add label values.
-METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "RESOLVE"))
+# HTTP methods, and the native protocol's operations (resolver/native/admin.py OPERATIONS)
+_NATIVE_ADMIN = (
+    "CREATE_HANDLE",
+    "DELETE_HANDLE",
+    "ADD_VALUE",
+    "REMOVE_VALUE",
+    "MODIFY_VALUE",
+    "LIST_HANDLES",
+)
+METHODS = frozenset(
+    (
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "OPTIONS",
+        "PATCH",
+        "RESOLVE",
+        *_NATIVE_ADMIN,
+        "CHALLENGE_ANSWER",
+    )
+)
 OUTBOX_STATES = ("pending", "delivered")
 # (key in the standing's JSON, gauge, help): counts are plain numbers of identifiers or
 # resolutions, ratios are 1.0 at the threshold.

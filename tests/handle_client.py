@@ -9,6 +9,7 @@ recursion count (1), reserved (1), expiration, body length. Body. Credential (4-
 from __future__ import annotations
 
 import hashlib
+import hmac
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -35,12 +36,15 @@ def request_message(
     version: tuple[int, int] = (2, 10),
     request_id: int = 7,
     body_length: int | None = None,
+    session_id: int = 0,
 ) -> tuple[bytes, bytes]:
     """(the whole request with its envelope, its header and body: what a digest covers)."""
     length = len(body) if body_length is None else body_length
     header = u32(opcode) + u32(0) + u32(flags) + struct.pack("!HBB", 0, 0, 0) + u32(0) + u32(length)
     message = header + body + u32(0)
-    envelope = bytes([version[0], version[1], 0, 0]) + u32(0) + u32(request_id) + u32(0) + u32(len(message))
+    envelope = (
+        bytes([version[0], version[1], 0, 0]) + u32(session_id) + u32(request_id) + u32(0) + u32(len(message))
+    )
     return envelope + message, header + body
 
 
@@ -284,3 +288,69 @@ def read_site(data: bytes) -> dict[str, object]:
         "attributes": attributes,
         "servers": servers,
     }
+
+
+# -- administration (RFC 3652 section 3.5; hdllib Encoder.encodeCreateHandleRequest and friends) --
+
+OC_CREATE_HANDLE, OC_DELETE_HANDLE, OC_ADD_VALUE, OC_REMOVE_VALUE, OC_MODIFY_VALUE, OC_LIST_HANDLES = (
+    100,
+    101,
+    102,
+    103,
+    104,
+    105,
+)
+OC_RESPONSE_TO_CHALLENGE = 200
+
+
+def value_octets(
+    index: int,
+    value_type: str,
+    data: bytes,
+    permissions: int = 0xE,
+    ttl: int = 86400,
+    references: list[tuple[str, int]] = (),  # type: ignore[assignment]
+) -> bytes:
+    """`Encoder.encodeHandleValue`: index, timestamp, ttl type and ttl, permissions, type, data,
+    references."""
+    return (
+        struct.pack("!IIBiB", index, 0, 0, ttl, permissions)
+        + utf8(value_type)
+        + utf8(data)
+        + u32(len(references))
+        + b"".join(utf8(h) + u32(i) for h, i in references)
+    )
+
+
+def admin_value_data(handle: str, index: int, mask: int = 0x0FF3) -> bytes:
+    """`Encoder.encodeAdminRecord`: the permission mask in two octets (default: all but add and
+    delete prefix, AdminRecord bits 2 and 3), the admin handle, its index."""
+    return struct.pack("!H", mask) + utf8(handle) + u32(index)
+
+
+def values_body(handle: str, values: list[bytes]) -> bytes:
+    return utf8(handle) + u32(len(values)) + b"".join(values)
+
+
+def rsa_key_octets(exponent: int, modulus: int) -> bytes:
+    """`Util.getBytesFromPublicKey` for RSA: the type name, two flag octets, exponent and modulus,
+    and the four zero octets hdllib appends."""
+
+    def big(number: int) -> bytes:
+        return utf8(number.to_bytes((number.bit_length() + 8) // 8, "big"))
+
+    return utf8("RSA_PUB_KEY") + b"\0\0" + big(exponent) + big(modulus) + u32(0)
+
+
+def seckey_answer_octets(hashed_secret: bytes, nonce: bytes, digest: bytes, salt: bytes) -> bytes:
+    """`SecretKeyAuthenticationInfo.authenticate` from protocol 2.7: code 0x22 (PBKDF2-HMAC-SHA1),
+    then `Util.constructPbkdf2Encoding`: salt, iterations, key bits, and the HMAC-SHA1 of
+    nonce || digest under the derived key (`Util.doMac`)."""
+    derived = hashlib.pbkdf2_hmac("sha1", hashed_secret, salt, 10000, 20)
+    mac = hmac.new(derived, nonce + digest, "sha1").digest()
+    return b"\x22" + utf8(salt) + u32(10000) + u32(160) + utf8(mac)
+
+
+def challenge_answer_body(auth_type: str, handle: str, index: int, signed: bytes) -> bytes:
+    """`Encoder.encodeChallengeAnswer`."""
+    return utf8(auth_type) + utf8(handle) + u32(index) + utf8(signed)

@@ -297,6 +297,13 @@ class RateLimiter:
             if wait:
                 raise RateLimited(max(1, math.ceil(wait)))
 
+    def check_write(self, address: str) -> None:
+        """The per-address limit of the HTTP APIs, for a native admin request (RateLimited)."""
+        if self._address is not None:
+            wait = self._address.take(address, time.monotonic())
+            if wait:
+                raise RateLimited(max(1, math.ceil(wait)))
+
     def check(self, request: web.Request, *, resolution: bool = False) -> None:
         """Raise 429 when the caller's address or credential has no token left."""
         if resolution and self._resolve is None:

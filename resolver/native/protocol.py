@@ -15,7 +15,7 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,13 @@ MAX_REQUEST_BYTES = 64 * 1024
 # opCodes and response codes (RFC 3652 section 2.2.2)
 OC_RESOLUTION = 1
 OC_GET_SITE_INFO = 2
+OC_CREATE_HANDLE = 100
+OC_DELETE_HANDLE = 101
+OC_ADD_VALUE = 102
+OC_REMOVE_VALUE = 103
+OC_MODIFY_VALUE = 104
+OC_LIST_HANDLES = 105
+OC_RESPONSE_TO_CHALLENGE = 200
 RC_SUCCESS = 1
 RC_ERROR = 2
 RC_SERVER_TOO_BUSY = 3
@@ -39,6 +46,8 @@ RC_HANDLE_NOT_FOUND = 100
 RC_INVALID_HANDLE = 102
 RC_VALUES_NOT_FOUND = 200
 RC_SERVER_NOT_RESPONSIBLE = 301
+RC_AUTHENTICATION_NEEDED = 402
+RC_AUTHEN_TIMEOUT = 405
 
 # opFlags
 FLAG_AUTHORITATIVE = 0x80000000
@@ -111,6 +120,21 @@ def parse_envelope(data: bytes) -> Envelope:
     suggested_major = flags & 0x03
     suggested = (suggested_major, suggested_minor) if suggested_major else (major, minor)
     return Envelope(major, minor, flags & 0xFC, suggested, session, request, sequence, length)
+
+
+def pack_envelope(envelope: Envelope) -> bytes:
+    """The 20 octets `parse_envelope` read (to keep a request whole, as a challenge does)."""
+    suggested_major = envelope.suggested[0] if envelope.suggested != (envelope.major, envelope.minor) else 0
+    return ENVELOPE.pack(
+        envelope.major,
+        envelope.minor,
+        envelope.flags | (suggested_major & 0x03),
+        envelope.suggested[1] if suggested_major else 0,
+        envelope.session_id,
+        envelope.request_id,
+        envelope.sequence,
+        envelope.length,
+    )
 
 
 def parse_request(envelope: Envelope, message: bytes) -> Request:
@@ -393,9 +417,24 @@ def error_body(message: str) -> bytes:
     return utf8(message)
 
 
+class SessionReply(bytes):
+    """An answer sent under another session id than the request's: a challenge names the session
+    its answer must come back in (`HandleServer.createChallenge`)."""
+
+    session_id: int
+
+
+def in_session(message: bytes, session_id: int) -> SessionReply:
+    reply = SessionReply(message)
+    reply.session_id = session_id
+    return reply
+
+
 def envelopes(env: Envelope, message: bytes, packet_data: int) -> list[bytes]:
     """The answer to the request of envelope `env`, cut into packets of at most `packet_data`
-    octets, each with its envelope."""
+    octets, each with its envelope (a `SessionReply` under its own session id)."""
+    if isinstance(message, SessionReply):
+        env = replace(env, session_id=message.session_id)
     major, minor = answer_version(env)
     flags = SERVER_VERSION[0] & 0x03
     packets = []

@@ -19,8 +19,8 @@ from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold, parse_handle, strip_scheme
 from resolver.core.values import is_public, select
+from resolver.native import admin, reflection, signing
 from resolver.native import protocol as p
-from resolver.native import reflection, signing
 from resolver.native.memo import AnswerMemo
 from resolver.upstream.site import site_record
 
@@ -32,6 +32,21 @@ IDLE_TIMEOUT = 30.0
 MAX_PENDING_UDP = 1024
 _USE_TCP_STATUS = 413  # how an answer replaced by USE_TCP counts in the metrics
 _HTTP_STATUS = {p.RC_SUCCESS: 200, p.RC_HANDLE_NOT_FOUND: 404, p.RC_VALUES_NOT_FOUND: 200}
+# how an admin answer counts in the metrics (the HTTP API's statuses for the same codes)
+_ADMIN_STATUS = {
+    p.RC_SUCCESS: 200,
+    p.RC_ERROR: 500,
+    p.RC_SERVER_TOO_BUSY: 429,
+    p.RC_OPERATION_NOT_SUPPORTED: 501,
+    p.RC_HANDLE_NOT_FOUND: 404,
+    101: 409,
+    201: 409,
+    400: 403,
+    401: 403,
+    p.RC_AUTHENTICATION_NEEDED: 401,
+    403: 403,
+    p.RC_AUTHEN_TIMEOUT: 401,
+}
 _RC_FROM_HANDLE = {
     RC.HANDLE_NOT_FOUND: p.RC_HANDLE_NOT_FOUND,
     RC.INVALID_HANDLE: p.RC_INVALID_HANDLE,
@@ -54,6 +69,7 @@ class NativeService:
         self.limiter = app[RATE_LIMITER]
         self.cache = self.lookup.cache
         self.keys = app[NODE_KEYS]
+        self.admin = admin.NativeAdmin(app)
         self._sites: dict[bytes, bytes] = {}  # the encoded site record, by the key it publishes
         # repeated requests answered from kept bytes; not when every request must take a token
         self.memo = AnswerMemo(
@@ -80,6 +96,8 @@ class NativeService:
         except p.ProtocolError as exc:
             reply = p.refusal(envelope, p.RC_PROTOCOL_ERROR, str(exc))
             return self._deliver(envelope, None, p.RC_PROTOCOL_ERROR, reply, None, budget, transport, started)
+        if request.opcode in admin.ADMIN_OPCODES or request.opcode == p.OC_RESPONSE_TO_CHALLENGE:
+            return await self._administer(request, message, transport, address, budget, started)
         rc = p.RC_ERROR
         try:
             rc, body, found = await self._answer(request, address)
@@ -88,6 +106,38 @@ class NativeService:
             raise
         rc, reply = self._certified(envelope, request, rc, body, address, udp=budget is not None)
         return self._deliver(envelope, request, rc, reply, found, budget, transport, started)
+
+    async def _administer(
+        self,
+        request: p.Request,
+        message: bytes,
+        transport: str,
+        address: str,
+        budget: int | None,
+        started: float,
+    ) -> bytes:
+        """An admin request or a challenge answer (resolver/native/admin.py); over UDP, the
+        use-TCP error."""
+        operation = admin.OPERATIONS[request.opcode]
+        rc = p.RC_ERROR
+        try:
+            if budget is not None:
+                reply = use_tcp(request.envelope, request)
+            elif request.response_code != 0:
+                rc = p.RC_PROTOCOL_ERROR
+                reply = p.answer(request, rc, p.error_body("a request must have response code 0"))
+            elif request.opcode == p.OC_RESPONSE_TO_CHALLENGE:
+                rc, reply = await self.admin.answered(request, address)
+            else:
+                rc, reply = await self.admin.challenge(
+                    request, p.pack_envelope(request.envelope) + message, address
+                )
+        except BaseException:
+            self.metrics.request(ROUTES[transport], operation, 500, time.perf_counter() - started)
+            raise
+        status = _ADMIN_STATUS.get(rc, 400)
+        self.metrics.request(ROUTES[transport], operation, status, time.perf_counter() - started)
+        return reply
 
     def site(self) -> bytes:
         """The site record with the public key of the key that signs now."""

@@ -59,7 +59,8 @@ SEED = int(os.environ.get("RESOLVER_FUZZ_SEED") or random.SystemRandom().randran
 TCP_TIMEOUT = 5.0  # far above any answer on loopback, far below the server's 30 s idle timeout
 UDP_WAIT = 0.05
 CHUNK = 100
-KNOWN_RCS = {1, 2, 3, 4, 5, 100, 102, 200, 301}
+# 402: a challenge to an admin request (TCP only); 405: an answer to no pending challenge
+KNOWN_RCS = {1, 2, 3, 4, 5, 100, 102, 200, 301, 402, 405}
 
 HANDLES = {
     f"{NODE_PREFIX}/FUZZ-1": [
@@ -131,6 +132,8 @@ def check_message(envelope: bytes, message: bytes) -> None:
         answer.handle_and_values()
     elif answer.rc == 1 and answer.opcode == 2:
         read_site(answer.body)
+    elif answer.rc == 402:  # the challenge: the request digest (read above), then a 16-octet nonce
+        assert answer.digest is not None and answer.body[:4] == b"\0\0\0\x10" and len(answer.body) == 20
     else:
         answer.message_text()  # the error message is UTF-8
 

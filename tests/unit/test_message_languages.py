@@ -31,6 +31,7 @@ ENGLISH_ONLY = {  # the Handle API's own handlers, recursion (a Handle API answe
     "http/health.py",
     "http/search.py",
     "upstream/recursion.py",
+    "native/admin.py",
 }
 
 
