@@ -3,7 +3,8 @@ UDP and TCP listeners (`resolver.native.listeners`) and for native messages over
 
 It answers from the worker's cache and coalesced lookups, exactly as `GET /api/handles/...` does,
 counts in the same metrics and daily statistics and obeys the same resolution rate limit. Only
-public values are ever answered (the server does not authenticate native clients). A request with
+public values are ever resolved; admin requests are challenged and carried out by
+resolver/native/admin.py (TCP and HTTP; UDP is told to use TCP). A request with
 the certify flag gets its answer signed with the node's current key (RFC 3652 message signature,
 resolver/native/signing.py; the key the site record publishes) when the node has one; requests
 for encrypted answers get clear ones.

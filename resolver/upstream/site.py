@@ -30,17 +30,18 @@ def site_record(config: Config, public_key: bytes = b"") -> dict[str, Any]:
     shape hdllib's `GsonUtility.SiteInfoGsonTypeAdapter` writes and reads. `public_key`: the
     server's key octets (none until the node has a key pair).
 
-    Every interface answers queries only: the HTTP one takes native messages POSTed to the HTTP port
-    (`resolver.http.native_http`), and no interface takes native administration requests."""
+    TCP and HTTP answer queries and administration (resolver/native/admin.py: challenge-response);
+    the HTTP one takes native messages POSTed to the HTTP port (`resolver.http.native_http`). UDP
+    answers queries only: an admin request there is told to use TCP."""
     public = urlsplit(config.public_base)
     http_port = public.port or (443 if public.scheme == "https" else 80)
     interfaces: list[dict[str, Any]] = []
     if config.native_port:
         interfaces += [
-            {"query": True, "admin": False, "protocol": "TCP", "port": config.native_port},
+            {"query": True, "admin": True, "protocol": "TCP", "port": config.native_port},
             {"query": True, "admin": False, "protocol": "UDP", "port": config.native_port},
         ]
-    interfaces.append({"query": True, "admin": False, "protocol": public.scheme.upper(), "port": http_port})
+    interfaces.append({"query": True, "admin": True, "protocol": public.scheme.upper(), "port": http_port})
     return {
         "version": 1,
         "protocolVersion": PROTOCOL_VERSION,

@@ -149,7 +149,7 @@ async def test_get_site_info_names_this_node_and_its_interfaces(node):
     site = read_site(answer.body)
     assert site["serial"] == 1 and site["primary"] and site["attributes"]["node"] == "88.123"
     interfaces = site["servers"][0]["interfaces"]
-    assert (2, 1, port) in interfaces and (2, 0, port) in interfaces  # query-only TCP and UDP
+    assert (3, 1, port) in interfaces and (2, 0, port) in interfaces  # TCP admin and query, UDP query
     assert site["servers"][0]["address"][-4:] == bytes([127, 0, 0, 1])
     # over UDP the site record is more than 3x a bare request: the client is told to use TCP
     udp = await call(over_udp, port, request_message(2, utf8_empty())[0])

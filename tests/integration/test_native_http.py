@@ -70,8 +70,10 @@ async def test_site_information_over_http_on_the_root(client):
     assert site["primary"] and any(
         protocol == 2 for _kind, protocol, _port in site["servers"][0]["interfaces"]
     )
-    # every advertised interface is query-only (Interface.ST_QUERY = 2): no native administration
-    assert {kind for kind, _protocol, _port in site["servers"][0]["interfaces"]} == {2}
+    # TCP and HTTP take administration and queries (Interface.ST_ADMIN_AND_QUERY = 3), UDP only
+    # queries (ST_QUERY = 2): an admin request over UDP is told to use TCP
+    kinds = {protocol: kind for kind, protocol, _port in site["servers"][0]["interfaces"]}
+    assert kinds[2] == 3 and kinds.get(0, 2) == 2
 
 
 @pytest.mark.parametrize(

@@ -68,4 +68,4 @@ def test_the_site_record_names_the_https_interface():
     from resolver.upstream.site import site_record
 
     interfaces = site_record(CONFIG)["servers"][0]["interfaces"]
-    assert {"query": True, "admin": False, "protocol": "HTTPS", "port": 8443} in interfaces
+    assert {"query": True, "admin": True, "protocol": "HTTPS", "port": 8443} in interfaces
