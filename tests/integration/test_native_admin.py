@@ -16,10 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
-from dataclasses import replace
 
-import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -46,22 +43,10 @@ from tests.handle_client import (
     value_octets,
     values_body,
 )
-from tests.helpers import ADMIN_SECRET, basic, serving
+from tests.helpers import ADMIN_SECRET, basic
+from tests.integration import test_native
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-        tcp.bind(("127.0.0.1", 0))
-        port = tcp.getsockname()[1]
-        udp.bind(("127.0.0.1", port))
-        return int(port)
-
-
-@pytest.fixture
-async def node(config):
-    port = free_port()
-    async with serving(replace(config, native_port=port)) as client:
-        yield client, port
+node = test_native.node  # the fixture: the app served with native listeners on a free port
 
 
 def hashed(secret: str) -> bytes:
