@@ -8,7 +8,10 @@ message envelope and the message (one leading newline is ignored). The answer is
 message, with the same content type. The client reads the body whatever the HTTP status, so every
 refusal of a body is a native error message (RC_PROTOCOL_ERROR), sent with status 200.
 
-Only queries: the node takes no native administration requests on any interface.
+Queries, and administration by challenge-response (resolver/native/admin.py) as over TCP. Unlike
+`Authorization: Handle`, this needs no HTTPS: a challenge answer signs the digest of the very request
+it authorizes, so a listener can neither replay it nor attach it to another request; what plain HTTP
+shows is what plain TCP shows (the request's values), as with the reference's interfaces.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from aiohttp import web
 from resolver.config import Config, RateLimits
 from resolver.core.errors import HandleError, RateLimited
 from resolver.core.handles import fold
+from resolver.core.permissions import Identity
 from resolver.services.authentication import Attempt, parse_basic
 
 _MAX_KEYS = 100_000
@@ -286,21 +287,30 @@ class RateLimiter:
     def check_resolution(self, address: str) -> None:
         """The resolution limit for a client address (the native protocol's requests)."""
         if self._resolve is not None:
-            wait = self._resolve.take(address, time.monotonic())
+            wait = self._resolve.take(client_network(address), time.monotonic())
             if wait:
                 raise RateLimited(max(1, math.ceil(wait)))
 
     def check_certified(self, address: str) -> None:
         """The limit on signed native answers for a client address (RateLimited past it)."""
         if self._certified is not None:
-            wait = self._certified.take(address, time.monotonic())
+            wait = self._certified.take(client_network(address), time.monotonic())
             if wait:
                 raise RateLimited(max(1, math.ceil(wait)))
 
     def check_write(self, address: str) -> None:
         """The per-address limit of the HTTP APIs, for a native admin request (RateLimited)."""
         if self._address is not None:
-            wait = self._address.take(address, time.monotonic())
+            wait = self._address.take(client_network(address), time.monotonic())
+            if wait:
+                raise RateLimited(max(1, math.ceil(wait)))
+
+    def check_identity(self, identity: Identity) -> None:
+        """The per-credential limit for a write by an identity a challenge answer proved (the
+        native protocol's administration): one bucket per identity handle, as every key of one
+        handle shares one for `Authorization` headers."""
+        if self._credential is not None:
+            wait = self._credential.take(f"proven {identity.key}", time.monotonic())
             if wait:
                 raise RateLimited(max(1, math.ceil(wait)))
 
@@ -309,7 +319,7 @@ class RateLimiter:
         if resolution and self._resolve is None:
             return  # the default: resolutions pay nothing
         now = time.monotonic()
-        address = request.remote or ""
+        address = client_network(request.remote or "")
         if resolution:
             wait = self._resolve.take(address, now) if self._resolve else 0.0
         else:

@@ -19,6 +19,7 @@ spoofed source would make the node keep state for nothing.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import secrets
 import struct
 import time
@@ -27,9 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resolver.core import request_context
-from resolver.core.errors import RC, HandleError, RateLimited
+from resolver.core.errors import HandleError, RateLimited
 from resolver.core.handles import parse_handle, strip_scheme
 from resolver.core.permissions import Identity
+from resolver.http.ratelimit import client_network
 from resolver.native import protocol as p
 from resolver.store import challenges
 
@@ -59,6 +61,12 @@ MAX_INDEXES = 1000
 # handles sent in one LIST_HANDLES answer: the reference streams them in continued messages; this
 # node sends one message, so a larger prefix is listed through the HTTP API's pages
 LIST_PAGE = 10_000
+# Challenges waiting for an answer, from one client network (an IPv4 address or an IPv6 /64) and
+# from everyone: an anonymous admin request keeps up to a request's octets in Postgres for a
+# minute, so these bound what strangers can park there (16 x 64 KiB from one network, 1024 in all).
+# A client answers each challenge at once; past a cap the request is SERVER_TOO_BUSY.
+PENDING_PER_NETWORK = 16
+PENDING_IN_ALL = 1024
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,7 @@ def challenge_message(request: p.Request, nonce: bytes) -> bytes:
     return header + body + b"\0\0\0\0"
 
 
-def _error(request: p.Request, exc: HandleError) -> tuple[int, bytes]:
+def error_answer(request: p.Request, exc: HandleError) -> tuple[int, bytes]:
     rc = int(exc.rc)
     return rc, p.answer(request, rc, p.error_body(exc.message))
 
@@ -220,12 +228,21 @@ class NativeAdmin:
         except p.ProtocolError as exc:
             return p.RC_PROTOCOL_ERROR, p.answer(request, p.RC_PROTOCOL_ERROR, p.error_body(str(exc)))
         except HandleError as exc:
-            return _error(request, exc)
+            return error_answer(request, exc)
         nonce = secrets.token_bytes(NONCE_OCTETS)
         expires = time.time() + CHALLENGE_SECONDS
+        network = client_network(address)
+        caps = (PENDING_PER_NETWORK, PENDING_IN_ALL)
         for _ in range(8):
             session_id = secrets.randbelow(2**31 - 1) + 1
-            if await challenges.put(self.registry.store, session_id, address, nonce, data, expires):
+            try:
+                put = await challenges.put(
+                    self.registry.store, session_id, address, network, nonce, data, expires, caps
+                )
+            except challenges.TooManyPending:
+                message = "too many administration requests wait for their challenge answers; retry shortly"
+                return p.RC_SERVER_TOO_BUSY, p.answer(request, p.RC_SERVER_TOO_BUSY, p.error_body(message))
+            if put:
                 return p.RC_AUTHENTICATION_NEEDED, p.in_session(challenge_message(request, nonce), session_id)
         raise RuntimeError("no free challenge session id in 8 draws")
 
@@ -243,8 +260,10 @@ class NativeAdmin:
         request_context.request_id.set(f"native-{request.envelope.session_id}-{request.envelope.request_id}")
         envelope = p.parse_envelope(data)
         original = p.parse_request(envelope, data[p.ENVELOPE_SIZE :])
+        # the answer's request id, but the digest in the original's version (the one the
+        # challenge's digest was computed in)
         original_reply = p.Request(
-            request.envelope,
+            dataclasses.replace(request.envelope, major=envelope.major, minor=envelope.minor),
             original.opcode,
             0,
             original.flags,
@@ -265,6 +284,8 @@ class NativeAdmin:
                 answer.signed,
                 throttle,
             )
+            # the per-credential limit of the HTTP APIs, keyed by the identity proven
+            self.limiter.check_identity(identity)
             body = await self._carry_out(parse_admin(original), identity)
         except p.ProtocolError as exc:
             rc, reply = (
@@ -277,7 +298,7 @@ class NativeAdmin:
                 p.answer(original_reply, p.RC_SERVER_TOO_BUSY, p.error_body(exc.message)),
             )
         except HandleError as exc:
-            rc, reply = _error(original_reply, exc)
+            rc, reply = error_answer(original_reply, exc)
         else:
             rc, reply = p.RC_SUCCESS, p.answer(original_reply, p.RC_SUCCESS, body)
         return rc, p.in_session(reply, envelope.session_id)
@@ -310,18 +331,10 @@ class NativeAdmin:
         elif admin.opcode == p.OC_ADD_VALUE:
             await registry.put_values(name, list(admin.values), None, identity, overwrite=False)
         elif admin.opcode == p.OC_MODIFY_VALUE:
-            await self._modify(name, admin, identity)
+            # only values that exist are replaced (`HandleServer.doModifyValue`: RC_VALUES_NOT_FOUND)
+            await registry.put_values(
+                name, list(admin.values), None, identity, overwrite=True, must_exist=True
+            )
         elif admin.opcode == p.OC_REMOVE_VALUE:
             await registry.delete_values(name, frozenset(admin.indexes), identity)
         return b""
-
-    async def _modify(self, name: Any, admin: AdminRequest, identity: Identity) -> None:
-        """MODIFY_VALUE replaces values that exist (`HandleServer.doModifyValue`: a value that is
-        not there is RC_VALUES_NOT_FOUND)."""
-        entry = await self.registry.entry(name)
-        assert entry.record is not None
-        present = {v["index"] for v in entry.record.values}
-        missing = sorted({int(v["index"]) for v in admin.values} - present)
-        if missing:
-            raise HandleError(RC.VALUES_NOT_FOUND, f"no value with index {missing[0]} to modify")
-        await self.registry.put_values(name, list(admin.values), None, identity, overwrite=True)

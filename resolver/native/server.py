@@ -133,6 +133,9 @@ class NativeService:
                 rc, reply = await self.admin.challenge(
                     request, p.pack_envelope(request.envelope) + message, address
                 )
+        except HandleError as exc:
+            # the database away while a challenge is kept or taken: an answer, not a closed connection
+            rc, reply = admin.error_answer(request, exc)
         except BaseException:
             self.metrics.request(ROUTES[transport], operation, 500, time.perf_counter() - started)
             raise

@@ -275,6 +275,16 @@ class Authenticator:
         checked in the reference's hashed form: clients answer with the hash option
         (`SecretKeyAuthenticationInfo(handle, index, secret, true)`).
         """
+        try:
+            parse_handle(handle, self._limits)
+        except HandleError:
+            # a NUL or a megabyte of name: refused before it is a lookup key or a throttle key
+            throttle.failed(None)
+            raise HandleError(
+                RC.AUTHENTICATION_FAILED,
+                f"the identity {quoted(handle, 80)} is not a handle",
+                zh=f"身份 {quoted(handle, 80)} 不是有效的标识",
+            ) from None
         key = fold(handle)
         identity = handle_identity(key)
         throttle.check(identity)
@@ -289,8 +299,9 @@ class Authenticator:
             throttle.failed(identity)
             raise HandleError(
                 RC.AUTHENTICATION_FAILED,
-                f"a PBKDF2 answer may use at most {MAX_PBKDF2_ITERATIONS} iterations",
-                zh=f"PBKDF2 应答的迭代次数不得超过 {MAX_PBKDF2_ITERATIONS}",
+                f"a PBKDF2 answer may use at most {MAX_PBKDF2_ITERATIONS} iterations of a 160-bit key "
+                "(iterations times the key length's 160-bit blocks)",
+                zh=f"PBKDF2 应答的迭代次数乘以密钥长度所含 160 位块数不得超过 {MAX_PBKDF2_ITERATIONS}",
             )
         candidates = [
             v
@@ -337,13 +348,21 @@ MAX_KEYS_TRIED = 16
 _NO_KEY = secrets.reference_hash(b"")
 
 
-def _affordable(answer: bytes) -> bool:
+def pbkdf2_work(answer: bytes) -> int:
+    """The SHA-1 block computations a PBKDF2 answer asks of the node, in iterations of one
+    160-bit block: PBKDF2 runs all its iterations once for each block of the key length, so 10,000
+    iterations of a 4096-bit key cost what 260,000 of a 160-bit key do (0 when not PBKDF2)."""
     if not answer or answer[0] != signing.CODE_PBKDF2_HMAC_SHA1:
-        return True
+        return 0
     try:
-        return signing.parse_pbkdf2(answer[1:])[0].iterations <= MAX_PBKDF2_ITERATIONS
+        params = signing.parse_pbkdf2(answer[1:])[0]
     except signing.SignatureError:
-        return True  # refused by the check itself
+        return 0  # refused by the check itself
+    return params.iterations * -(-params.key_bits // 160)
+
+
+def _affordable(answer: bytes) -> bool:
+    return pbkdf2_work(answer) <= MAX_PBKDF2_ITERATIONS
 
 
 def _is_secret_key(value: StoredValue, index: int) -> bool:

@@ -137,10 +137,30 @@ class Registry:
             needed = needed_for_change(old, new) or Perm.MODIFY_VALUE
             grants = granted_by_change(old, new)
         caller = self.caller(identity)
-        have = ALL
-        if not caller.node_admin and not caller.enterprise_user and not name.is_prefix_handle:
-            have = await self._permissions(tx, identity, self.scope.governing_prefix_handles(name), old)
-        check_write(caller, name, owner, action, needed, have, grants)
+        check_write(caller, name, owner, action, needed, await self._have(tx, caller, name, old), grants)
+
+    async def _have(
+        self, tx: Tx | None, caller: Caller, name: HandleName, old: Sequence[StoredValue]
+    ) -> Perm:
+        """The permissions `caller` holds on `name` (all for those `check_write` does not ask)."""
+        if caller.node_admin or caller.enterprise_user or name.is_prefix_handle:
+            return ALL
+        return await self._permissions(tx, caller.identity, self.scope.governing_prefix_handles(name), old)
+
+    async def _may_ask(
+        self,
+        tx: Tx,
+        identity: Identity,
+        name: HandleName,
+        owner: PrefixInfo | None,
+        old: Sequence[StoredValue],
+        nominal: Perm,
+    ) -> None:
+        """Refuse a caller without the operation's own permission (`nominal`) before the answer
+        can say which indexes exist (`HandleServer.doAddValue` and its siblings check the
+        permission first): a value a stranger cannot read must not be found out by writing it."""
+        caller = self.caller(identity)
+        check_write(caller, name, owner, Action.CHANGE, nominal, await self._have(tx, caller, name, old))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -318,8 +338,12 @@ class Registry:
         identity: Identity,
         *,
         overwrite: bool,
+        must_exist: bool = False,
     ) -> None:
-        """Add or replace the given values of an existing handle (`indexes` None means any)."""
+        """Add or replace the given values of an existing handle (`indexes` None means any).
+        `overwrite` False: an index that exists is VALUE_ALREADY_EXISTS; `must_exist`: an index
+        that does not is VALUES_NOT_FOUND (the native MODIFY_VALUE), both decided under the
+        handle's lock and only for a caller holding the operation's permission."""
         self.check_responsible(name)
         values = parse_values(raw_values, self.limits, self._now())
         if indexes is not None and indexes != {v["index"] for v in values}:
@@ -335,14 +359,24 @@ class Registry:
             if existing is None:
                 raise not_found()
             merged = {v["index"]: v for v in existing.values}
-            for value in values:
-                if value["index"] in merged and not overwrite:
-                    raise HandleError(
-                        RC.VALUE_ALREADY_EXISTS,
-                        f"a value with index {value['index']} already exists",
-                        zh=f"索引为 {value['index']} 的标识值已存在",
-                    )
-                merged[value["index"]] = value
+            present = [v["index"] for v in values if v["index"] in merged]
+            missing = [v["index"] for v in values if v["index"] not in merged]
+            if (present and not overwrite) or (missing and must_exist):
+                nominal = Perm.MODIFY_VALUE if must_exist else Perm.ADD_VALUE
+                await self._may_ask(tx, identity, name, owner, existing.values, nominal)
+            if present and not overwrite:
+                raise HandleError(
+                    RC.VALUE_ALREADY_EXISTS,
+                    f"a value with index {present[0]} already exists",
+                    zh=f"索引为 {present[0]} 的标识值已存在",
+                )
+            if missing and must_exist:
+                raise HandleError(
+                    RC.VALUES_NOT_FOUND,
+                    f"no value with index {missing[0]} to modify",
+                    zh=f"没有索引为 {missing[0]} 的标识值可修改",
+                )
+            merged.update((value["index"], value) for value in values)
             if len(merged) > self.limits.max_values_per_handle:
                 raise HandleError(
                     RC.INVALID_VALUE,
@@ -366,6 +400,7 @@ class Registry:
                 raise not_found()
             remaining = [v for v in existing.values if v["index"] not in indexes]
             if len(remaining) == len(existing.values):
+                await self._may_ask(tx, identity, name, owner, existing.values, Perm.REMOVE_VALUE)
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists", zh="这些标识值都不存在")
             await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, remaining)
             await self.check_template(tx, name, remaining)

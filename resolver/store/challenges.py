@@ -6,14 +6,32 @@ from __future__ import annotations
 from resolver.store.handles import HandleStore
 
 
+class TooManyPending(Exception):
+    """As many challenges wait for answers as the caps allow."""
+
+
 async def put(
-    store: HandleStore, session_id: int, address: str, nonce: bytes, request: bytes, expires: float
+    store: HandleStore,
+    session_id: int,
+    address: str,
+    network: str,
+    nonce: bytes,
+    request: bytes,
+    expires: float,
+    caps: tuple[int, int],
 ) -> bool:
     """Keep the request challenged under `session_id` until `expires` (Unix time); False when
-    that session id is taken already. Expired rows go."""
+    that session id is taken already. TooManyPending when `network` has `caps[0]` challenges
+    waiting, or everyone together `caps[1]` (concurrent puts may pass a cap by the few in
+    flight). Expired rows go."""
     async with store.write() as tx:
         await tx.execute_named("native_challenges_sweep")
-        status = await tx.execute_named("native_challenge_put", session_id, address, nonce, request, expires)
+        row = await tx.fetchrow_named("native_challenges_pending", network)
+        if row is not None and (row["here"] >= caps[0] or row["everywhere"] >= caps[1]):
+            raise TooManyPending()
+        status = await tx.execute_named(
+            "native_challenge_put", session_id, address, network, nonce, request, expires
+        )
     return status.endswith(" 1")
 
 
