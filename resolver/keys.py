@@ -245,6 +245,10 @@ class Signers:
                 chosen = entry
         return chosen
 
+    def entries(self) -> list[tuple[NodeKey, Any, bytes]]:
+        """(key, private key, HS_PUBKEY octets) of every key loaded (next, current, previous)."""
+        return list(self._keys)
+
     def published_octets(self) -> list[bytes]:
         """The HS_PUBKEY octets of every key clients should find (next, current, previous)."""
         return [octets for _, _, octets in self._keys]

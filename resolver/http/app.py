@@ -54,6 +54,7 @@ from resolver.services.batches import Batches
 from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
 from resolver.services.enterprises import Operators
 from resolver.services.handle_sessions import SESSION_KEY, HandleSessions
+from resolver.services.record_signing import RecordSigning
 from resolver.services.registry import Registry
 from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.services.statistics import DailyCounter, keep_flushing
@@ -118,6 +119,7 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         await ensure_node_admin(config, store, secret_keys)
         token_key = await ensure_node_key(store, TOKEN_KEY)
         registry = Registry(config, store, lookup, secret_keys)
+        registry.signing = RecordSigning(app[NODE_KEYS], config.node_prefix, lookup.invalidate)
         app[STORE] = store
         app[LOOKUP] = lookup
         app[REGISTRY] = registry

@@ -92,6 +92,18 @@ async def set_prefix_state(request: web.Request) -> web.Response:
     return ok(data, "状态已更新" + ("；管理员密钥只显示这一次，请妥善保存" if change.secret else ""))
 
 
+async def set_prefix_signing(request: web.Request) -> web.Response:
+    actor, body = await _admin_body(request)
+    result = await request.app[OPERATORS].set_signing(request.match_info["prefix"], body, actor)
+    if result["complete"]:
+        message = (
+            "可信解析已开启，前缀下的标识均已签名" if result["signed"] else "可信解析已关闭，节点签名已移除"
+        )
+    else:
+        message = "已处理一部分标识；请带上 after 再次调用以继续"
+    return ok(result, message)
+
+
 async def rotate_credentials(request: web.Request) -> web.Response:
     actor, body = await _admin_body(request)
     prefix = request.match_info["prefix"]
@@ -150,6 +162,7 @@ def add_routes(app: web.Application) -> None:
         ("/admin/enterprises/{enterprise}/users/{user}/tokens", {"DELETE": revoke_user_tokens}),
         ("/admin/prefixes/{prefix}/state", {"PUT": set_prefix_state}),
         ("/admin/prefixes/{prefix}/credentials", {"POST": rotate_credentials}),
+        ("/admin/prefixes/{prefix}/signing", {"PUT": set_prefix_signing}),
         ("/admin/audit", {"GET": audit}),
     ]
     for path, methods in routes:

@@ -120,10 +120,10 @@ def certificate_lookup(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> tr
         for value in records.get(handle, records.get(handle.upper(), ())):
             if str(value.get("type", "")).upper() != "HS_CERT":
                 continue
-            text = str(value.get("data", ""))
             try:
+                text = _jws_text(value.get("data", ""))
                 claims = trust.read_jws(text).claims
-            except trust.TrustError:
+            except (trust.TrustError, protocol.EncodingError, UnicodeDecodeError, ValueError, TypeError):
                 continue
             if number and str(value.get("index")) == number and claims.get("sub") == ref:
                 return text
@@ -134,6 +134,12 @@ def certificate_lookup(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> tr
         return None if best is None else best[1]
 
     return fetch
+
+
+def _jws_text(data: Any) -> str:
+    """An HS_CERT's JWS, whether the value is as built here (a string) or as stored and answered
+    by the Handle API (`{"format": "string", "value": ...}`)."""
+    return data if isinstance(data, str) else protocol.value_data(data).decode("utf-8")
 
 
 def encoded_answer(values: Iterable[Mapping[str, Any]]) -> dict[int, bytes]:

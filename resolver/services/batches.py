@@ -25,6 +25,7 @@ from resolver.core.templates import (
     template_version_of,
 )
 from resolver.core.values import StoredValue, parse_values, same_content, timestamp
+from resolver.services import signed_writes
 from resolver.services.registry import Registry, audit
 from resolver.store.rows import PrefixInfo
 from resolver.store.tx import Tx
@@ -132,6 +133,19 @@ class Batches:
         """The enterprise prefix governing each valid item (one query for the whole batch)."""
         return await self.registry.admit(tx, [i.name for i in items if i.name is not None])
 
+    def _own(self, item: Item, owner: PrefixInfo | None) -> bool:
+        """The item's values without the node's signature (`Registry.own_values`); a value the
+        node's index 400 refuses gets its error and False."""
+        assert item.name is not None and item.values is not None
+        try:
+            item.values = signed_writes.own_values(
+                self.registry, owner, item.name, item.values, supplied=True
+            )
+        except HandleError as exc:
+            item.error, item.name = in_chinese(exc), None
+            return False
+        return True
+
     async def _authorize(
         self,
         tx: Tx,
@@ -175,27 +189,35 @@ class Batches:
 
     async def create(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
         """Register new identifiers; identical re-registration succeeds."""
+        chains: list[tuple[str, int]] = []
         async with self.registry.store.write() as tx:
             owners = await self._owners(tx, items)
             for item in items:
                 if item.name is not None and item.values is not None:
-                    await self._authorize(
-                        tx, identity, item, owners[item.name.key], Action.CREATE, (), item.values
-                    )
+                    owner = owners[item.name.key]
+                    if self._own(item, owner):
+                        await self._authorize(tx, identity, item, owner, Action.CREATE, (), item.values)
             await self._check_templates(
                 tx, items, {i.name.key: i.values for i in items if i.name and i.values is not None}
             )
             valid = [i for i in items if i.name is not None and i.values is not None]
+            stored = await signed_writes.finish_many(
+                self.registry,
+                tx,
+                [(i.name, owners[i.name.key], i.values) for i in valid if i.name and i.values is not None],
+                chains,
+            )
             inserted = await tx.insert_many(
                 [
-                    (i.name.key, i.name.text, i.name.prefix, i.values)
-                    for i in valid
-                    if i.name and i.values is not None
+                    (i.name.key, i.name.text, i.name.prefix, values)
+                    for i, values in zip(valid, stored, strict=True)
+                    if i.name
                 ]
             )
             conflicts = [i for i in valid if i.name and i.name.key not in inserted]
             existing = await tx.fetch_many([i.name.key for i in conflicts if i.name]) if conflicts else {}
             outcome: dict[int, str] = {}
+            stored_of = {id(i): values for i, values in zip(valid, stored, strict=True)}
             for item in valid:
                 assert item.name is not None and item.values is not None
                 if item.name.key in inserted:
@@ -206,16 +228,23 @@ class Batches:
                         item.name.key,
                         owners.get(item.name.key),
                         None,
-                        item.values,
+                        stored_of[id(item)],
                     )
                     outcome[id(item)] = CREATED
                 else:
                     record = existing.get(item.name.key)
-                    if same_content(record.values if record else None, item.values):
+                    before = (
+                        None
+                        if record is None
+                        else signed_writes.own_values(
+                            self.registry, owners.get(item.name.key), item.name, record.values, supplied=False
+                        )
+                    )
+                    if same_content(before, item.values):
                         outcome[id(item)] = "标识已存在且内容相同，视为成功"
                     else:
                         item.error = "标识已存在且内容不同；如需修改请调用更新接口"
-        self.registry.lookup.invalidate(tx.changed)
+        self.registry.committed(tx.changed, chains)
         return [
             ItemResult(i.sent, FAILED, i.error)
             if i.error
@@ -225,6 +254,7 @@ class Batches:
 
     async def update(self, identity: Identity, items: list[Item]) -> list[ItemResult]:
         """Change existing identifiers: the given values replace those at their indexes, others stay."""
+        chains: list[tuple[str, int]] = []
         async with self.registry.store.write() as tx:
             owners = await self._owners(tx, items)
             keys = [i.name.key for i in items if i.name]
@@ -237,21 +267,28 @@ class Batches:
                 if record is None:
                     item.error, item.name = "标识不存在，无法更新；请先登记", None
                     continue
-                by_index = {v["index"]: v for v in record.values}
+                owner = owners[item.name.key]
+                if not self._own(item, owner):
+                    continue
+                old = signed_writes.own_values(self.registry, owner, item.name, record.values, supplied=False)
+                by_index = {v["index"]: v for v in old}
                 by_index.update({v["index"]: v for v in item.values})
                 if len(by_index) > self.limits.max_values_per_handle:
                     item.error, item.name = f"标识值超过 {self.limits.max_values_per_handle} 个", None
                     continue
                 new_values = sorted(by_index.values(), key=lambda v: v["index"])
-                owner = owners[item.name.key]
-                if await self._authorize(tx, identity, item, owner, Action.CHANGE, record.values, new_values):
+                if await self._authorize(tx, identity, item, owner, Action.CHANGE, old, new_values):
                     merged[item.name.key] = new_values
             await self._check_templates(tx, items, merged)
-            rows = [(i.name.key, merged[i.name.key]) for i in items if i.name is not None]
+            names = [i.name for i in items if i.name is not None]
+            stored = await signed_writes.finish_many(
+                self.registry, tx, [(name, owners[name.key], merged[name.key]) for name in names], chains
+            )
+            rows = [(name.key, values) for name, values in zip(names, stored, strict=True)]
             await tx.update_many(rows)
             for key, new_values in rows:
                 audit(tx, identity, "handle.update", key, owners.get(key), current[key].values, new_values)
-        self.registry.lookup.invalidate(tx.changed)
+        self.registry.committed(tx.changed, chains)
         return [
             ItemResult(i.sent, FAILED, i.error) if i.error else ItemResult(i.sent, OK, "更新成功")
             for i in items

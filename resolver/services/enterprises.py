@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets as random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
+from resolver.services import signed_writes
 from resolver.services.registry import NODE_ADMIN_INDEX, Registry
 from resolver.store import enterprises as db
 from resolver.store.handles import HandleStore
@@ -35,6 +37,9 @@ ENTERPRISE_ADMIN_PERMISSIONS = "111111110011"
 # User names never contain ':' or '/', so they cannot be mistaken for Handle identities.
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 MAX_TEXT = 200
+# how long one request to turn signing on or off re-signs records before it answers `complete`
+# false (well under the proxies' usual 60 s); a large prefix takes several calls
+RESIGN_SECONDS = 10.0
 
 
 def _bad(message: str, zh: str) -> HandleError:
@@ -273,6 +278,62 @@ class Operators:
             )
         self.registry.lookup.invalidate(tx.changed)
         return PrefixChange(display, wanted, generated)
+
+    async def set_signing(self, prefix: str, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
+        """Turn trusted resolution of a prefix on or off (resolver/services/record_signing.py).
+        On: the certificate chain is written, then the prefix's records are signed, page by page,
+        for up to RESIGN_SECONDS; `complete` false means call again with `after` (the records
+        signed already are skipped anyway). Off: the node's signatures are dropped the same way."""
+        signed = body.get("signed")
+        if not isinstance(signed, bool):
+            raise _bad("signed must be true or false", "signed 必须为 true 或 false")
+        after = body.get("after", "")
+        if not isinstance(after, str) or len(after) > 1024:
+            raise _bad("after must be a handle key from an earlier answer", "after 应为上次应答给出的标识键")
+        signing = self.registry.signing
+        if signed and (signing is None or signing.current() is None):
+            raise _bad(
+                "the node has no signing key: run `resolver keys init`, then restart the node or send it SIGHUP",
+                "节点没有签名密钥：请先运行 resolver keys init，再重启节点或发送 SIGHUP",
+            )
+        chains: list[tuple[str, int]] = []
+        async with self.store.write() as tx:
+            folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
+            key = f"{PREFIX_NA}/{folded}"
+            if await tx.lock(key) is None:
+                raise _bad(
+                    f"prefix {display} was never enabled: it has no prefix handle to hold its certificate",
+                    f"前缀 {display} 尚未启用过，没有可存放证书的前缀标识",
+                )
+            before = await db.prefix_signed(tx, folded)
+            await db.set_prefix_signed(tx, folded, signed)
+            if signed and signing is not None:
+                _number, chains = await signing.chain_in(tx, folded)
+            tx.audit(
+                AuditEntry(
+                    actor.name,
+                    "prefix.signing",
+                    key,
+                    enterprise_id,
+                    {"signed": before},
+                    {"signed": signed},
+                )
+            )
+        self.registry.committed(tx.changed, chains)
+        changed = refused = 0
+        deadline = time.monotonic() + RESIGN_SECONDS
+        last: str | None = after
+        while last is not None and time.monotonic() < deadline:
+            last, done, skipped = await signed_writes.resign_page(self.registry, folded, last)
+            changed, refused = changed + done, refused + skipped
+        return {
+            "prefix": display,
+            "signed": signed,
+            "changed": changed,
+            "refused": refused,
+            "complete": last is None,
+            **({} if last is None else {"after": last}),
+        }
 
     async def rotate_credentials(self, prefix: str, body: dict[str, Any], actor: Identity) -> str | None:
         """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it."""

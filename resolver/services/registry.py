@@ -30,6 +30,8 @@ from resolver.core.permissions import (
 from resolver.core.policy import Action, Caller, check_write, governing_owner, owner_candidates
 from resolver.core.templates import Template, check_values, pick_template, template_version_of
 from resolver.core.values import StoredValue, is_admin_readable, is_public, parse_values
+from resolver.services import signed_writes
+from resolver.services.record_signing import RecordSigning
 from resolver.services.seckeys import SecretKeys
 from resolver.services.template_lookup import TemplateSource, load_templates
 from resolver.store.handles import HandleStore
@@ -71,6 +73,9 @@ class Registry:
         self.store = store
         self.lookup = lookup
         self.scope = NodeScope(config.node_prefix)
+        # signs the records of signed prefixes (resolver/services/record_signing.py); None: no
+        # signing here (tests of the rules without keys), and a signed prefix cannot be written
+        self.signing: RecordSigning | None = None
 
     # -- who may do what ---------------------------------------------------------------------
 
@@ -248,6 +253,12 @@ class Registry:
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
+    def committed(self, keys: list[str], chains: list[tuple[str, int]]) -> None:
+        """After a write's commit: the cache forgets `keys`, the signer remembers `chains`."""
+        if chains and self.signing is not None:
+            self.signing.certified(chains)
+        self._after_commit(keys)
+
     def _after_commit(self, keys: list[str]) -> None:
         # Our own cache learns at once; other workers through the notification.
         self.lookup.invalidate(keys)
@@ -302,21 +313,26 @@ class Registry:
         self.check_responsible(name)
         values = parse_values(raw_values, self.limits, self._now())
         self.secret_keys.prepare(values)
+        chains: list[tuple[str, int]] = []
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
+            values = signed_writes.own_values(self, owner, name, values, supplied=True)
             existing = await tx.lock(name.key)
             if existing is None:
                 await self.authorize(tx, identity, name, owner, Action.CREATE, (), values)
                 await self.check_template(tx, name, values)
-                if not await tx.insert(name.key, name.text, name.prefix, values):
+                stored = await signed_writes.finish(self, tx, name, owner, values, chains)
+                if not await tx.insert(name.key, name.text, name.prefix, stored):
                     raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists", zh="标识已存在")
                 created = True
             elif not overwrite:
                 raise HandleError(RC.HANDLE_ALREADY_EXISTS, "the handle already exists", zh="标识已存在")
             else:
-                await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, values)
+                old = signed_writes.own_values(self, owner, name, existing.values, supplied=False)
+                await self.authorize(tx, identity, name, owner, Action.CHANGE, old, values)
                 await self.check_template(tx, name, values)
-                await tx.update(name.key, values)
+                stored = await signed_writes.finish(self, tx, name, owner, values, chains)
+                await tx.update(name.key, stored)
                 created = False
             audit(
                 tx,
@@ -325,9 +341,9 @@ class Registry:
                 name.key,
                 owner,
                 None if existing is None else existing.values,
-                values,
+                stored,
             )
-        self._after_commit(tx.changed)
+        self.committed(tx.changed, chains)
         return created
 
     async def put_values(
@@ -353,17 +369,20 @@ class Registry:
                 zh="查询参数中的索引与请求体中的不一致",
             )
         self.secret_keys.prepare(values)
+        chains: list[tuple[str, int]] = []
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
+            values = signed_writes.own_values(self, owner, name, values, supplied=True)
             existing = await tx.lock(name.key)
             if existing is None:
                 raise not_found()
-            merged = {v["index"]: v for v in existing.values}
+            old = signed_writes.own_values(self, owner, name, existing.values, supplied=False)
+            merged = {v["index"]: v for v in old}
             present = [v["index"] for v in values if v["index"] in merged]
             missing = [v["index"] for v in values if v["index"] not in merged]
             if (present and not overwrite) or (missing and must_exist):
                 nominal = Perm.MODIFY_VALUE if must_exist else Perm.ADD_VALUE
-                await self._may_ask(tx, identity, name, owner, existing.values, nominal)
+                await self._may_ask(tx, identity, name, owner, old, nominal)
             if present and not overwrite:
                 raise HandleError(
                     RC.VALUE_ALREADY_EXISTS,
@@ -384,29 +403,33 @@ class Registry:
                     zh=f"一个标识至多 {self.limits.max_values_per_handle} 个标识值",
                 )
             new_values = sorted(merged.values(), key=lambda v: v["index"])
-            await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, new_values)
+            await self.authorize(tx, identity, name, owner, Action.CHANGE, old, new_values)
             await self.check_template(tx, name, new_values)
-            await tx.update(name.key, new_values)
-            audit(tx, identity, "handle.values.put", name.key, owner, existing.values, new_values)
-        self._after_commit(tx.changed)
+            stored = await signed_writes.finish(self, tx, name, owner, new_values, chains)
+            await tx.update(name.key, stored)
+            audit(tx, identity, "handle.values.put", name.key, owner, existing.values, stored)
+        self.committed(tx.changed, chains)
 
     async def delete_values(self, name: HandleName, indexes: frozenset[int], identity: Identity) -> None:
         """Remove the values with these indexes; rc 200 when none of them exists."""
         self.check_responsible(name)
+        chains: list[tuple[str, int]] = []
         async with self.store.write() as tx:
             owner = (await self.admit(tx, [name]))[name.key]
             existing = await tx.lock(name.key)
             if existing is None:
                 raise not_found()
-            remaining = [v for v in existing.values if v["index"] not in indexes]
-            if len(remaining) == len(existing.values):
-                await self._may_ask(tx, identity, name, owner, existing.values, Perm.REMOVE_VALUE)
+            old = signed_writes.own_values(self, owner, name, existing.values, supplied=False)
+            remaining = [v for v in old if v["index"] not in indexes]
+            if len(remaining) == len(old):
+                await self._may_ask(tx, identity, name, owner, old, Perm.REMOVE_VALUE)
                 raise HandleError(RC.VALUES_NOT_FOUND, "none of those values exists", zh="这些标识值都不存在")
-            await self.authorize(tx, identity, name, owner, Action.CHANGE, existing.values, remaining)
+            await self.authorize(tx, identity, name, owner, Action.CHANGE, old, remaining)
             await self.check_template(tx, name, remaining)
-            await tx.update(name.key, remaining)
-            audit(tx, identity, "handle.values.delete", name.key, owner, existing.values, remaining)
-        self._after_commit(tx.changed)
+            stored = await signed_writes.finish(self, tx, name, owner, remaining, chains)
+            await tx.update(name.key, stored)
+            audit(tx, identity, "handle.values.delete", name.key, owner, existing.values, stored)
+        self.committed(tx.changed, chains)
 
     async def delete_handle(self, name: HandleName, identity: Identity) -> None:
         """Delete a handle and all its values."""

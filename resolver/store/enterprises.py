@@ -116,6 +116,16 @@ async def set_prefix_state(tx: Writes, prefix: str, state: int) -> None:
     await tx.execute_named("prefix_set_state", prefix, state)
 
 
+async def prefix_signed(tx: Writes, prefix: str) -> bool:
+    """Whether the prefix's records are signed (False when it is not allocated)."""
+    row = await tx.fetchrow_named("prefix_signed", prefix)
+    return bool(row["signed"]) if row is not None else False
+
+
+async def set_prefix_signed(tx: Writes, prefix: str, signed: bool) -> None:
+    await tx.execute_named("prefix_set_signed", prefix, signed)
+
+
 async def insert_user(tx: Writes, enterprise_id: int, username: str, password_hash: str) -> int:
     """A new account's id (HandleError when the username is taken)."""
     row = await tx.fetchrow_named("user_insert", enterprise_id, username, password_hash)

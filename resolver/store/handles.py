@@ -217,7 +217,7 @@ class HandleStore:
         transaction."""
         async with translated_errors(), self._pool.acquire(timeout=self._timeout) as conn:
             rows = await conn.fetch(Q["prefix_info_read"], prefixes, timeout=self._timeout)
-        return {row[0]: PrefixInfo(row[0], row[1], row[2]) for row in rows}
+        return {row[0]: PrefixInfo(row[0], row[1], row[2], row[3]) for row in rows}
 
     async def fetch_named(self, name: str, *args: object) -> list[asyncpg.Record]:
         """The rows of a named read-only statement of store/sql."""

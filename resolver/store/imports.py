@@ -71,7 +71,8 @@ async def connect_writer(dsn: str) -> asyncpg.Connection:
 async def enterprise_prefixes(conn: Connection) -> list[PrefixInfo]:
     """Every allocated enterprise prefix, with its state and owner."""
     return [
-        PrefixInfo(row[0], int(row[1]), int(row[2])) for row in await conn.fetch(Q["enterprise_prefix_all"])
+        PrefixInfo(row[0], int(row[1]), int(row[2]), bool(row[3]))
+        for row in await conn.fetch(Q["enterprise_prefix_all"])
     ]
 
 

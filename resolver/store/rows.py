@@ -45,6 +45,7 @@ class PrefixInfo:
     prefix: str
     state: int
     enterprise_id: int
+    signed: bool = False  # its records carry the node's HS_SIGNATURE (schema/0014)
 
 
 @dataclass(frozen=True, slots=True)

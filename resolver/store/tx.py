@@ -112,6 +112,13 @@ class Tx:
         record = self._locked[key] = record_from_row(row)
         return record
 
+    async def keys_under_prefix(self, prefix: str, after: str, limit: int) -> list[str]:
+        """A page of the keys of the handles directly under `prefix` (folded), in key order after `after`."""
+        rows = await self._conn.fetch(
+            Q["keys_under_prefix_after"], prefix, after, limit, timeout=self._timeout
+        )
+        return [row[0] for row in rows]
+
     async def lock_many(self, keys: list[str]) -> dict[str, Record]:
         """Read several handles and lock their rows (in key order, so batches cannot deadlock)."""
         rows = await self._conn.fetch(Q["lock_many"], keys, timeout=self._timeout)
@@ -200,7 +207,7 @@ class Tx:
     async def prefix_info(self, prefixes: list[str]) -> dict[str, PrefixInfo]:
         """The enterprise prefixes among these, with their states and owners."""
         rows = await self._conn.fetch(Q["prefix_info"], prefixes, timeout=self._timeout)
-        return {row[0]: PrefixInfo(row[0], row[1], row[2]) for row in rows}
+        return {row[0]: PrefixInfo(row[0], row[1], row[2], row[3]) for row in rows}
 
     async def templates(self, prefixes: list[str], versions: list[str]) -> list[TemplateRow]:
         """The stored templates of these prefixes in these versions."""

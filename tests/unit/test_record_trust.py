@@ -105,3 +105,17 @@ def test_resolver_verify_reports_per_index(keys):
     assert not ok
     unsigned = {HANDLE: VALUES}
     assert verify_record(HANDLE, unsigned.get, [keys[0].public_key()], NOW)[1] is False
+
+
+def test_the_chain_is_found_in_records_as_the_handle_api_answers_them(keys):
+    """`resolver verify` reads records over HTTP, where a value's data is {"format", "value"}: the
+    certificate lookup must read the JWS from that form too (it once looked only at strings)."""
+    records, signed = published(keys)
+    answered = {
+        handle: [{**v, "data": {"format": "string", "value": v["data"]}} for v in values]
+        for handle, values in records.items()
+    }
+    signature = next(v for v in signed if v["type"] == "HS_SIGNATURE")
+    jws = trust.read_jws(signature["data"])
+    links = trust.verify_chain(jws, HANDLE, rt.certificate_lookup(answered), [keys[0].public_key()], NOW)
+    assert links == [rt.reference(300, f"0.NA/{PREFIX}"), rt.reference(300, f"0.NA/{NODE}")]

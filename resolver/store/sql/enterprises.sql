@@ -32,6 +32,12 @@ select prefix, display, enterprise_id, state from enterprise_prefixes where pref
 -- name: prefix_set_state
 update enterprise_prefixes set state = $2, updated_at = now() where prefix = $1;
 
+-- name: prefix_set_signed
+update enterprise_prefixes set signed = $2, updated_at = now() where prefix = $1;
+
+-- name: prefix_signed
+select signed from enterprise_prefixes where prefix = $1;
+
 -- name: user_insert
 insert into enterprise_users (enterprise_id, username, password_hash) values ($1, $2, $3) returning id;
 
@@ -64,4 +70,4 @@ where ($1::text is null or handle = $1)
   and ($4::timestamptz is null or at < $4);
 
 -- name: enterprise_prefix_all
-select prefix, state, enterprise_id from enterprise_prefixes;
+select prefix, state, enterprise_id, signed from enterprise_prefixes;

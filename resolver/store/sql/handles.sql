@@ -57,6 +57,10 @@ select * from unnest($1::text[], $2::text[], $3::text[], $4::json[])
 on conflict (key) do nothing
 returning key;
 
+-- name: keys_under_prefix_after
+-- a page of the handles directly under a prefix, in key order after $2 (re-signing walks them)
+select key from handles where prefix = $1 and key > $2 order by prefix, key limit $3;
+
 -- name: lock_many
 select key, handle, vals::text from handles where key = any($1::text[]) order by key for update;
 
@@ -86,7 +90,7 @@ insert into search_terms (term, key, prefix)
 select * from unnest($1::text[], $2::text[], $3::text[]);
 
 -- name: prefix_info
-select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
+select prefix, state, enterprise_id, signed from enterprise_prefixes where prefix = any($1::text[]);
 
 -- name: templates_for
 select prefix, version, industry_codes, items::text from templates
@@ -135,7 +139,7 @@ select h.handle from found join handles h on h.key = found.key
 order by found.term using ~<~, found.key;
 
 -- name: prefix_info_read
-select prefix, state, enterprise_id from enterprise_prefixes where prefix = any($1::text[]);
+select prefix, state, enterprise_id, signed from enterprise_prefixes where prefix = any($1::text[]);
 
 -- name: scan_extras
 -- What the scan page shows besides the record: the handle's times and its template's display names
