@@ -105,8 +105,9 @@ COMMANDS: dict[str, Command] = {
         "CSV: a header 'handle,<index>:<TYPE>,...' (or with --template, the template's idType or item "
         "names as columns, or 'handle,values' with a JSON array); JSON Lines: "
         '{"handle": ..., "templateVersion": ..., "value": [...]} per line. '
-        "Rejected rows go to FILE.rejected.csv with their reasons.",
-        BULK_OPTIONS,
+        "Rejected rows go to FILE.rejected.csv with their reasons. Rows of prefixes with trusted "
+        "resolution on are signed with the node's key (--key-dir).",
+        [*BULK_OPTIONS, *_named("key_dir")],
         bulk.bulk,
         bulk.import_arguments,
     ),

@@ -38,6 +38,7 @@ from resolver.bulk.progress import Progress
 from resolver.bulk.reader import CHUNK_ROWS, ReadPlan, RowReader, next_chunk_size, read_in_process
 from resolver.bulk.report import Report, default_path
 from resolver.bulk.resume import Skip
+from resolver.bulk.signing import signing_key, unsigned
 from resolver.bulk.slots import SLOT_BYTES, ChunkRow, ChunkSlots, EncodedChunk, Rejection
 from resolver.bulk.source import detect_format, file_digest
 from resolver.bulk.userfiles import RefusedFile, append, create, same_file
@@ -87,7 +88,9 @@ class Importer:
         prefixes = {p.prefix: p for p in await imports.enterprise_prefixes(self.conn)}
         self.served = ServedPrefixes(self.config.node_prefix, prefixes)
         templates = await imports.all_templates(self.conn)
-        self.reader = RowReader(self.config, prefixes, templates)
+        self.reader = RowReader(
+            self.config, prefixes, templates, await signing_key(self.conn, self.config, prefixes)
+        )
         return self.reader
 
     def _labelled(self, per_prefix: dict[str, int]) -> dict[str, int]:
@@ -176,7 +179,9 @@ class Importer:
                     for key, existing in await imports.stored_values(conn, existed):
                         conflicting.add(key)
                         line, row = staged[key]
-                        if not same_content(orjson.loads(existing), orjson.loads(row.values)):
+                        if not same_content(
+                            unsigned(orjson.loads(existing)), unsigned(orjson.loads(row.values))
+                        ):
                             rejected.append((line, row.handle, "标识已存在且内容不同", row.values.encode()))
             if conflicting:
                 added = [row for row in decoded if row.key not in conflicting]

@@ -84,6 +84,7 @@ class RowReader:
         config: Config,
         prefixes: dict[str, PrefixInfo],
         templates: dict[tuple[str, str], Template],
+        signing_key: int | None = None,
     ) -> None:
         self.config = config
         self.scope = NodeScope(config.node_prefix)
@@ -95,6 +96,12 @@ class RowReader:
         self.search_types = frozenset(config.search_types)
         self.prefixes = prefixes
         self.templates = templates
+        # the node key that signs the rows of signed prefixes (its certificates are in place:
+        # Importer.load_context); None: no key here, and rows of signed prefixes are rejected
+        self.signing_key = signing_key
+        self._signer: Any = None  # RecordSigning, loaded in the reader process when first needed
+        # handle prefix -> the signed enterprise prefix governing it (None: not signed)
+        self._signed_under: dict[str, str | None] = {}
         # Prefixes (as written) already found valid, served here and enabled.
         self._prefix_checked: dict[str, str] = {}
         # Data rows up to this line were imported by an earlier run: read past them unparsed.
@@ -107,6 +114,7 @@ class RowReader:
         node operator, under the enterprise prefix that governs the handle."""
         owner = governing_owner(owner_candidates(self.scope, name), self.prefixes)
         check_write(self.caller, name, owner, Action.CREATE, Perm.ADD_HANDLE, ALL, NONE)
+        self._signed_under[name.prefix] = owner.prefix if owner is not None and owner.signed else None
         if owner is None and name.prefix != self.node_prefix:
             # Bulk registrations belong to an enterprise: under no allocated prefix, a row would
             # be an identifier no enterprise answers for (the node's own prefix is the operator's).
@@ -255,11 +263,37 @@ class RowReader:
                             orjson.dumps(item),
                             list(dict.fromkeys(search_terms(item, search_types))),
                         )
+                    signed_prefix = self._signed_under.get(prefix)
+                    if signed_prefix is not None:
+                        try:
+                            data = self._signed(shown, signed_prefix, data)
+                        except HandleError as exc:
+                            chunk.rejected.append((line, handle, in_chinese(exc), original))
+                            continue
                     chunk.rows.append((line, key, shown, prefix, data, terms))
             if len(chunk.rows) + len(chunk.rejected) >= chunk_rows:
                 log.debug("read chunk %d-%d in %.2fs", chunk.first_line, line, time.perf_counter() - started)
                 return chunk, False
         return chunk, True
+
+    def _signed(self, handle: str, prefix: str, data: bytes) -> bytes:
+        """The values JSON of a row of the signed prefix `prefix`, with the node's HS_SIGNATURE
+        (what every API's write adds: resolver/services/signed_writes.py)."""
+        if self.signing_key is None:
+            raise HandleError(
+                RC.SERVER_TOO_BUSY,
+                f"前缀 {prefix} 已开启可信解析，导入需要节点的签名密钥：请以 --key-dir（或 --data-dir）指明节点的密钥目录",
+            )
+        if self._signer is None:
+            from resolver.keys import Signers
+            from resolver.services.record_signing import RecordSigning
+
+            self._signer = RecordSigning(Signers(self.config.keys_path), self.config.node_prefix, _no_cache)
+        from resolver.services.record_signing import refuse_index_400
+
+        values = orjson.loads(data)
+        refuse_index_400([v for v in values if str(v.get("type", "")).upper() != "HS_SIGNATURE"], prefix)
+        return orjson.dumps(self._signer.sign(handle, prefix, values, self.signing_key))
 
     def encode(self, chunk: _Chunk, position: int) -> EncodedChunk:
         """The chunk as binary COPY data for handles and search_terms."""
@@ -339,6 +373,10 @@ def next_chunk_size(size: int, chunk_rows: int, lines_read: int, position: int, 
     if left < 2 * size:
         size = max(LAST_CHUNK_ROWS, int(left / 2) + 1)
     return min(size, chunk_rows)
+
+
+def _no_cache(_keys: list[str]) -> None:
+    """The reader writes no trust values itself (the importer saw to them): no cache to tell."""
 
 
 def read_in_process(

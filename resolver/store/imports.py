@@ -9,6 +9,7 @@ transaction that `chunk_transaction` opens.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import date
 from typing import NamedTuple, TypeVar, cast
@@ -17,12 +18,13 @@ import asyncpg
 import asyncpg.transaction
 import orjson
 
+from resolver.config import Config
 from resolver.core.templates import Template, parse_template
 from resolver.store.connections import Connection
 from resolver.store.queries import Q
 from resolver.store.rows import AuditEntry, PrefixInfo
 from resolver.store.statistics import Counts, add_daily_counts
-from resolver.store.tx import listening_caches, notify, write_audit
+from resolver.store.tx import Tx, listening_caches, notify, write_audit
 
 T = TypeVar("T")
 
@@ -66,6 +68,16 @@ class ExportedHandle(NamedTuple):
 async def connect_writer(dsn: str) -> asyncpg.Connection:
     """A further connection to write chunks on (`resolver import --writers N`)."""
     return await asyncpg.connect(dsn)
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: Connection, config: Config) -> AsyncIterator[Tx]:
+    """A write transaction of the Registry's kind on the importer's connection: its audit
+    entries and cache notifications are written when it commits."""
+    async with conn.transaction():
+        tx = Tx(conn, config.db_timeout, frozenset(config.search_types))
+        yield tx
+        await tx.flush()
 
 
 async def enterprise_prefixes(conn: Connection) -> list[PrefixInfo]:

@@ -20,7 +20,7 @@ from tests import trust_client
 from tests.enterprise_helpers import admit, bearer, product, user_token
 from tests.handle_client import OC_CREATE_HANDLE, value_octets, values_body
 from tests.helpers import ADMIN_SECRET, basic, serving
-from tests.integration import test_native
+from tests.integration import test_import_export, test_native
 from tests.integration.test_native_admin import administer, seckey
 
 VALUES = [
@@ -166,3 +166,49 @@ async def test_signing_needs_a_node_key_and_an_enabled_prefix(client):
     assert (await resp.json())["status"] != 1
     resp = await client.put("/admin/prefixes/88.123.45/signing", json={"signed": True})
     assert resp.status == 401
+
+
+async def test_a_bulk_import_into_a_signed_prefix_is_signed_row_by_row(signing_node, config, tmp_path):
+    """`resolver import` signs the rows of signed prefixes in its reader process with the node key
+    (certificates written first, as an API write does); rows of unsigned prefixes stay unsigned,
+    and a row putting another type at index 400 of a signed prefix is rejected with its reason."""
+    client, port = signing_node
+    await admit(client, "88.123.45", 45)
+    await admit(client, "88.123.46", 46)
+    await set_signing(client, "88.123.45", True)
+    path = tmp_path / "rows.csv"
+    rows = [
+        [f"88.123.45/IMP-{n}", f"产品{n}", "测试企业", "2026-11-01", f"https://example.com/i/{n}"]
+        for n in range(30)
+    ]
+    rows += [["88.123.46/IMP-0", "产品", "测试企业", "2026-11-01", "https://example.com/u"]]
+    test_import_export.write_csv(path, rows)
+    result = await test_import_export.import_file(
+        replace(config, key_dir=str(tmp_path / "keys")), path, chunk_rows=8
+    )
+    assert (result.accepted, result.rejected) == (31, 0), result
+    for handle in ("88.123.45/IMP-0", "88.123.45/IMP-29"):
+        chain, verdict = await asyncio.to_thread(check, port, handle)
+        assert chain == ["301:0.NA/88.123.45", "301:0.NA/88.123"]
+        assert verdict and set(verdict.values()) == {"verified"}, verdict
+    unsigned = (await (await client.get("/api/handles/88.123.46/IMP-0")).json())["values"]
+    assert "HS_SIGNATURE" not in {v["type"] for v in unsigned}
+
+    # without the node's key directory, the rows of the signed prefix are rejected, the rest kept
+    more = tmp_path / "more.csv"
+    test_import_export.write_csv(
+        more,
+        [
+            ["88.123.45/NOKEY-1", "产品", "测试企业", "2026-11-01", "https://example.com/n"],
+            ["88.123.46/NOKEY-2", "产品", "测试企业", "2026-11-01", "https://example.com/n"],
+        ],
+    )
+    result = await test_import_export.import_file(replace(config, key_dir=str(tmp_path / "no-keys")), more)
+    assert (result.accepted, result.rejected) == (1, 1), result
+    report = result.report.read_text(encoding="utf-8-sig")
+    assert "可信解析" in report and "88.123.45/NOKEY-1" in report
+    # the same rows in another file: identical content (only the signature's time differs)
+    again = tmp_path / "again.csv"
+    test_import_export.write_csv(again, rows[:5])
+    result = await test_import_export.import_file(replace(config, key_dir=str(tmp_path / "keys")), again)
+    assert (result.accepted, result.rejected) == (5, 0), result
