@@ -10,7 +10,7 @@ order round by round (A/B interleaved: this VM's speed swings between runs). Rep
 p99 client latency per create, node CPU per create (utime + stime of the node's processes from
 /proc; Postgres not counted), and per batch item. Only 127.0.0.1 is targeted; every loop is bounded.
 
-Usage: python benchmarks/signed_writes.py [--rounds 4] [--per-round 150] [--batch 500]
+Usage: python benchmarks/signed_writes.py [--rounds 4] [--per-round 150] [--batch 500] [--key rsa|sm2]
 """
 
 from __future__ import annotations
@@ -82,15 +82,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=150)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--key", choices=["rsa", "sm2"], default="rsa", help="the key type that signs records"
+    )
     args = parser.parse_args()
     with embedded_database("signed-writes-") as (workdir, dsn):
         key_dir = workdir / "keys"
-        subprocess.run(
-            [sys.executable, "-m", "resolver", "keys", "init", "--key-dir", str(key_dir)],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-        )
+        for algorithm in sorted({"rsa", args.key}):
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "resolver",
+                    "keys",
+                    "init",
+                    "--algorithm",
+                    algorithm,
+                    "--key-dir",
+                    str(key_dir),
+                ],
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+            )
         native = free_port()
         process, url = start_node(
             workdir,
@@ -104,6 +118,8 @@ def main() -> None:
             "0",
             "--rate-per-credential",
             "0",
+            "--record-key",
+            args.key,
         )
         try:
             session = requests.Session()

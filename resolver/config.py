@@ -23,6 +23,7 @@ from resolver.config_kinds import (
     parse_log_format,
     parse_networks,
     parse_origins,
+    parse_record_key,
     parse_time_zone,
     parse_types,
     setting,
@@ -188,6 +189,11 @@ class Config:
             "the Server header of every answer (aiohttp's own names the Python and aiohttp versions)",
             kind=parse_header_value,
         ),
+    )
+    # the newest current key of this type signs records of signed prefixes (native answers: RSA)
+    record_key: str = field(
+        default="rsa",
+        metadata=setting("key type that signs records of signed prefixes: rsa or sm2", kind=parse_record_key),
     )
     log_format: str = field(
         default="text",

@@ -64,6 +64,12 @@ def parse_time_zone(text: str) -> str:
     return text
 
 
+def parse_record_key(text: str) -> str:
+    if text.lower() not in ("rsa", "sm2"):
+        raise argparse.ArgumentTypeError(f"expected rsa or sm2, got {text!r}")
+    return text.lower()
+
+
 def parse_log_format(text: str) -> str:
     if text.lower() not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"expected text or json, got {text!r}")

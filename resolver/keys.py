@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-ALGORITHMS = ("rsa",)  # SM2 joins when its library is chosen (issue 17, item 5)
+ALGORITHMS = ("rsa", "sm2")  # RSA-2048, or SM2 with SM3 (resolver/core/sm.py)
 RSA_BITS = 2048
 DEFAULT_OVERLAP = 86400.0  # seconds: the TTL of the node's HS_SITE and HS_PUBKEY values
 PASSPHRASE_ENV = "RESOLVER_KEY_PASSPHRASE"
@@ -55,10 +55,11 @@ class NodeKey:
 
     @property
     def public_der(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization
-
-        key = serialization.load_pem_public_key(self.public_pem)
-        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        """The SubjectPublicKeyInfo DER: the PEM's body (any key type, SM2 included)."""
+        body = b"".join(
+            line for line in self.public_pem.splitlines() if line and not line.startswith(b"-----")
+        )
+        return base64.b64decode(body)
 
     def to_json(self, state: str) -> dict[str, Any]:
         return {
@@ -105,30 +106,37 @@ class KeyDirectory:
         for answers signed before the switch), `retired` (left out)."""
         now = now or datetime.datetime.now(datetime.UTC)
         keys = self.keys()
-        started = [k for k in keys if k.signs_from <= now]
-        current = started[-1] if started else None
-        previous = started[-2] if len(started) > 1 else None
-        if previous is not None and current is not None:
-            overlap = current.signs_from - current.created
-            if now - current.signs_from >= overlap:
-                previous = None
+        currents: set[str] = set()
+        previouses: set[str] = set()
+        for algorithm in {k.algorithm for k in keys}:  # an RSA and an SM2 key rotate apart
+            started = [k for k in keys if k.signs_from <= now and k.algorithm == algorithm]
+            current = started[-1] if started else None
+            previous = started[-2] if len(started) > 1 else None
+            if previous is not None and current is not None:
+                overlap = current.signs_from - current.created
+                if now - current.signs_from >= overlap:
+                    previous = None
+            currents |= {current.id} if current is not None else set()
+            previouses |= {previous.id} if previous is not None else set()
         found = []
         for key in keys:
-            if key is current:
+            if key.id in currents:
                 state = "current"
             elif key.signs_from > now:
                 state = "next"
-            elif key is previous:
+            elif key.id in previouses:
                 state = "previous"
             else:
                 state = "retired"
             found.append((key, state))
         return found
 
-    def signing_key(self, now: datetime.datetime | None = None) -> tuple[NodeKey, Any] | None:
-        """The current key and its private key object (None when the node has no key yet)."""
+    def signing_key(
+        self, now: datetime.datetime | None = None, algorithm: str = "rsa"
+    ) -> tuple[NodeKey, Any] | None:
+        """The current key of `algorithm` and its private key object (None when there is none)."""
         for key, state in self.states(now):
-            if state == "current":
+            if state == "current" and key.algorithm == algorithm:
                 return key, self._private(key)
         return None
 
@@ -145,6 +153,8 @@ class KeyDirectory:
 
         path = self.path / f"{key.id}.key.pem"
         passphrase = os.environ.get(PASSPHRASE_ENV)
+        if key.algorithm == "sm2":
+            return _read_sm2(path, passphrase)
         try:
             return serialization.load_pem_private_key(
                 path.read_bytes(), passphrase.encode() if passphrase else None
@@ -171,19 +181,26 @@ class KeyDirectory:
         keys = self.keys()
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
-        private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         passphrase = os.environ.get(PASSPHRASE_ENV)
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase.encode())
-            if passphrase
-            else serialization.NoEncryption()
-        )
-        private_pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
-        public_pem = private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        if algorithm == "sm2":
+            from resolver.core import sm
+
+            sm2_key = sm.SM2PrivateKey.generate()
+            private_pem = _sealed_sm2(sm2_key.to_pem(), passphrase) if passphrase else sm2_key.to_pem()
+            public_pem = sm2_key.public_key.to_pem()
+        else:
+            private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+            encryption: serialization.KeySerializationEncryption = (
+                serialization.BestAvailableEncryption(passphrase.encode())
+                if passphrase
+                else serialization.NoEncryption()
+            )
+            private_pem = private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            )
+            public_pem = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         key_id = f"node-{len(keys) + 1}-{base64.b32encode(os.urandom(5)).decode().lower()}"
         _write_private(self.path / f"{key_id}.key.pem", private_pem)
         (self.path / f"{key_id}.pub.pem").write_bytes(public_pem)
@@ -206,6 +223,52 @@ class KeyDirectory:
         os.replace(temporary, self.path / MANIFEST)  # never a half-written list
 
 
+# An SM2 private key under RESOLVER_KEY_PASSPHRASE: `cryptography` cannot load the SM2 curve, so
+# its PKCS#8 PEM is sealed here: scrypt (n=2^15, r=8, p=1) of the passphrase and a random salt
+# keys AES-256-GCM; the file holds salt, nonce and ciphertext in one PEM block of its own label.
+_SM2_SEALED = "ENCRYPTED SM2 PRIVATE KEY"
+
+
+def _sealed_sm2(pem: bytes, passphrase: str) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = hashlib.scrypt(passphrase.encode(), salt=salt, n=2**15, r=8, p=1, maxmem=64 * 1024 * 1024, dklen=32)
+    body = base64.encodebytes(salt + nonce + AESGCM(key).encrypt(nonce, pem, None))
+    return f"-----BEGIN {_SM2_SEALED}-----\n".encode() + body + f"-----END {_SM2_SEALED}-----\n".encode()
+
+
+def _read_sm2(path: Path, passphrase: str | None) -> Any:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from resolver.core import sm
+
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise KeyDirectoryError(f"{path} cannot be read: {exc.strerror}") from exc
+    sealed = text.startswith(f"-----BEGIN {_SM2_SEALED}-----".encode())
+    if sealed != bool(passphrase):
+        raise KeyDirectoryError(
+            f"{path}: {'encrypted' if sealed else 'not encrypted'}; set or unset {PASSPHRASE_ENV}"
+        )
+    try:
+        if sealed:
+            assert passphrase is not None
+            raw = base64.b64decode(b"".join(text.splitlines()[1:-1]))
+            salt, nonce, box = raw[:16], raw[16:28], raw[28:]
+            key = hashlib.scrypt(
+                passphrase.encode(), salt=salt, n=2**15, r=8, p=1, maxmem=64 * 1024 * 1024, dklen=32
+            )
+            text = AESGCM(key).decrypt(nonce, box, None)
+        return sm.SM2PrivateKey.from_pem(text)
+    except (InvalidTag, ValueError) as exc:
+        raise KeyDirectoryError(
+            f"{path} cannot be decrypted with {PASSPHRASE_ENV} (or is not a key)"
+        ) from exc
+
+
 def _write_private(path: Path, pem: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as out:
@@ -224,11 +287,11 @@ class Signers:
 
     def load(self) -> bool:
         """Read the directory; on failure keep what was loaded (logged) and answer False."""
-        from resolver.native.signing import encode_public_key
+        from resolver.native.trust_keys import encode_trust_key, public_of
 
         try:
             self._keys = [
-                (key, private, encode_public_key(private.public_key()))
+                (key, private, encode_trust_key(public_of(private)))
                 for key, private in self.directory.load_published()
             ]
         except (KeyDirectoryError, ValueError) as exc:
@@ -236,12 +299,15 @@ class Signers:
             return False
         return True
 
-    def current(self, now: datetime.datetime | None = None) -> tuple[NodeKey, Any, bytes] | None:
-        """(key, private key, its HS_PUBKEY octets) of the key that signs now."""
+    def current(
+        self, now: datetime.datetime | None = None, algorithm: str = "rsa"
+    ) -> tuple[NodeKey, Any, bytes] | None:
+        """(key, private key, its HS_PUBKEY octets) of the `algorithm` key that signs now (RSA by
+        default: what the native protocol's certified answers and site record can carry)."""
         now = now or datetime.datetime.now(datetime.UTC)
         chosen = None
         for entry in self._keys:
-            if entry[0].signs_from <= now:
+            if entry[0].signs_from <= now and entry[0].algorithm == algorithm:
                 chosen = entry
         return chosen
 
@@ -250,8 +316,9 @@ class Signers:
         return list(self._keys)
 
     def published_octets(self) -> list[bytes]:
-        """The HS_PUBKEY octets of every key clients should find (next, current, previous)."""
-        return [octets for _, _, octets in self._keys]
+        """The HS_PUBKEY octets of every RSA key clients should find (next, current, previous):
+        what the prefix records sent to the top-level node carry (hdllib reads RSA and DSA only)."""
+        return [octets for key, _, octets in self._keys if key.algorithm == "rsa"]
 
 
 def public_octets(path: Path) -> tuple[bytes, list[bytes]]:

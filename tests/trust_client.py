@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.handle_client import Value, over_tcp, request_message, resolution_body, rsa_public_key, u32, utf8
+from resolver.core import sm  # checked against the GB/T 32918 vectors (tests/unit/test_sm_vectors.py)
+from tests.handle_client import (
+    Fields,
+    Value,
+    over_tcp,
+    request_message,
+    resolution_body,
+    rsa_public_key,
+    u32,
+    utf8,
+)
 
 Records = Callable[[str], list[Value]]
 
@@ -42,7 +52,13 @@ class Jws:
     signed: bytes
     signature: bytes
 
-    def verifies_with(self, key: rsa.RSAPublicKey) -> bool:
+    alg: str = "RS256"
+
+    def verifies_with(self, key) -> bool:
+        if isinstance(key, sm.SM2PublicKey):  # SM2 with SM3, signature r || s (GB/T 32918.2)
+            return self.alg == "SM2SM3" and sm.verify(key, self.signed, self.signature)
+        if self.alg != "RS256":
+            return False
         try:
             key.verify(self.signature, self.signed, padding.PKCS1v15(), hashes.SHA256())
         except Exception:
@@ -52,14 +68,24 @@ class Jws:
 
 def read_jws(text: str) -> Jws:
     header, payload, signature = text.split(".")
-    assert json.loads(_unb64url(header)) == {"alg": "RS256"}
-    return Jws(json.loads(_unb64url(payload)), f"{header}.{payload}".encode(), _unb64url(signature))
+    alg = json.loads(_unb64url(header))["alg"]
+    assert alg in ("RS256", "SM2SM3"), alg
+    return Jws(json.loads(_unb64url(payload)), f"{header}.{payload}".encode(), _unb64url(signature), alg)
 
 
-def jwk_key(claim: dict) -> rsa.RSAPublicKey:
+def jwk_key(claim: dict):
+    if claim["kty"] == "EC":
+        assert claim["crv"] == "SM2"
+        return sm.SM2PublicKey.from_raw(_unb64url(claim["x"]) + _unb64url(claim["y"]))
     assert claim["kty"] == "RSA"
     n, e = (int.from_bytes(_unb64url(claim[k]), "big") for k in ("n", "e"))
     return rsa.RSAPublicNumbers(e, n).public_key()
+
+
+def _same_key(a, b) -> bool:
+    if isinstance(a, sm.SM2PublicKey) or isinstance(b, sm.SM2PublicKey):
+        return a == b
+    return a.public_numbers() == b.public_numbers()
 
 
 def octets(value: Value) -> bytes:
@@ -118,8 +144,8 @@ def verify(handle: str, records: Records, roots: list[rsa.RSAPublicKey]) -> tupl
         assert child.verifies_with(jwk_key(parent.claims["publicKey"])), f"{issuer} did not sign it"
         assert authorizes(parent.claims["perms"], subject), f"{issuer} may not sign {subject}"
         if parent.claims["sub"] == parent.claims["iss"]:  # self-issued: the root
-            root = jwk_key(parent.claims["publicKey"]).public_numbers()
-            assert any(root == r.public_numbers() for r in roots), "root not trusted"
+            root = jwk_key(parent.claims["publicKey"])
+            assert any(_same_key(root, r) for r in roots), "root not trusted"
             assert parent.verifies_with(jwk_key(parent.claims["publicKey"]))
             break
         child, subject = parent, parent.claims["sub"].partition(":")[2]
@@ -142,7 +168,13 @@ def node_roots(records: Records, node_prefix: str) -> list[rsa.RSAPublicKey]:
     """The HS_PUBKEY values of `0.NA/<node prefix>`, as a client configured with them would trust."""
     keys = []
     for value in records(f"0.NA/{node_prefix}"):
-        if value.type == "HS_PUBKEY":
+        if value.type != "HS_PUBKEY":
+            continue
+        fields = Fields(value.data)
+        if fields.octets() == b"SM2_PUB_KEY":  # the node's layout: name, two octets, 04 || X || Y
+            fields.skip(2)
+            keys.append(sm.SM2PublicKey.from_raw(fields.octets()))
+        else:
             exponent, modulus = rsa_public_key(value.data)
             keys.append(rsa.RSAPublicNumbers(exponent, modulus).public_key())
     return keys

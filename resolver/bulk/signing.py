@@ -24,7 +24,9 @@ async def signing_key(conn: Connection, config: Config, prefixes: dict[str, Pref
     signed = sorted(p.prefix for p in prefixes.values() if p.signed)
     if not signed:
         return None
-    signing = RecordSigning(Signers(config.keys_path), config.node_prefix, lambda _keys: None)
+    signing = RecordSigning(
+        Signers(config.keys_path), config.node_prefix, lambda _keys: None, config.record_key
+    )
     if signing.current() is None:
         log.warning(
             "signed prefixes %s: no node key in %s, their rows will be rejected", signed, config.keys_path

@@ -130,7 +130,13 @@ def tls(args: argparse.Namespace, config: Config) -> int:
 
 def keys_arguments(keys: argparse.ArgumentParser) -> None:
     keys.add_argument("action", choices=["init", "show", "rotate"])
-    keys.add_argument("--algorithm", default="rsa", help="key type of a new key (default rsa: RSA-2048)")
+    keys.add_argument(
+        "--algorithm",
+        default="rsa",
+        choices=["rsa", "sm2"],
+        help="key type (default rsa: RSA-2048; sm2: SM2 with SM3, which signs records when the node "
+        "runs with --record-key sm2; an RSA key and an SM2 key live side by side and rotate apart)",
+    )
     keys.add_argument(
         "--overlap",
         type=float,
@@ -149,10 +155,13 @@ def keys(args: argparse.Namespace, config: Config) -> int:
 
     directory = KeyDirectory(config.keys_path)
     try:
+        existing = directory.keys()
+        same = [k for k in existing if k.algorithm == args.algorithm]
         if args.action == "init":
-            if directory.keys():
+            if same:
                 print(
-                    f"resolver: {directory.path} already holds the node's key; use 'resolver keys rotate'",
+                    f"resolver: {directory.path} already holds the node's {args.algorithm} key; "
+                    f"use 'resolver keys rotate --algorithm {args.algorithm}'",
                     file=sys.stderr,
                 )
                 return 2
@@ -164,10 +173,15 @@ def keys(args: argparse.Namespace, config: Config) -> int:
             print("every instance of the node needs this same directory")
             return 0
         if args.action == "rotate":
-            if not directory.keys():
-                print("resolver: no key to rotate; use 'resolver keys init'", file=sys.stderr)
+            if not same:
+                print(
+                    f"resolver: no {args.algorithm} key to rotate; use 'resolver keys init --algorithm {args.algorithm}'",
+                    file=sys.stderr,
+                )
                 return 2
-            waiting = [k for k, state in directory.states() if state == "next"]
+            waiting = [
+                k for k, state in directory.states() if state == "next" and k.algorithm == args.algorithm
+            ]
             if waiting:
                 print(
                     f"resolver: key {waiting[0].id} is already waiting to sign from "

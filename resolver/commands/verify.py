@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from resolver.config import Config
-from resolver.native import protocol, record_trust, signing, trust
+from resolver.core import sm
+from resolver.native import protocol, record_trust, signing, trust, trust_keys
 
 Record = Callable[[str], list[dict[str, Any]] | None]
 
@@ -47,31 +48,41 @@ def http_records(base: str, timeout: float = 10.0) -> Record:
     return fetch
 
 
-def node_roots(records: Record, node_prefix: str) -> list[rsa.RSAPublicKey]:
-    """The node's published keys: its HS_PUBKEY values in `0.NA/<node prefix>`."""
-    roots: list[rsa.RSAPublicKey] = []
+def node_roots(records: Record, node_prefix: str) -> list[Any]:
+    """The node's published keys: its HS_PUBKEY values in `0.NA/<node prefix>` (RSA and SM2)."""
+    roots: list[Any] = []
     for value in records(f"0.NA/{node_prefix}") or []:
         if str(value.get("type", "")).upper() == "HS_PUBKEY":
-            key = signing.decode_public_key(protocol.value_data(value.get("data")))
-            if isinstance(key, rsa.RSAPublicKey):
+            try:
+                key = trust_keys.decode_trust_key(protocol.value_data(value.get("data")))
+            except (signing.SignatureError, protocol.EncodingError):
+                continue
+            if isinstance(key, rsa.RSAPublicKey | sm.SM2PublicKey):
                 roots.append(key)
     return roots
 
 
-def pem_roots(path: str) -> list[rsa.RSAPublicKey]:
+def pem_roots(path: str) -> list[Any]:
+    """The RSA and SM2 public keys (SubjectPublicKeyInfo PEM blocks) of a file."""
     with open(path, "rb") as file:
         text = file.read()
-    roots: list[rsa.RSAPublicKey] = []
+    roots: list[Any] = []
     for block in text.split(b"-----END PUBLIC KEY-----"):
         if b"-----BEGIN PUBLIC KEY-----" in block:
-            key = serialization.load_pem_public_key(block + b"-----END PUBLIC KEY-----\n")
+            pem = block[block.index(b"-----BEGIN PUBLIC KEY-----") :] + b"-----END PUBLIC KEY-----\n"
+            try:
+                roots.append(sm.SM2PublicKey.from_pem(pem))
+                continue
+            except sm.SMError:
+                pass
+            key = serialization.load_pem_public_key(pem)
             if isinstance(key, rsa.RSAPublicKey):
                 roots.append(key)
     return roots
 
 
 def verify_record(
-    handle: str, records: Record, roots: Sequence[rsa.RSAPublicKey], now: float | None = None
+    handle: str, records: Record, roots: Sequence[Any], now: float | None = None
 ) -> tuple[list[str], bool]:
     """Lines to print and whether the record holds."""
     values = records(handle)

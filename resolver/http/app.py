@@ -119,7 +119,9 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         await ensure_node_admin(config, store, secret_keys)
         token_key = await ensure_node_key(store, TOKEN_KEY)
         registry = Registry(config, store, lookup, secret_keys)
-        registry.signing = RecordSigning(app[NODE_KEYS], config.node_prefix, lookup.invalidate)
+        registry.signing = RecordSigning(
+            app[NODE_KEYS], config.node_prefix, lookup.invalidate, config.record_key
+        )
         app[STORE] = store
         app[LOOKUP] = lookup
         app[REGISTRY] = registry

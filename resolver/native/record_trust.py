@@ -22,9 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
-from resolver.native import protocol, trust
+from resolver.native import protocol, trust, trust_keys
 
 SIGNATURE_INDEX = 400
 CERT_OFFSET = 100  # HS_CERT of the key at HS_PUBKEY index i sits at i + 100
@@ -47,14 +45,14 @@ def _cert_value(index: int, jws: str, ttl: int = 86400) -> dict[str, Any]:
 
 
 def root_certificate(
-    node_prefix: str, pubkey_index: int, key: rsa.RSAPrivateKey, now: float | None = None
+    node_prefix: str, pubkey_index: int, key: Any, now: float | None = None
 ) -> dict[str, Any]:
     handle = f"0.NA/{node_prefix}"
     subject = reference(pubkey_index, handle)
     claims = trust.certificate_claims(
         subject,
         subject,
-        key.public_key(),
+        trust_keys.public_of(key),
         [(handle, "derivedPrefixes"), (handle, "handlesUnderThisPrefix")],
         now,
     )
@@ -64,10 +62,10 @@ def root_certificate(
 def prefix_certificate(
     node_prefix: str,
     root_pubkey_index: int,
-    root_key: rsa.RSAPrivateKey,
+    root_key: Any,
     prefix: str,
     pubkey_index: int,
-    prefix_key: rsa.RSAPublicKey,
+    prefix_key: Any,
     now: float | None = None,
 ) -> dict[str, Any]:
     claims = trust.certificate_claims(
@@ -84,7 +82,7 @@ def signature_value(
     handle: str,
     values: Iterable[Mapping[str, Any]],
     issuer: str,
-    key: rsa.RSAPrivateKey,
+    key: Any,
     now: float | None = None,
     index: int = SIGNATURE_INDEX,
 ) -> dict[str, Any]:
@@ -99,7 +97,7 @@ def with_signature(
     handle: str,
     values: Sequence[Mapping[str, Any]],
     issuer: str,
-    key: rsa.RSAPrivateKey,
+    key: Any,
     now: float | None = None,
 ) -> list[dict[str, Any]]:
     """The record's values with its HS_SIGNATURE replaced (any earlier HS_SIGNATURE dropped)."""

@@ -54,15 +54,43 @@ def _integer(value: int) -> str:
     return _b64url(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
 
 
-def jwk(key: rsa.RSAPublicKey) -> dict[str, str]:
-    """The public key as the claims carry it (GsonUtility.PublicKeyTypeHierarchyAdapter)."""
+# SM2 with SM3 in a JWS (issue 17 item 5). JOSE registers no name for it; hdllib reads only "RS*"
+# and "DS*" (JsonWebSignatureImpl), so no stock Handle client verifies these: verifiers that know
+# SM2 (IDIS SDKs, `resolver verify`) do. The signature is 64 octets r || s (resolver/core/sm.py),
+# the user id the GM/T 0009 default; the key's JWK is {"kty": "EC", "crv": "SM2", "x", "y"}.
+SM2_ALG = "SM2SM3"
+ALGS = ("RS256", SM2_ALG)
+TrustKey = Any  # an RSA public key, or resolver.core.sm.SM2PublicKey
+
+
+def _is_sm2(key: Any) -> bool:
+    from resolver.core import sm
+
+    return isinstance(key, sm.SM2PublicKey | sm.SM2PrivateKey)
+
+
+def jwk(key: TrustKey) -> dict[str, str]:
+    """The public key as the claims carry it (GsonUtility.PublicKeyTypeHierarchyAdapter for RSA)."""
+    if _is_sm2(key):
+        return {"kty": "EC", "crv": "SM2", "x": _b64url(key.raw()[:32]), "y": _b64url(key.raw()[32:])}
     numbers = key.public_numbers()
     return {"kty": "RSA", "n": _integer(numbers.n), "e": _integer(numbers.e)}
 
 
-def key_of(claim: Any) -> rsa.RSAPublicKey:
+def key_of(claim: Any) -> TrustKey:
+    """The public key of a certificate's `publicKey` claim: RSA, or SM2."""
+    from resolver.core import sm
+
+    if isinstance(claim, dict) and claim.get("kty") == "EC" and claim.get("crv") == "SM2":
+        try:
+            x, y = _unb64url(str(claim["x"])), _unb64url(str(claim["y"]))
+            if len(x) != 32 or len(y) != 32:
+                raise ValueError("x and y are 32 octets each")
+            return sm.SM2PublicKey.from_raw(x + y)
+        except (KeyError, ValueError) as exc:
+            raise TrustError(f"the certificate's SM2 publicKey cannot be read: {exc}") from None
     if not isinstance(claim, dict) or claim.get("kty") != "RSA":
-        raise TrustError("the certificate's publicKey is not an RSA key")
+        raise TrustError("the certificate's publicKey is not an RSA or SM2 key")
     try:
         n = int.from_bytes(_unb64url(str(claim["n"])), "big")
         e = int.from_bytes(_unb64url(str(claim["e"])), "big")
@@ -71,10 +99,17 @@ def key_of(claim: Any) -> rsa.RSAPublicKey:
         raise TrustError(f"the certificate's publicKey cannot be read: {exc}") from None
 
 
-def sign_jws(claims: Mapping[str, Any], key: rsa.RSAPrivateKey) -> str:
-    """A compact RS256 JWS of `claims`."""
-    signing_input = _b64url(b'{"alg":"RS256"}') + "." + _b64url(orjson.dumps(dict(claims)))
-    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+def sign_jws(claims: Mapping[str, Any], key: Any) -> str:
+    """A compact JWS of `claims`: RS256 with an RSA private key, SM2SM3 with an SM2 one."""
+    from resolver.core import sm
+
+    alg = SM2_ALG if _is_sm2(key) else "RS256"
+    header = b'{"alg":"SM2SM3"}' if alg == SM2_ALG else b'{"alg":"RS256"}'
+    signing_input = _b64url(header) + "." + _b64url(orjson.dumps(dict(claims)))
+    if alg == SM2_ALG:
+        signature = sm.sign(key, signing_input.encode("ascii"))
+    else:
+        signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
     return signing_input + "." + _b64url(signature)
 
 
@@ -85,7 +120,12 @@ class Jws:
     signing_input: bytes
     signature: bytes
 
-    def verifies_with(self, key: rsa.RSAPublicKey) -> bool:
+    def verifies_with(self, key: TrustKey) -> bool:
+        """Whether the key made this signature, the key's type matching the header's alg."""
+        from resolver.core import sm
+
+        if _is_sm2(key):
+            return self.header.get("alg") == SM2_ALG and sm.verify(key, self.signing_input, self.signature)
         if self.header.get("alg") != "RS256":
             return False
         try:
@@ -106,8 +146,8 @@ def read_jws(text: str) -> Jws:
         raise TrustError(f"the JWS header or payload is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TrustError("the JWS header and payload must be JSON objects")
-    if header.get("alg") not in ("RS256",):
-        raise TrustError(f"unsupported JWS algorithm {header.get('alg')!r:.20} (RS256 is)")
+    if header.get("alg") not in ALGS:
+        raise TrustError(f"unsupported JWS algorithm {header.get('alg')!r:.20} (RS256 and SM2SM3 are)")
     return Jws(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), _unb64url(parts[2]))
 
 
@@ -251,7 +291,7 @@ Fetch = Callable[[str], str | None]
 
 
 def verify_chain(
-    signature: Jws, handle: str, fetch: Fetch, roots: Sequence[rsa.RSAPublicKey], now: float | None = None
+    signature: Jws, handle: str, fetch: Fetch, roots: Sequence[TrustKey], now: float | None = None
 ) -> list[str]:
     """The `index:handle` links from the signer up to a trusted root, once every link verifies,
     is in its time and is permitted over `handle`; TrustError naming the link that fails."""
@@ -291,10 +331,14 @@ def verify_chain(
         child = parent
 
 
-def _der(key: rsa.RSAPublicKey) -> bytes:
+def _der(key: TrustKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if _is_sm2(key):
+        return b"SM2:" + bytes(key.raw())
+    return bytes(
+        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def _in_time(claims: Mapping[str, Any], now: float) -> None:

@@ -32,7 +32,7 @@ from resolver.config import Limits
 from resolver.core.errors import RC, HandleError
 from resolver.core.values import StoredValue, parse_values
 from resolver.keys import Signers
-from resolver.native import protocol, record_trust, signing, trust
+from resolver.native import protocol, record_trust, trust, trust_keys
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry
 from resolver.store.tx import Tx
@@ -72,7 +72,7 @@ def _valid_cert(value: StoredValue | None, subject: str, key_octets: bytes, now:
         return False
     return (
         claims.get("sub") == subject
-        and signing.encode_public_key(key) == key_octets
+        and trust_keys.encode_trust_key(key) == key_octets
         and float(claims.get("exp", 0) or 0) - now > RENEW_WITHIN
     )
 
@@ -81,15 +81,22 @@ class RecordSigning:
     """Signs the records of signed prefixes with the node key that signs now, and keeps the
     certificates of the chain in `0.NA/<node>` and `0.NA/<prefix>`."""
 
-    def __init__(self, signers: Signers, node_prefix: str, invalidate: Callable[[list[str]], None]) -> None:
+    def __init__(
+        self,
+        signers: Signers,
+        node_prefix: str,
+        invalidate: Callable[[list[str]], None],
+        algorithm: str = "rsa",
+    ) -> None:
         self.signers = signers
         self.node_prefix = node_prefix
+        self.algorithm = algorithm  # the key type that signs records (--record-key)
         self._invalidate = invalidate  # the worker's cache, after the node wrote a trust value
         self._certified: set[tuple[str, int]] = set()  # (prefix handle, key number) known in place
 
     def current(self) -> tuple[int, Any, bytes] | None:
         """(key number, private key, HS_PUBKEY octets) of the key that signs now, if any."""
-        current = self.signers.current()
+        current = self.signers.current(algorithm=self.algorithm)
         if current is None:
             return None
         key, private, octets = current
@@ -130,7 +137,7 @@ class RecordSigning:
                     private,
                     handle[len("0.NA/") :],
                     pub_index,
-                    private.public_key(),
+                    trust_keys.public_of(private),
                     now,
                 )
             fresh.append(cert)
@@ -223,7 +230,10 @@ class RecordSigning:
         if float(jws.claims.get("exp", 0) or 0) - time.time() < RENEW_WITHIN:
             return False
         encoded = record_trust.encoded_answer([v for v in values if v["index"] != SIGNATURE_INDEX])
-        return jws.verifies_with(current[1].public_key()) and trust.check_values(jws.claims, encoded).holds
+        return (
+            jws.verifies_with(trust_keys.public_of(current[1]))
+            and trust.check_values(jws.claims, encoded).holds
+        )
 
     def is_node_signature(self, value: StoredValue, prefix: str) -> bool:
         """An HS_SIGNATURE at 400 that a key of this node made for `prefix`: what is dropped when a
@@ -237,7 +247,9 @@ class RecordSigning:
         _index, _, handle = str(jws.claims.get("iss", "")).partition(":")
         if handle.lower() != f"0.na/{prefix}".lower():
             return False
-        return any(jws.verifies_with(private.public_key()) for _, private, _ in self.signers.entries())
+        return any(
+            jws.verifies_with(trust_keys.public_of(private)) for _, private, _ in self.signers.entries()
+        )
 
 
 def refuse_index_400(values: Sequence[StoredValue], prefix: str) -> None:

@@ -18,7 +18,16 @@ import pytest
 from resolver.keys import KeyDirectory
 from tests import trust_client
 from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.handle_client import OC_CREATE_HANDLE, value_octets, values_body
+from tests.handle_client import (
+    OC_CREATE_HANDLE,
+    over_tcp,
+    read_site,
+    request_message,
+    rsa_public_key,
+    utf8,
+    value_octets,
+    values_body,
+)
 from tests.helpers import ADMIN_SECRET, basic, serving
 from tests.integration import test_import_export, test_native
 from tests.integration.test_native_admin import administer, seckey
@@ -212,3 +221,43 @@ async def test_a_bulk_import_into_a_signed_prefix_is_signed_row_by_row(signing_n
     test_import_export.write_csv(again, rows[:5])
     result = await test_import_export.import_file(replace(config, key_dir=str(tmp_path / "keys")), again)
     assert (result.accepted, result.rejected) == (5, 0), result
+
+
+@pytest.fixture
+async def sm2_node(config, key_dir, tmp_path):
+    """A node with an RSA key (node-1: certified native answers, the site record) and an SM2 key
+    (node-2), records signed with SM2 (--record-key sm2)."""
+    keys = tmp_path / "keys"
+    shutil.copytree(key_dir, keys)
+    directory = KeyDirectory(Path(keys))
+    directory.add("rsa", 0)
+    directory.add("sm2", 0)
+    port = test_native.free_port()
+    async with serving(replace(config, key_dir=str(keys), native_port=port, record_key="sm2")) as client:
+        yield client, port
+
+
+async def test_records_signed_with_sm2_verify_and_native_answers_stay_rsa(sm2_node):
+    client, port = sm2_node
+    await admit(client, "88.123.45", 45)
+    await set_signing(client, "88.123.45", True)
+    await put(client, "88.123.45/SM2-1", VALUES)
+    chain, verdict = await asyncio.to_thread(check, port, "88.123.45/SM2-1")
+    assert chain == ["302:0.NA/88.123.45", "302:0.NA/88.123"]
+    assert verdict == {1: "verified", 2000: "verified"}
+    records = trust_client.native_records(port)
+    (signature,) = [
+        v for v in await asyncio.to_thread(records, "88.123.45/SM2-1") if v.type == "HS_SIGNATURE"
+    ]
+    assert trust_client.read_jws(signature.data.decode()).alg == "SM2SM3"
+    # the node's own `resolver verify` logic agrees, over the HTTP API
+    from resolver.commands import verify
+
+    base = str(client.make_url("/")).rstrip("/")
+    fetch = verify.http_records(base)
+    roots = await asyncio.to_thread(verify.node_roots, fetch, "88.123")
+    lines, ok = await asyncio.to_thread(verify.verify_record, "88.123.45/SM2-1", fetch, roots)
+    assert ok, lines
+    # the site record (hdllib reads RSA and DSA keys only) names the RSA key
+    (site,) = await asyncio.to_thread(over_tcp, port, request_message(2, utf8(""))[0])
+    assert rsa_public_key(read_site(site.body)["servers"][0]["key"])[0] == 65537

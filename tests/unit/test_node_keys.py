@@ -63,6 +63,46 @@ def test_rotation_publishes_first_then_signs_then_retires_the_old_key(tmp_path):
     assert [k.id for k in keys.published(T0 + HOUR * 3.5)] == [new.id]
 
 
+def test_an_sm2_key_lives_beside_the_rsa_key_and_rotates_apart(tmp_path, monkeypatch):
+    """SM2 keys (resolver/core/sm.py): PKCS#8 as `openssl genpkey -algorithm SM2` writes it, sealed
+    with AES-256-GCM under the passphrase (cryptography cannot load the SM2 curve); the states of
+    each algorithm are their own, so adding an SM2 key does not retire the RSA one."""
+    from resolver.core import sm
+
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    keys = KeyDirectory(tmp_path)
+    rsa_key = keys.add("rsa", 0, now=T0)
+    sm2_key = keys.add("sm2", 0, now=T0 + HOUR)
+    assert b"BEGIN PRIVATE KEY" in (tmp_path / f"{sm2_key.id}.key.pem").read_bytes()
+    assert stat.S_IMODE((tmp_path / f"{sm2_key.id}.key.pem").stat().st_mode) == 0o600
+    assert {k.id: state for k, state in keys.states(T0 + HOUR * 2)} == {
+        rsa_key.id: "current",
+        sm2_key.id: "current",
+    }
+    signer = keys.signing_key(T0 + HOUR * 2, algorithm="sm2")
+    assert signer is not None and signer[0].id == sm2_key.id
+    public = sm.SM2PublicKey.from_pem(sm2_key.public_pem)
+    assert sm.verify(public, b"record", sm.sign(signer[1], b"record"))
+    assert keys.signing_key(T0 + HOUR * 2)[0].id == rsa_key.id  # type: ignore[index]
+    assert len(sm2_key.fingerprint) == 95
+    newer = keys.add("sm2", 0, now=T0 + HOUR * 3)  # an SM2 rotation retires the SM2 key only
+    states = {k.id: state for k, state in keys.states(T0 + HOUR * 4)}
+    assert states == {rsa_key.id: "current", sm2_key.id: "retired", newer.id: "current"}
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    sealed = KeyDirectory(tmp_path / "sealed")
+    key = sealed.add("sm2", 0, now=T0)
+    text = (tmp_path / "sealed" / f"{key.id}.key.pem").read_bytes()
+    assert b"ENCRYPTED SM2 PRIVATE KEY" in text and b"BEGIN PRIVATE KEY" not in text
+    assert sealed.signing_key(T0, algorithm="sm2") is not None
+    monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
+    with pytest.raises(KeyDirectoryError, match=PASSPHRASE_ENV):
+        sealed.signing_key(T0, algorithm="sm2")
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    with pytest.raises(KeyDirectoryError, match=PASSPHRASE_ENV):
+        sealed.signing_key(T0, algorithm="sm2")
+
+
 def test_unknown_algorithm_and_broken_manifest(tmp_path):
     keys = KeyDirectory(tmp_path)
     with pytest.raises(KeyDirectoryError, match="unknown key algorithm"):

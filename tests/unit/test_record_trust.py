@@ -119,3 +119,26 @@ def test_the_chain_is_found_in_records_as_the_handle_api_answers_them(keys):
     jws = trust.read_jws(signature["data"])
     links = trust.verify_chain(jws, HANDLE, rt.certificate_lookup(answered), [keys[0].public_key()], NOW)
     assert links == [rt.reference(300, f"0.NA/{PREFIX}"), rt.reference(300, f"0.NA/{NODE}")]
+
+
+def test_an_sm2_chain_verifies_and_refuses_what_rs256_would_not(keys):
+    """SM2SM3 JWS (resolver/native/trust.py): the node's SM2 root certifies its SM2 key for the
+    prefix; the chain verifies with the SM2 root only, a changed payload fails, and an RS256 key
+    never verifies an SM2SM3 signature (the header's alg decides, as JsonWebSignatureImpl does)."""
+    from resolver.core import sm
+
+    node_key = sm.SM2PrivateKey.generate()
+    root = rt.root_certificate(NODE, 302, node_key, NOW)
+    cert = rt.prefix_certificate(NODE, 302, node_key, PREFIX, 302, node_key.public_key, NOW)
+    records = {f"0.NA/{NODE}": [root], f"0.NA/{PREFIX}": [cert]}
+    signed = rt.with_signature(HANDLE, VALUES, rt.reference(302, f"0.NA/{PREFIX}"), node_key, NOW)
+    jws = trust.read_jws(next(v for v in signed if v["type"] == "HS_SIGNATURE")["data"])
+    assert jws.header == {"alg": "SM2SM3"} and len(jws.signature) == 64
+    links = trust.verify_chain(jws, HANDLE, rt.certificate_lookup(records), [node_key.public_key], NOW)
+    assert links == [rt.reference(302, f"0.NA/{PREFIX}"), rt.reference(302, f"0.NA/{NODE}")]
+    with pytest.raises(trust.TrustError, match="not one this verifier trusts"):
+        trust.verify_chain(jws, HANDLE, rt.certificate_lookup(records), [keys[0].public_key()], NOW)
+    assert not jws.verifies_with(keys[0].public_key())
+    forged = trust.Jws(jws.header, jws.claims, jws.signing_input + b"x", jws.signature)
+    assert not forged.verifies_with(node_key.public_key)
+    assert trust.check_values(jws.claims, rt.encoded_answer(VALUES)).holds
