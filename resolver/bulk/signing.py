@@ -33,8 +33,8 @@ async def signing_key(conn: Connection, config: Config, prefixes: dict[str, Pref
         )
         return None
     number = 0
-    async with imports.transaction(conn, config) as tx:
-        for prefix in signed:
+    for prefix in signed:  # one transaction each: the prefix's handle, then the node's, as writes lock them
+        async with imports.transaction(conn, config) as tx:
             number, _pairs = await signing.chain_in(tx, prefix)
     return number
 

@@ -12,6 +12,7 @@ from resolver.core.permissions import Identity
 from resolver.http.envelope import FAILED, authenticated_body, envelope, enveloped, node_admin, ok
 from resolver.http.keys import CONFIG, OPERATORS
 from resolver.http.paging import page_and_size
+from resolver.services import enterprise_keys
 
 _MAX_ID = 2**63 - 1  # Postgres bigint
 
@@ -104,6 +105,26 @@ async def set_prefix_signing(request: web.Request) -> web.Response:
     return ok(result, message)
 
 
+async def certify_enterprise_key(request: web.Request) -> web.Response:
+    actor, body = await _admin_body(request)
+    registry = request.app[OPERATORS].registry
+    result, changed, chains = await enterprise_keys.certify(
+        registry.store, registry.signing, request.match_info["prefix"], body, actor
+    )
+    registry.committed(changed, chains)
+    return ok(result, "企业密钥已发布并由节点签发证书")
+
+
+async def revoke_enterprise_key(request: web.Request) -> web.Response:
+    actor = await node_admin(request)
+    registry = request.app[OPERATORS].registry
+    index = _number(request.match_info["index"], "index")
+    registry.committed(
+        await enterprise_keys.revoke(registry.store, request.match_info["prefix"], index, actor), []
+    )
+    return ok(None, "企业密钥及其证书已吊销")
+
+
 async def rotate_credentials(request: web.Request) -> web.Response:
     actor, body = await _admin_body(request)
     prefix = request.match_info["prefix"]
@@ -163,6 +184,8 @@ def add_routes(app: web.Application) -> None:
         ("/admin/prefixes/{prefix}/state", {"PUT": set_prefix_state}),
         ("/admin/prefixes/{prefix}/credentials", {"POST": rotate_credentials}),
         ("/admin/prefixes/{prefix}/signing", {"PUT": set_prefix_signing}),
+        ("/admin/prefixes/{prefix}/keys", {"POST": certify_enterprise_key}),
+        ("/admin/prefixes/{prefix}/keys/{index}", {"DELETE": revoke_enterprise_key}),
         ("/admin/audit", {"GET": audit}),
     ]
     for path, methods in routes:

@@ -163,7 +163,9 @@ class RecordSigning:
         prefix certificate in `0.NA/<prefix>`, written when missing or near their end. (the key
         number, the pairs to remember once `tx` committed: `certified`)."""
         number, private, octets = self._signing()
-        handles = [f"0.NA/{self.node_prefix}"] + ([f"0.NA/{prefix}"] if prefix is not None else [])
+        # the prefix's handle before the node's: the order set_signing (which holds the prefix's
+        # handle already) and every write take them in, so that two of them cannot deadlock
+        handles = ([f"0.NA/{prefix}"] if prefix is not None else []) + [f"0.NA/{self.node_prefix}"]
         done: list[tuple[str, int]] = []
         for handle in handles:
             if (handle.lower(), number) in self._certified:
@@ -199,12 +201,12 @@ class RecordSigning:
 
     def sign(self, handle: str, prefix: str, values: Sequence[StoredValue], number: int) -> list[StoredValue]:
         """`values` with the HS_SIGNATURE of key `number` at 400 in place of any earlier one."""
-        private = self._private(number)
+        private = self.private(number)
         kept = [v for v in values if v["index"] != SIGNATURE_INDEX]
         raw = record_trust.signature_value(handle, kept, self.issuer(prefix, number), private)
         return sorted([*kept, *_stored([raw])], key=lambda v: v["index"])
 
-    def _private(self, number: int) -> Any:
+    def private(self, number: int) -> Any:
         for key, private, _octets in self.signers.entries():
             if key_number(key.id) == number:
                 return private

@@ -7,7 +7,9 @@ a tampered value failing. Real Postgres, real sockets, the node's real key direc
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,3 +263,64 @@ async def test_records_signed_with_sm2_verify_and_native_answers_stay_rsa(sm2_no
     # the site record (hdllib reads RSA and DSA keys only) names the RSA key
     (site,) = await asyncio.to_thread(over_tcp, port, request_message(2, utf8(""))[0])
     assert rsa_public_key(read_site(site.body)["servers"][0]["key"])[0] == 65537
+
+
+async def test_an_enterprise_signs_with_its_own_key_certified_by_the_node(signing_node):
+    """The operator registers the enterprise's public key; the node publishes it with an HS_CERT
+    from its root; the enterprise signs its record itself (tests/trust_client.py's rules: JWS
+    RS256 over per-index SHA-256 digests) and writes it; a verifier chains it to the node's root.
+    Revoked, the record no longer verifies; a tenant's own signature in an unsigned prefix is kept."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    client, port = signing_node
+    await admit(client, "88.123.46", 46)
+    enterprise = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = enterprise.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    resp = await client.post(
+        "/admin/prefixes/88.123.46/keys", json={"publicKey": pem.decode()}, headers=basic()
+    )
+    body = await resp.json()
+    assert body["status"] == 1, body
+    assert body["data"]["issuer"] == "500:0.NA/88.123.46" and body["data"]["certifiedBy"] == "301:0.NA/88.123"
+    for bad in ({"publicKey": "not a key"}, {"publicKey": pem.decode(), "index": 400}, {}):
+        refused = await (
+            await client.post("/admin/prefixes/88.123.46/keys", json=bad, headers=basic())
+        ).json()
+        assert refused["status"] != 1, (bad, refused)
+
+    # the enterprise signs its record (the digests of the values as a client receives them)
+    await put(client, "88.123.46/OWN-1", VALUES)
+    received = await asyncio.to_thread(trust_client.native_records(port), "88.123.46/OWN-1")
+    digests = [{"index": v.index, "digest": trust_client.digest(v)} for v in received]
+    now = int(time.time())
+    claims = {
+        "digests": {"alg": "SHA-256", "digests": digests},
+        "iss": "500:0.NA/88.123.46",
+        "sub": "88.123.46/OWN-1",
+        "exp": now + 3600,
+        "nbf": now - 60,
+        "iat": now,
+    }
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(b'{"alg":"RS256"}') + "." + b64(orjson.dumps(claims))
+    jws = head + "." + b64(enterprise.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256()))
+    resp = await client.put(
+        "/api/handles/88.123.46/OWN-1?index=400",
+        json={"values": [{"index": 400, "type": "HS_SIGNATURE", "data": {"format": "string", "value": jws}}]},
+        headers=basic(),
+    )
+    assert resp.status == 200, await resp.text()
+    chain, verdict = await asyncio.to_thread(check, port, "88.123.46/OWN-1")
+    assert chain == ["500:0.NA/88.123.46", "301:0.NA/88.123"]
+    assert verdict == {1: "verified", 2000: "verified"}
+
+    resp = await client.delete("/admin/prefixes/88.123.46/keys/500", headers=basic())
+    assert (await resp.json())["status"] == 1
+    with pytest.raises(AssertionError, match="no HS_CERT"):
+        await asyncio.to_thread(check, port, "88.123.46/OWN-1")
