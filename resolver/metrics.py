@@ -47,6 +47,9 @@ METHODS = frozenset(
         "RESOLVE",
         *_NATIVE_ADMIN,
         "CHALLENGE_ANSWER",
+        "SESSION_SETUP",
+        "SESSION_TERMINATE",
+        "SESSION_EXCHANGEKEY",
     )
 )
 OUTBOX_STATES = ("pending", "delivered")

@@ -188,7 +188,7 @@ def rsa_public_key(octets: bytes) -> tuple[int, int]:
 def verify_certified(answer: Answer, exponent: int, modulus: int) -> str:
     """Check an answer's message signature (RFC 3652 section 2.2.4) with RSA PKCS#1 v1.5: the
     signature covers, from protocol 2.8 on, the answer's major and minor version, the suggested
-    major and minor, the session id, the request id and the signer's session counter, then the
+    major and minor (not in 2.7), the session id, the request id and the signer's session counter, then the
     header and body as sent. Returns the hash name; raises when the signature does not verify."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -202,10 +202,13 @@ def verify_certified(answer: Answer, exponent: int, modulus: int) -> str:
     fields.skip(4)  # length of the signed-data section
     hash_name = fields.octets()
     signature = fields.octets()
-    assert answer.version >= (2, 8)
-    prefix = struct.pack(
-        "!BBBBIII", *answer.version, *answer.suggested, answer.session_id, answer.request_id, counter
-    )
+    assert answer.version >= (2, 7)
+    if answer.version >= (2, 8):
+        prefix = struct.pack(
+            "!BBBBIII", *answer.version, *answer.suggested, answer.session_id, answer.request_id, counter
+        )
+    else:  # 2.7 (AbstractMessage.signMessage): no suggested version yet
+        prefix = struct.pack("!BBIII", *answer.version, answer.session_id, answer.request_id, counter)
     algorithm = {b"SHA-256": hashes.SHA256(), b"SHA1": hashes.SHA1()}[hash_name]
     public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
     public.verify(signature, prefix + answer.signed, padding.PKCS1v15(), algorithm)

@@ -233,8 +233,11 @@ class NativeAdmin:
         expires = time.time() + CHALLENGE_SECONDS
         network = client_network(address)
         caps = (PENDING_PER_NETWORK, PENDING_IN_ALL)
-        for _ in range(8):
-            session_id = secrets.randbelow(2**31 - 1) + 1
+        # in a Handle session the challenge goes back in that session (`HandleServer.createChallenge`:
+        # cri.sessionId = req.sessionId); otherwise under a fresh session id
+        in_session = request.envelope.session_id
+        for _ in range(1 if in_session else 8):
+            session_id = in_session or secrets.randbelow(2**31 - 1) + 1
             try:
                 put = await challenges.put(
                     self.registry.store, session_id, address, network, nonce, data, expires, caps
@@ -244,6 +247,9 @@ class NativeAdmin:
                 return p.RC_SERVER_TOO_BUSY, p.answer(request, p.RC_SERVER_TOO_BUSY, p.error_body(message))
             if put:
                 return p.RC_AUTHENTICATION_NEEDED, p.in_session(challenge_message(request, nonce), session_id)
+        if in_session:
+            message = "a challenge in this session waits for its answer; answer it first"
+            return p.RC_SERVER_TOO_BUSY, p.answer(request, p.RC_SERVER_TOO_BUSY, p.error_body(message))
         raise RuntimeError("no free challenge session id in 8 draws")
 
     async def answered(self, request: p.Request, address: str) -> tuple[int, bytes]:

@@ -37,6 +37,9 @@ OC_REMOVE_VALUE = 103
 OC_MODIFY_VALUE = 104
 OC_LIST_HANDLES = 105
 OC_RESPONSE_TO_CHALLENGE = 200
+OC_SESSION_SETUP = 400
+OC_SESSION_TERMINATE = 401
+OC_SESSION_EXCHANGEKEY = 402
 RC_SUCCESS = 1
 RC_ERROR = 2
 RC_SERVER_TOO_BUSY = 3
@@ -48,6 +51,7 @@ RC_VALUES_NOT_FOUND = 200
 RC_SERVER_NOT_RESPONSIBLE = 301
 RC_AUTHENTICATION_NEEDED = 402
 RC_AUTHEN_TIMEOUT = 405
+RC_SESSION_FAILED = 501
 
 # opFlags
 FLAG_AUTHORITATIVE = 0x80000000
@@ -419,14 +423,17 @@ def error_body(message: str) -> bytes:
 
 class SessionReply(bytes):
     """An answer sent under another session id than the request's: a challenge names the session
-    its answer must come back in (`HandleServer.createChallenge`)."""
+    its answer must come back in (`HandleServer.createChallenge`), a session setup the session it
+    opens; `version`, when set, is the protocol version its envelope says (else the client's)."""
 
     session_id: int
+    version: tuple[int, int] | None = None
 
 
-def in_session(message: bytes, session_id: int) -> SessionReply:
+def in_session(message: bytes, session_id: int, version: tuple[int, int] | None = None) -> SessionReply:
     reply = SessionReply(message)
     reply.session_id = session_id
+    reply.version = version
     return reply
 
 
@@ -435,6 +442,8 @@ def envelopes(env: Envelope, message: bytes, packet_data: int) -> list[bytes]:
     octets, each with its envelope (a `SessionReply` under its own session id)."""
     if isinstance(message, SessionReply):
         env = replace(env, session_id=message.session_id)
+        if message.version is not None:
+            env = replace(env, major=message.version[0], minor=message.version[1])
     major, minor = answer_version(env)
     flags = SERVER_VERSION[0] & 0x03
     packets = []

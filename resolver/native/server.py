@@ -20,7 +20,7 @@ from resolver.cache import Entry
 from resolver.core.errors import RC, HandleError, RateLimited
 from resolver.core.handles import fold, parse_handle, strip_scheme
 from resolver.core.values import is_public, select
-from resolver.native import admin, reflection, signing
+from resolver.native import admin, reflection, sessions, signing
 from resolver.native import protocol as p
 from resolver.native.memo import AnswerMemo
 from resolver.upstream.site import site_record
@@ -28,6 +28,11 @@ from resolver.upstream.site import site_record
 log = logging.getLogger(__name__)
 
 ROUTES = {"udp": "native:udp", "tcp": "native:tcp", "http": "native:http"}
+SESSION_OPCODES = {
+    p.OC_SESSION_SETUP: "SESSION_SETUP",
+    p.OC_SESSION_TERMINATE: "SESSION_TERMINATE",
+    p.OC_SESSION_EXCHANGEKEY: "SESSION_EXCHANGEKEY",
+}
 IDLE_TIMEOUT = 30.0
 # UDP requests being answered at once by one worker; more are dropped (a client asks again)
 MAX_PENDING_UDP = 1024
@@ -99,6 +104,8 @@ class NativeService:
             return self._deliver(envelope, None, p.RC_PROTOCOL_ERROR, reply, None, budget, transport, started)
         if request.opcode in admin.ADMIN_OPCODES or request.opcode == p.OC_RESPONSE_TO_CHALLENGE:
             return await self._administer(request, message, transport, address, budget, started)
+        if request.opcode in SESSION_OPCODES:
+            return self._session(envelope, request, transport, address, budget, started)
         rc = p.RC_ERROR
         try:
             rc, body, found = await self._answer(request, address)
@@ -140,6 +147,59 @@ class NativeService:
             self.metrics.request(ROUTES[transport], operation, 500, time.perf_counter() - started)
             raise
         status = _ADMIN_STATUS.get(rc, 400)
+        self.metrics.request(ROUTES[transport], operation, status, time.perf_counter() - started)
+        return reply
+
+    def _session(
+        self,
+        envelope: p.Envelope,
+        request: p.Request,
+        transport: str,
+        address: str,
+        budget: int | None,
+        started: float,
+    ) -> bytes:
+        """OC_SESSION_SETUP, _TERMINATE and _EXCHANGEKEY (resolver/native/sessions.py): a DH
+        setup answered, signed, under a new session id, over TCP and HTTP only (a signature for a
+        spoofed UDP source would be work for nothing), within the certified-answer rate."""
+        operation = SESSION_OPCODES[request.opcode]
+        rc = p.RC_SUCCESS
+        if budget is not None:
+            rc, reply = p.RC_ERROR, use_tcp(envelope, request)
+        elif request.opcode == p.OC_SESSION_TERMINATE:
+            reply = p.answer(request, rc, b"")  # the node keeps nothing of a session
+        elif request.opcode == p.OC_SESSION_EXCHANGEKEY:
+            rc = p.RC_SESSION_FAILED
+            reply = p.answer(
+                request, rc, p.error_body("only Diffie-Hellman sessions are offered: no key to exchange")
+            )
+        else:
+            try:
+                self.limiter.check_certified(address)
+                setup, session_id = sessions.setup_answer(request)
+            except RateLimited as exc:
+                rc, reply = (
+                    p.RC_SERVER_TOO_BUSY,
+                    p.answer(request, p.RC_SERVER_TOO_BUSY, p.error_body(exc.message)),
+                )
+            except sessions.SessionRefused as exc:
+                rc, reply = (
+                    p.RC_SESSION_FAILED,
+                    p.answer(request, p.RC_SESSION_FAILED, p.error_body(str(exc))),
+                )
+            else:
+                current = self.keys.current()
+                if current is not None and request.flags & p.FLAG_CERTIFY:
+                    setup = signing.sign_message(
+                        setup,
+                        current[1],
+                        sessions.SESSION_VERSION,
+                        p.SERVER_VERSION,
+                        session_id,
+                        envelope.request_id,
+                    )
+                reply = p.in_session(setup, session_id, sessions.SESSION_VERSION)
+        status = {p.RC_SUCCESS: 200, p.RC_SERVER_TOO_BUSY: 429, p.RC_ERROR: _USE_TCP_STATUS}.get(rc, 400)
         self.metrics.request(ROUTES[transport], operation, status, time.perf_counter() - started)
         return reply
 

@@ -158,11 +158,12 @@ async def test_get_site_info_names_this_node_and_its_interfaces(node):
 
 async def test_other_operations_are_not_supported(node):
     _, port = node
-    for opcode in (3, 300, 400, 1000, 2001):
+    for opcode in (3, 300, 403, 1000, 2001):
         answer = await call(over_udp, port, request_message(opcode, resolution_body("88.123/X"))[0])
         assert (answer.opcode, answer.rc) == (opcode, 5)
-    # administration (tests/integration/test_native_admin.py) is over TCP: UDP is told to move on
-    for opcode in (100, 101, 105, 200):
+    # administration (tests/integration/test_native_admin.py) and sessions (test_native_sessions.py)
+    # are over TCP: UDP is told to move on
+    for opcode in (100, 101, 105, 200, 400):
         answer = await call(over_udp, port, request_message(opcode, resolution_body("88.123/X"))[0])
         assert (answer.opcode, answer.rc) == (opcode, 2) and "TCP" in answer.message_text()
 
