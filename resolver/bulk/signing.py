@@ -35,7 +35,7 @@ async def signing_key(conn: Connection, config: Config, prefixes: dict[str, Pref
     number = 0
     for prefix in signed:  # one transaction each: the prefix's handle, then the node's, as writes lock them
         async with imports.transaction(conn, config) as tx:
-            number, _pairs = await signing.chain_in(tx, prefix)
+            number, _pairs = await signing.chain_in(tx, [prefix])
     return number
 
 

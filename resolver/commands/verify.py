@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from resolver.config import Config
 from resolver.core import sm
+from resolver.core.handles import fold
 from resolver.native import protocol, record_trust, signing, trust, trust_keys
 
 Record = Callable[[str], list[dict[str, Any]] | None]
@@ -103,6 +104,8 @@ def verify_record(
     for signature in signatures:
         try:
             jws = trust.read_jws(protocol.value_data(signature.get("data")).decode("utf-8"))
+            if fold(str(jws.claims.get("sub", ""))) != fold(handle):
+                raise trust.TrustError(f"it signs {str(jws.claims.get('sub'))[:80]!r}, not this handle")
             links = trust.verify_chain(jws, handle, fetch, roots, now)
         except (trust.TrustError, UnicodeDecodeError) as exc:
             lines.append(f"signature {signature.get('index')}: chain fails: {exc}")
@@ -122,7 +125,8 @@ def verify_record(
             ("missing (signed, not in this answer)", verdict.missing),
         ):
             lines.extend(f"  index {i}: {label}" for i in indexes)
-        ok = ok and verdict.holds
+        # the whole record was read: a signed value that is not there was removed, not filtered
+        ok = ok and verdict.holds and not verdict.missing
     return lines, ok
 
 

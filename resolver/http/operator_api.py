@@ -96,7 +96,9 @@ async def set_prefix_state(request: web.Request) -> web.Response:
 async def set_prefix_signing(request: web.Request) -> web.Response:
     actor, body = await _admin_body(request)
     result = await request.app[OPERATORS].set_signing(request.match_info["prefix"], body, actor)
-    if result["complete"]:
+    if result["complete"] and result["refused"]:
+        message = f"可信解析已开启；{result['refused']} 条标识的索引 400 被其他类型的标识值占用，未签名，请移走该值后再调用"
+    elif result["complete"]:
         message = (
             "可信解析已开启，前缀下的标识均已签名" if result["signed"] else "可信解析已关闭，节点签名已移除"
         )

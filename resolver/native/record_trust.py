@@ -67,12 +67,18 @@ def prefix_certificate(
     pubkey_index: int,
     prefix_key: Any,
     now: float | None = None,
+    derived: bool = False,
 ) -> dict[str, Any]:
+    """`derived`: also derivedPrefixes, for a key that signs the handles of undelegated
+    sub-prefixes too (the node's own key for a prefix it signs)."""
+    perms = [(f"0.NA/{prefix}", "handlesUnderThisPrefix")]
+    if derived:
+        perms.append((f"0.NA/{prefix}", "derivedPrefixes"))
     claims = trust.certificate_claims(
         reference(pubkey_index, f"0.NA/{prefix}"),
         reference(root_pubkey_index, f"0.NA/{node_prefix}"),
         prefix_key,
-        [(f"0.NA/{prefix}", "handlesUnderThisPrefix")],
+        perms,
         now,
     )
     return _cert_value(pubkey_index + CERT_OFFSET, trust.sign_jws(claims, root_key))

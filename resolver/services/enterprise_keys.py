@@ -93,7 +93,7 @@ async def certify(
                 f"prefix {row.display} was never enabled: it has no prefix handle",
                 f"前缀 {row.display} 尚未启用过，没有前缀标识",
             )
-        number, chains = await signing.chain_in(tx, None)  # the node's root: after the prefix's handle
+        number, chains = await signing.chain_in(tx, [])  # the node's root: after the prefix's handle
         taken = {v["index"] for v in record.values}
         if index is None:
             index = next((i for i in range(FIRST_INDEX, LAST_INDEX + 1) if i not in taken), None)

@@ -25,6 +25,7 @@ from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
 from resolver.services import signed_writes
+from resolver.services.record_signing import RecordSigning
 from resolver.services.registry import NODE_ADMIN_INDEX, Registry
 from resolver.store import enterprises as db
 from resolver.store.handles import HandleStore
@@ -300,7 +301,8 @@ class Operators:
         async with self.store.write() as tx:
             folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
             key = f"{PREFIX_NA}/{folded}"
-            if await tx.lock(key) is None:
+            record = await tx.lock(key)
+            if record is None:
                 raise _bad(
                     f"prefix {display} was never enabled: it has no prefix handle to hold its certificate",
                     f"前缀 {display} 尚未启用过，没有可存放证书的前缀标识",
@@ -308,7 +310,14 @@ class Operators:
             before = await db.prefix_signed(tx, folded)
             await db.set_prefix_signed(tx, folded, signed)
             if signed and signing is not None:
-                _number, chains = await signing.chain_in(tx, folded)
+                # looked at afresh, whatever this worker remembers (an operator may have removed them)
+                _number, chains = await signing.chain_in(tx, [folded], force=True)
+            elif not signed:
+                # the node's certificates for the prefix go, so that no signature it made for the
+                # prefix verifies any more (a copy replayed in a record included)
+                kept = RecordSigning.without_certificates(record.values)
+                if kept != record.values:
+                    await tx.update(key, kept)
             tx.audit(
                 AuditEntry(
                     actor.name,
@@ -320,6 +329,8 @@ class Operators:
                 )
             )
         self.registry.committed(tx.changed, chains)
+        if not signed and signing is not None:
+            signing.forget(folded)  # this worker's memo; the others look again within CHECK_SECONDS
         changed = refused = 0
         deadline = time.monotonic() + RESIGN_SECONDS
         last: str | None = after

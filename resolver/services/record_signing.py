@@ -30,10 +30,10 @@ from typing import Any
 
 from resolver.config import Limits
 from resolver.core.errors import RC, HandleError
+from resolver.core.handles import fold
 from resolver.core.values import StoredValue, parse_values
 from resolver.keys import Signers
 from resolver.native import protocol, record_trust, trust, trust_keys
-from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry
 from resolver.store.tx import Tx
 
@@ -41,6 +41,7 @@ PUBKEY_BASE = 300  # HS_PUBKEY of node key N at 300 + N (300 itself is the admin
 CERT_BASE = PUBKEY_BASE + record_trust.CERT_OFFSET  # HS_CERT of key N at 400 + N
 SIGNATURE_INDEX = record_trust.SIGNATURE_INDEX  # 400: the record's HS_SIGNATURE
 CERT_LIFETIME = 2 * 365 * 86400.0  # trust.certificate_claims' default
+CHECK_SECONDS = 300.0  # how long a worker takes a prefix's certificates as in place before it looks again
 RENEW_WITHIN = CERT_LIFETIME / 4
 ACTOR = "node"  # the audit actor of values the node writes itself
 
@@ -61,19 +62,46 @@ def _stored(raw: Sequence[dict[str, Any]]) -> list[StoredValue]:
     return parse_values(raw, Limits(), datetime.now(UTC))
 
 
-def _valid_cert(value: StoredValue | None, subject: str, key_octets: bytes, now: float) -> bool:
-    """An HS_CERT value for `subject`, of this key, with more than RENEW_WITHIN left."""
-    if value is None or str(value.get("type", "")).upper() != "HS_CERT":
+def _certifies(value: StoredValue, subject: str, key_octets: bytes) -> bool:
+    """An HS_CERT of the node's for `subject` and this key (whatever its times and signature)."""
+    if str(value.get("type", "")).upper() != "HS_CERT":
         return False
     try:
         claims = trust.read_jws(protocol.value_data(value["data"]).decode("utf-8")).claims
         key = trust.key_of(claims.get("publicKey"))
     except (trust.TrustError, UnicodeDecodeError, ValueError, TypeError, protocol.EncodingError):
+        return True  # unreadable: ours to replace only if it claims nothing else (it cannot)
+    return claims.get("sub") == subject and trust_keys.encode_trust_key(key) == key_octets
+
+
+def _valid_cert(
+    value: StoredValue | None, subject: str, issuer: str, key_octets: bytes, signer: Any, now: float
+) -> bool:
+    """An HS_CERT for `subject` of this key, issued by `issuer` and signed by its key (`signer`),
+    with more than RENEW_WITHIN left."""
+    if value is None or str(value.get("type", "")).upper() != "HS_CERT":
         return False
+    try:
+        jws = trust.read_jws(protocol.value_data(value["data"]).decode("utf-8"))
+        key = trust.key_of(jws.claims.get("publicKey"))
+    except (trust.TrustError, UnicodeDecodeError, ValueError, TypeError, protocol.EncodingError):
+        return False
+    claims = jws.claims
     return (
         claims.get("sub") == subject
+        and claims.get("iss") == issuer
         and trust_keys.encode_trust_key(key) == key_octets
         and float(claims.get("exp", 0) or 0) - now > RENEW_WITHIN
+        and jws.verifies_with(signer)
+    )
+
+
+def _occupied(handle: str, index: int) -> HandleError:
+    return HandleError(
+        RC.VALUE_ALREADY_EXISTS,
+        f"index {index} of {handle} holds a value that is not the node's: the node's key needs that index "
+        "for trusted resolution; move the value first",
+        zh=f"{handle} 的索引 {index} 已有其他标识值，节点密钥的可信解析需要该索引，请先移走该值",
     )
 
 
@@ -92,7 +120,8 @@ class RecordSigning:
         self.node_prefix = node_prefix
         self.algorithm = algorithm  # the key type that signs records (--record-key)
         self._invalidate = invalidate  # the worker's cache, after the node wrote a trust value
-        self._certified: set[tuple[str, int]] = set()  # (prefix handle, key number) known in place
+        # (prefix handle key, key number) -> until when this worker takes its certificates as in place
+        self._certified: dict[tuple[str, int], float] = {}
 
     def current(self) -> tuple[int, Any, bytes] | None:
         """(key number, private key, HS_PUBKEY octets) of the key that signs now, if any."""
@@ -117,20 +146,33 @@ class RecordSigning:
         now: float,
     ) -> list[StoredValue] | None:
         """`existing` with key `number`'s HS_PUBKEY and HS_CERT in place (the root for the node's
-        handle, a prefix certificate for a prefix's), or None when they already are."""
+        handle, a prefix certificate for a prefix's), or None when they already are. A value of
+        someone else at those indexes is never replaced (HandleError): an HS_ADMIN naming
+        `30N:0.NA/...` would otherwise start to mean the node's key."""
         by_index = {v["index"]: v for v in existing}
         pub_index, cert_index = PUBKEY_BASE + number, CERT_BASE + number
         subject = record_trust.reference(pub_index, handle)
+        issuer = record_trust.reference(pub_index, f"0.NA/{self.node_prefix}")
         fresh: list[dict[str, Any]] = []
         current_pub = by_index.get(pub_index)
-        if current_pub is None or protocol.value_data(current_pub["data"]) != octets:
+        if current_pub is None:
             fresh.append(
                 {"index": pub_index, "type": "HS_PUBKEY", "data": {"format": "key", "value": _b64(octets)}}
             )
-        if not _valid_cert(by_index.get(cert_index), subject, octets, now):
+        elif (
+            str(current_pub.get("type", "")).upper() != "HS_PUBKEY"
+            or protocol.value_data(current_pub["data"]) != octets
+        ):
+            raise _occupied(handle, pub_index)
+        current_cert = by_index.get(cert_index)
+        if current_cert is not None and not _certifies(current_cert, subject, octets):
+            raise _occupied(handle, cert_index)
+        if not _valid_cert(current_cert, subject, issuer, octets, trust_keys.public_of(private), now):
             if handle == f"0.NA/{self.node_prefix}":
                 cert = record_trust.root_certificate(self.node_prefix, pub_index, private, now)
             else:
+                # derivedPrefixes too: a handle of an undelegated sub-prefix (88.123.45.7/P) is
+                # governed, and signed, by the enterprise prefix
                 cert = record_trust.prefix_certificate(
                     self.node_prefix,
                     pub_index,
@@ -139,6 +181,7 @@ class RecordSigning:
                     pub_index,
                     trust_keys.public_of(private),
                     now,
+                    derived=True,
                 )
             fresh.append(cert)
         if not fresh:
@@ -158,26 +201,30 @@ class RecordSigning:
             )
         return current
 
-    async def chain_in(self, tx: Tx, prefix: str | None) -> tuple[int, list[tuple[str, int]]]:
-        """In `tx`: the signing key's root certificate in `0.NA/<node>` and (for `prefix`) its
-        prefix certificate in `0.NA/<prefix>`, written when missing or near their end. (the key
-        number, the pairs to remember once `tx` committed: `certified`)."""
+    async def chain_in(
+        self, tx: Tx, prefixes: Sequence[str], *, force: bool = False
+    ) -> tuple[int, list[tuple[str, int]]]:
+        """In `tx`: the signing key's certificates of `prefixes` (in `0.NA/<prefix>`) and its root
+        certificate in `0.NA/<node>`, written when missing or near their end; checked again once
+        CHECK_SECONDS have passed since this worker last saw them, or when `force`. (the key number,
+        the pairs to remember once `tx` committed: `certified`.) The prefixes' handles are locked
+        first, in key order, and the node's last: the order of every caller (writes, batches over
+        several prefixes, set_signing, enterprise keys, imports), so that none can deadlock another."""
         number, private, octets = self._signing()
-        # the prefix's handle before the node's: the order set_signing (which holds the prefix's
-        # handle already) and every write take them in, so that two of them cannot deadlock
-        handles = ([f"0.NA/{prefix}"] if prefix is not None else []) + [f"0.NA/{self.node_prefix}"]
+        handles = [*sorted({f"0.na/{fold(p)}" for p in prefixes}), f"0.na/{fold(self.node_prefix)}"]
         done: list[tuple[str, int]] = []
-        for handle in handles:
-            if (handle.lower(), number) in self._certified:
+        now = time.monotonic()
+        for key in handles:
+            if not force and self._certified.get((key, number), 0.0) > now:
                 continue
-            key = handle.lower()
             record = await tx.lock(key)
             if record is None:
                 raise HandleError(
                     RC.HANDLE_NOT_FOUND,
-                    f"{handle} does not exist: a prefix is signed once it was enabled",
-                    zh=f"{handle} 不存在：前缀启用后才能开启可信解析",
+                    f"{key} does not exist: a prefix is signed once it was enabled",
+                    zh=f"{key} 不存在：前缀启用后才能开启可信解析",
                 )
+            handle = f"0.NA/{key[len('0.na/') :]}"
             updated = self._trust_values(handle, record.values, number, private, octets, time.time())
             if updated is not None:
                 await tx.update(key, updated)
@@ -186,16 +233,28 @@ class RecordSigning:
         return number, done
 
     def certified(self, pairs: Sequence[tuple[str, int]]) -> None:
-        """The certificates `chain_in` saw to are committed: no need to look again."""
-        self._certified.update(pairs)
+        """The certificates `chain_in` saw to are committed: not looked at again for CHECK_SECONDS."""
+        until = time.monotonic() + CHECK_SECONDS
+        self._certified.update(dict.fromkeys(pairs, until))
 
-    async def ensure_chain(self, store: HandleStore, prefix: str | None) -> int:
-        """`chain_in` in a transaction of its own; the key number."""
-        async with store.write() as tx:
-            number, pairs = await self.chain_in(tx, prefix)
-        self._invalidate(tx.changed)
-        self.certified(pairs)
-        return number
+    def forget(self, prefix: str) -> None:
+        """The certificates of `prefix` were removed (signing turned off): look again next time."""
+        key = f"0.na/{fold(prefix)}"
+        self._certified = {pair: t for pair, t in self._certified.items() if pair[0] != key}
+
+    @staticmethod
+    def without_certificates(values: Sequence[StoredValue]) -> list[StoredValue]:
+        """A prefix handle's values without the node's trust values (HS_PUBKEY at 301-399, HS_CERT
+        at 401-499): what turning signing off leaves, so that the node's signatures made for the
+        prefix stop verifying (a copied one cannot be replayed)."""
+        return [
+            v
+            for v in values
+            if not (
+                (PUBKEY_BASE < v["index"] < CERT_BASE and str(v.get("type", "")).upper() == "HS_PUBKEY")
+                or (CERT_BASE < v["index"] < CERT_BASE + 100 and str(v.get("type", "")).upper() == "HS_CERT")
+            )
+        ]
 
     # -- records --------------------------------------------------------------------------------
 
@@ -216,7 +275,7 @@ class RecordSigning:
             zh="节点的签名密钥刚刚更换，请重试",
         )
 
-    def signed_now(self, values: Sequence[StoredValue], prefix: str) -> bool:
+    def signed_now(self, values: Sequence[StoredValue], prefix: str, handle: str) -> bool:
         """The record carries a signature of the key that signs now, over its current values
         (what re-signing skips, so that a re-run picks up where one stopped)."""
         current = self.current()
@@ -227,31 +286,13 @@ class RecordSigning:
             jws = trust.read_jws(protocol.value_data(signature["data"]).decode("utf-8"))
         except (trust.TrustError, UnicodeDecodeError, protocol.EncodingError, ValueError, TypeError):
             return False
-        if jws.claims.get("iss") != self.issuer(prefix, current[0]):
+        if jws.claims.get("iss") != self.issuer(prefix, current[0]) or jws.claims.get("sub") != handle:
             return False
         if float(jws.claims.get("exp", 0) or 0) - time.time() < RENEW_WITHIN:
             return False
         encoded = record_trust.encoded_answer([v for v in values if v["index"] != SIGNATURE_INDEX])
-        return (
-            jws.verifies_with(trust_keys.public_of(current[1]))
-            and trust.check_values(jws.claims, encoded).holds
-        )
-
-    def is_node_signature(self, value: StoredValue, prefix: str) -> bool:
-        """An HS_SIGNATURE at 400 that a key of this node made for `prefix`: what is dropped when a
-        write makes it stale in a prefix no longer signed (an enterprise's own stays)."""
-        if value["index"] != SIGNATURE_INDEX or str(value.get("type", "")).upper() != "HS_SIGNATURE":
-            return False
-        try:
-            jws = trust.read_jws(protocol.value_data(value["data"]).decode("utf-8"))
-        except (trust.TrustError, UnicodeDecodeError, protocol.EncodingError, ValueError, TypeError):
-            return False
-        _index, _, handle = str(jws.claims.get("iss", "")).partition(":")
-        if handle.lower() != f"0.na/{prefix}".lower():
-            return False
-        return any(
-            jws.verifies_with(trust_keys.public_of(private)) for _, private, _ in self.signers.entries()
-        )
+        verdict = trust.check_values(jws.claims, encoded)
+        return jws.verifies_with(trust_keys.public_of(current[1])) and verdict.holds and not verdict.missing
 
 
 def refuse_index_400(values: Sequence[StoredValue], prefix: str) -> None:

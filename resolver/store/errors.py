@@ -51,5 +51,15 @@ async def translated_errors() -> AsyncIterator[None]:
         if known is None:
             raise
         raise HandleError(*known) from None
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+        # Postgres rolled this transaction back to let another go on: nothing was written, and
+        # the same request again will most likely pass (the writes lock in one order; this is
+        # the safety net under it)
+        raise HandleError(
+            RC.SERVER_TOO_BUSY,
+            "the write met a concurrent one and was rolled back; nothing was stored, retry it",
+            zh="该写入与并发写入冲突而被回滚，未保存任何内容，请重试",
+            retry_after=1,
+        ) from None
     except UNAVAILABLE as exc:
         raise Unavailable() from exc

@@ -324,3 +324,121 @@ async def test_an_enterprise_signs_with_its_own_key_certified_by_the_node(signin
     assert (await resp.json())["status"] == 1
     with pytest.raises(AssertionError, match="no HS_CERT"):
         await asyncio.to_thread(check, port, "88.123.46/OWN-1")
+
+
+async def test_what_an_attack_review_of_signing_found(signing_node, config):
+    """Findings of the review of a7b82ca..c81c1d2, each checked: handles of undelegated sub-prefixes
+    verify (derivedPrefixes); turning signing off removes the node's certificates, so an old node
+    signature replayed in a record no longer verifies; certificates an operator removed come back
+    when signing is turned on again; the node never overwrites someone's value at its key index; a
+    value of another type at index 400 is refused, never silently dropped; `resolver verify` fails
+    a signature for another handle and a record that lost a signed value."""
+    from resolver.commands import verify
+
+    client, port = signing_node
+    await admit(client, "88.123.45", 45)
+    await set_signing(client, "88.123.45", True)
+    await put(client, "88.123.45.7/SUB-1", VALUES)
+    chain, verdict = await asyncio.to_thread(check, port, "88.123.45.7/SUB-1")
+    assert chain == ["301:0.NA/88.123.45", "301:0.NA/88.123"] and set(verdict.values()) == {"verified"}
+
+    # resolver verify: a node signature of another handle, copied, and a removed value
+    await put(client, "88.123.45/A", VALUES)
+    base = str(client.make_url("/")).rstrip("/")
+    fetch = verify.http_records(base)
+    roots = await asyncio.to_thread(verify.node_roots, fetch, "88.123")
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        # read from the database, not through the node: its cache must not hold A before the change
+        row = await conn.fetchval("select vals::text from handles where key = '88.123.45/a'")
+        stolen = [v for v in orjson.loads(row) if v["type"] == "HS_SIGNATURE"]
+        values = [
+            v for v in orjson.loads(row) if v["index"] != 2000
+        ]  # a signed value removed behind the node's back
+        await conn.execute(
+            "update handles set vals = $1::json where key = '88.123.45/a'", orjson.dumps(values).decode()
+        )
+        await conn.execute(
+            "insert into handles (key, handle, prefix, vals) values ('88.123.45/b', '88.123.45/B', '88.123.45', $1::json)",
+            orjson.dumps(
+                [{**v, "index": 400} for v in values if v["index"] == 1]
+                + [{**stolen[0], "timestamp": "2026-12-04T00:00:00Z"}]
+            ).decode(),
+        )
+    finally:
+        await conn.close()
+    lines, ok = await asyncio.to_thread(verify.verify_record, "88.123.45/A", fetch, roots)
+    assert not ok and any("missing" in line for line in lines), lines
+    lines, ok = await asyncio.to_thread(verify.verify_record, "88.123.45/B", fetch, roots)
+    assert not ok and any("not this handle" in line for line in lines), lines
+
+    # off: the certificates go; a node signature replayed at another index no longer verifies
+    await put(client, "88.123.45/C", VALUES)
+    old = next(
+        v
+        for v in (await (await client.get("/api/handles/88.123.45/C")).json())["values"]
+        if v["type"] == "HS_SIGNATURE"
+    )
+    await set_signing(client, "88.123.45", False)
+    prefix_record = (await (await client.get("/api/handles/0.NA/88.123.45")).json())["values"]
+    assert not {"HS_CERT"} & {v["type"] for v in prefix_record}
+    resp = await client.put(
+        "/api/handles/88.123.45/C", json={"values": [*VALUES, {**old, "index": 5}]}, headers=basic()
+    )
+    assert resp.status == 200
+    stored = (await (await client.get("/api/handles/88.123.45/C")).json())["values"]
+    assert "HS_SIGNATURE" not in {v["type"] for v in stored}  # the node's signatures are the node's to place
+
+    # on again after an operator removed the certificate: it comes back, whatever the memo says
+    await set_signing(client, "88.123.45", True)
+    await set_signing(client, "88.123.45", False)
+    await set_signing(client, "88.123.45", True)
+    assert (await asyncio.to_thread(check, port, "88.123.45/C"))[1] == {1: "verified", 2000: "verified"}
+
+    # a value of another type at 400, stored before signing: the write is refused, not the value dropped
+    conn = await asyncpg.connect(config.dsn)
+    try:
+        row = await conn.fetchval("select vals::text from handles where key = '88.123.45/c'")
+        values = [v for v in orjson.loads(row) if v["index"] != 400] + [
+            {
+                "index": 400,
+                "type": "URL",
+                "data": {"format": "string", "value": "https://example.com/x"},
+                "ttl": 86400,
+                "timestamp": "2026-12-04T00:00:00Z",
+            }
+        ]
+        await conn.execute(
+            "update handles set vals = $1::json where key = '88.123.45/c'", orjson.dumps(values).decode()
+        )
+    finally:
+        await conn.close()
+    resp = await client.put(
+        "/api/handles/88.123.45/C?index=3",
+        json={
+            "values": [{"index": 3, "type": "EMAIL", "data": {"format": "string", "value": "x@example.com"}}]
+        },
+        headers=basic(),
+    )
+    assert resp.status == 400 and (await resp.json())["responseCode"] == 202
+    assert (await client.delete("/api/handles/88.123.45/C?index=400", headers=basic())).status == 200
+
+    # the node's key index holds someone's key: never overwritten
+    await admit(client, "88.123.46", 46)
+    resp = await client.put(
+        "/api/handles/0.NA/88.123.46?index=301",
+        json={
+            "values": [
+                {
+                    "index": 301,
+                    "type": "HS_PUBKEY",
+                    "data": {"format": "base64", "value": "AAAAC1JTQV9QVUJfS0VZAAA="},
+                }
+            ]
+        },
+        headers=basic(),
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await client.put("/admin/prefixes/88.123.46/signing", json={"signed": True}, headers=basic())
+    body = await resp.json()
+    assert body["status"] != 1 and "301" in body["message"], body
