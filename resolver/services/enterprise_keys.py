@@ -26,7 +26,8 @@ from resolver.native.trust_keys import encode_trust_key
 from resolver.services.record_signing import PUBKEY_BASE, RecordSigning
 from resolver.store import enterprises as db
 from resolver.store.handles import HandleStore
-from resolver.store.rows import AuditEntry
+from resolver.store.rows import AuditEntry, Record
+from resolver.store.tx import Tx
 
 FIRST_INDEX, LAST_INDEX = 500, 599  # HS_PUBKEY of enterprise keys; their HS_CERT 100 above
 MAX_PEM = 8192
@@ -62,6 +63,24 @@ def read_public_key(pem: object) -> Any:
     return key
 
 
+async def _prefix_handle(tx: Tx, prefix: str) -> tuple[db.LockedPrefix, str, Record]:
+    """The allocated prefix and its prefix handle, both locked, in that order (the order of
+    set_signing and of every chain: resolver/services/record_signing.py)."""
+    row = await db.lock_prefix(tx, fold(prefix))
+    if row is None:
+        raise HandleError(
+            RC.HANDLE_NOT_FOUND, f"prefix {prefix} is not allocated", zh=f"前缀 {prefix} 未分配"
+        )
+    handle_key = f"{PREFIX_NA}/{row.prefix}"
+    record = await tx.lock(handle_key)
+    if record is None:
+        raise _bad(
+            f"prefix {row.display} was never enabled: it has no prefix handle",
+            f"前缀 {row.display} 尚未启用过，没有前缀标识",
+        )
+    return row, handle_key, record
+
+
 async def certify(
     store: HandleStore, signing: RecordSigning | None, prefix: str, body: dict[str, Any], actor: Identity
 ) -> tuple[dict[str, Any], list[str], list[tuple[str, int]]]:
@@ -81,18 +100,7 @@ async def certify(
             "节点没有可用于签发证书的密钥：请先运行 resolver keys init，再重启节点或发送 SIGHUP",
         )
     async with store.write() as tx:
-        row = await db.lock_prefix(tx, fold(prefix))
-        if row is None:
-            raise HandleError(
-                RC.HANDLE_NOT_FOUND, f"prefix {prefix} is not allocated", zh=f"前缀 {prefix} 未分配"
-            )
-        handle_key = f"{PREFIX_NA}/{row.prefix}"
-        record = await tx.lock(handle_key)
-        if record is None:
-            raise _bad(
-                f"prefix {row.display} was never enabled: it has no prefix handle",
-                f"前缀 {row.display} 尚未启用过，没有前缀标识",
-            )
+        row, handle_key, record = await _prefix_handle(tx, prefix)
         number, chains = await signing.chain_in(tx, [])  # the node's root: after the prefix's handle
         taken = {v["index"] for v in record.values}
         if index is None:
@@ -144,15 +152,9 @@ async def revoke(store: HandleStore, prefix: str, index: int, actor: Identity) -
             f"index must be {FIRST_INDEX} to {LAST_INDEX}", f"index 应在 {FIRST_INDEX} 到 {LAST_INDEX} 之间"
         )
     async with store.write() as tx:
-        row = await db.lock_prefix(tx, fold(prefix))
-        if row is None:
-            raise HandleError(
-                RC.HANDLE_NOT_FOUND, f"prefix {prefix} is not allocated", zh=f"前缀 {prefix} 未分配"
-            )
-        handle_key = f"{PREFIX_NA}/{row.prefix}"
-        record = await tx.lock(handle_key)
-        kept = [v for v in (record.values if record else []) if v["index"] not in (index, index + 100)]
-        if record is None or len(kept) == len(record.values):
+        row, handle_key, record = await _prefix_handle(tx, prefix)
+        kept = [v for v in record.values if v["index"] not in (index, index + 100)]
+        if len(kept) == len(record.values):
             raise HandleError(
                 RC.VALUES_NOT_FOUND, f"no enterprise key at index {index}", zh=f"索引 {index} 处没有企业密钥"
             )
