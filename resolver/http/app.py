@@ -48,6 +48,7 @@ from resolver.http.keys import (
 from resolver.http.ratelimit import RateLimiter
 from resolver.keys import Signers
 from resolver.metrics import NodeMetrics
+from resolver.portal import pages
 from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
 from resolver.services.batches import Batches
@@ -279,6 +280,7 @@ def create_app(config: Config) -> web.Application:
     search.add_routes(app)
     enterprise_api.add_routes(app)
     operator_api.add_routes(app)
+    pages.setup(app)  # the enterprise portal, /portal/ (before the proxy takes the paths)
     native_http.add_routes(app)  # POST of native messages, before the proxy takes the paths
     openapi.add_routes(app)  # /openapi.json and /docs, before the proxy takes the paths
     proxy.add_routes(app)

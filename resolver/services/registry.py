@@ -236,7 +236,14 @@ class Registry:
             raise HandleError(
                 RC.SERVER_NOT_RESPONSIBLE, "that prefix does not live here", zh="该前缀不在本节点"
             )
-        if not self.is_node_admin(identity):
+        if identity.enterprise_id is not None:
+            # an enterprise user lists the prefixes of its own enterprise (the portal), nothing else
+            info = (await self.store.prefix_info([prefix])).get(prefix)
+            if info is None or info.enterprise_id != identity.enterprise_id:
+                raise _denied(
+                    f"{identity.name} may not list handles under {prefix_text}: not its enterprise's prefix"
+                )
+        elif not self.is_node_admin(identity):
             chain = self.scope.prefix_handles_for_listing(prefix)
             have = await self._permissions(None, identity, chain, ())
             if not have & Perm.LIST_HANDLES:

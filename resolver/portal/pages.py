@@ -1,0 +1,273 @@
+"""The enterprise portal's pages: sign-in, the enterprise's identifiers, sign-out (issue 18, the
+first pages; the rest of the portal builds on these rules).
+
+- Accounts are the enterprise API's (services/accounts.py): the same password hashing, the same
+  failed-login limits, and the session is the same revocable token `POST /identity/token` gives,
+  kept in a cookie: HttpOnly, SameSite=Strict, Path=/portal, Secure when the request came over
+  HTTPS (directly or through a trusted proxy), for as long as the token lives (--token-ttl).
+- Every form carries a CSRF token: before sign-in a random one that must equal the `portal_csrf`
+  cookie (double submit), afterwards a digest of the session token; a POST without it is 403.
+- Listing goes through `Registry.list_handles`, whose rule lets an enterprise user list the
+  prefixes of its own enterprise and nothing else.
+- Chinese first; `?lang=en` switches to English and is remembered in a cookie.
+- Pages are plain HTML with no script, a strict Content-Security-Policy and no caching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from resolver.core.errors import RC, HandleError, RateLimited, in_chinese
+from resolver.core.permissions import Identity
+from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
+from resolver.http.forwarded import FORWARDED_BASE
+from resolver.store import enterprises as db
+
+SESSION_COOKIE = "portal_session"
+CSRF_COOKIE = "portal_csrf"
+LANG_COOKIE = "portal_lang"
+PAGE_SIZE = 50
+MAX_FORM = 16 * 1024  # a sign-in form is a few hundred octets
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def setup(app: web.Application) -> None:
+    """The template environment (autoescaped) and the routes."""
+    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
+    routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
+        ("/portal", {"GET": _to_portal}),
+        ("/portal/", {"GET": identifiers}),
+        ("/portal/login", {"GET": login_page, "POST": login}),
+        ("/portal/logout", {"POST": logout}),
+    ]
+    for path, methods in routes:
+        resource = app.router.add_resource(path)
+        for method, handler in methods.items():
+            resource.add_route(method, _guarded(handler))
+        resource.add_route("*", _guarded(_not_allowed))
+
+
+def _guarded(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The per-address limit, the language, and the portal's headers on every answer."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            request.app[RATE_LIMITER].check(request)
+            response = await handler(request)
+        except RateLimited as exc:
+            response = _page(
+                request,
+                "message.html",
+                {"message": _t(request, "请求过于频繁，请稍后再试", "Too many requests; try again later")},
+                429,
+            )
+            response.headers["Retry-After"] = str(exc.retry_after)
+        wanted = request.query.get("lang")
+        if wanted in ("zh", "en"):
+            response.set_cookie(
+                LANG_COOKIE,
+                wanted,
+                max_age=365 * 86400,
+                path="/portal",
+                httponly=True,
+                samesite="Strict",
+                secure=secure(request),
+            )
+        response.headers.update(_HEADERS)
+        return response
+
+    return wrapper
+
+
+def secure(request: web.Request) -> bool:
+    """HTTPS, directly or as a trusted proxy forwarded it: where cookies are marked Secure."""
+    return request.secure or request.get(FORWARDED_BASE, "").startswith("https://")
+
+
+def _lang(request: web.Request) -> str:
+    wanted = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if wanted == "en" else "zh"
+
+
+def _t(request: web.Request, zh: str, en: str) -> str:
+    return en if _lang(request) == "en" else zh
+
+
+def _page(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    lang = _lang(request)
+    context = {"lang": lang, "t": (lambda zh, en: en if lang == "en" else zh), "user": None, **context}
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _session_csrf(token: str) -> str:
+    """The CSRF token of a signed-in session: not guessable without the session cookie."""
+    return hashlib.sha256(b"portal-csrf\0" + token.encode()).hexdigest()[:40]
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    if request.content_length is not None and request.content_length > MAX_FORM:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
+    data = await request.post()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def _forbidden(request: web.Request) -> web.Response:
+    message = _t(
+        request,
+        "表单已失效（缺少或不匹配的 CSRF 令牌），请刷新页面后重试",
+        "The form has expired (missing or wrong CSRF token); reload the page and try again",
+    )
+    return _page(request, "message.html", {"message": message}, 403)
+
+
+async def _signed_in(request: web.Request) -> tuple[Identity, str] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        identity = await request.app[ACCOUNTS].from_token(token, request.app[RATE_LIMITER].throttle(request))
+    except HandleError as exc:
+        if exc.rc == RC.AUTHENTICATION_NEEDED:
+            return None  # expired, revoked, or the account is gone: sign in again
+        raise
+    return identity, token
+
+
+async def _to_portal(request: web.Request) -> web.StreamResponse:
+    return _see_other("/portal/")
+
+
+async def _not_allowed(request: web.Request) -> web.StreamResponse:
+    return _page(
+        request, "message.html", {"message": _t(request, "不支持的请求方法", "Method not allowed")}, 405
+    )
+
+
+async def login_page(
+    request: web.Request, error: str | None = None, username: str = "", status: int = 200
+) -> web.StreamResponse:
+    if error is None and await _signed_in(request) is not None:
+        raise web.HTTPSeeOther("/portal/")
+    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(20)
+    response = _page(
+        request,
+        "login.html",
+        {"title": _t(request, "登录", "Sign in"), "csrf": csrf, "error": error, "username": username},
+        status,
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf, path="/portal", httponly=True, samesite="Strict", secure=secure(request)
+    )
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
+        return _forbidden(request)
+    username, password = form.get("username", "").strip(), form.get("password", "")
+    if not username or not password or len(username) > 64 or len(password) > 1024:
+        return await login_page(
+            request,
+            _t(request, "请填写用户名和密码", "Enter your user name and password"),
+            username[:64],
+            400,
+        )
+    try:
+        token, _expires = await request.app[ACCOUNTS].login(
+            username, password, request.app[RATE_LIMITER].throttle(request)
+        )
+    except RateLimited as exc:
+        response = await login_page(
+            request,
+            _t(
+                request,
+                f"登录失败次数过多，请 {exc.retry_after} 秒后再试",
+                f"Too many failed sign-ins; try again in {exc.retry_after} s",
+            ),
+            username,
+            429,
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except HandleError as exc:
+        if exc.rc != RC.AUTHENTICATION_NEEDED:
+            raise
+        message = in_chinese(exc) if _lang(request) == "zh" else exc.message
+        return await login_page(request, message, username, 401)
+    response = _see_other("/portal/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(request.app[CONFIG].token_ttl),
+        path="/portal",
+        httponly=True,
+        samesite="Strict",
+        secure=secure(request),
+    )
+    response.del_cookie(CSRF_COOKIE, path="/portal")
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    form = await _form(request)
+    if session is not None:
+        if not hmac.compare_digest(_session_csrf(session[1]), form.get("csrf", "")):
+            return _forbidden(request)
+        await request.app[ACCOUNTS].logout(session[1])  # void on every worker at once
+    response = _see_other("/portal/login")
+    response.del_cookie(SESSION_COOKIE, path="/portal")
+    return response
+
+
+async def identifiers(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    if session is None:
+        raise web.HTTPSeeOther("/portal/login")
+    identity, token = session
+    assert identity.enterprise_id is not None
+    prefixes = [
+        p.display for p in await db.prefixes_of(request.app[STORE], identity.enterprise_id) if p.state == 1
+    ]
+    prefix = request.query.get("prefix", "")
+    if prefix not in prefixes:
+        prefix = prefixes[0] if prefixes else ""
+    raw_page = request.query.get("page", "0")
+    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 0
+    total, handles = 0, list[str]()
+    if prefix:
+        total, handles = await request.app[REGISTRY].list_handles(prefix, page, PAGE_SIZE, identity)
+    context = {
+        "title": _t(request, "我的标识", "My identifiers"),
+        "user": identity.text,  # the user name
+        "csrf": _session_csrf(token),
+        "prefixes": prefixes,
+        "prefix": prefix,
+        "handles": handles,
+        "total": total,
+        "page": page,
+        "size": PAGE_SIZE,
+    }
+    return _page(request, "identifiers.html", context)

@@ -1,0 +1,135 @@
+"""The enterprise portal's first pages (issue 18) over a real socket: sign-in with the enterprise
+API's accounts, the session cookie's flags, CSRF on every form, failed sign-ins limited, a
+tenant that sees only its own identifiers whatever it puts in the URL, sign-out voiding the
+session on the spot, expiry, and the language switch. (The browser journey comes with the pages
+that need one.)"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+
+import pytest
+
+from tests.enterprise_helpers import admit, bearer, product, user_token
+from tests.helpers import serving
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def cookie_header(resp, name: str) -> str:
+    headers = [h for h in resp.headers.getall("Set-Cookie", []) if h.startswith(f"{name}=")]
+    assert headers, resp.headers
+    return headers[0]
+
+
+async def sign_in(client, username: str, password: str = "password-123"):
+    page = await client.get("/portal/login")
+    csrf = csrf_of(await page.text())
+    return await client.post(
+        "/portal/login",
+        data={"csrf": csrf, "username": username, "password": password},
+        allow_redirects=False,
+    )
+
+
+@pytest.fixture
+async def tenants(client):
+    first, _ = await admit(client, "88.123.45", 45, "甲公司")
+    second, _ = await admit(client, "88.123.46", 46, "乙公司")
+    token = await user_token(client, first, "alice")
+    await user_token(client, second, "bob")
+    for n in range(3):
+        body = await (
+            await client.post("/identityv2/data", json=product(f"88.123.45/P-{n}"), headers=bearer(token))
+        ).json()
+        assert body["status"] == 1, body
+    return client
+
+
+async def test_sign_in_sets_a_strict_http_only_session_and_lists_the_enterprises_identifiers(tenants):
+    client = tenants
+    page = await client.get("/portal/login")
+    assert page.status == 200 and "企业用户登录" in await page.text()
+    assert (
+        "default-src 'none'" in page.headers["Content-Security-Policy"]
+        and page.headers["Cache-Control"] == "no-store"
+    )
+    pre = cookie_header(page, "portal_csrf")
+    assert "HttpOnly" in pre and "SameSite=Strict" in pre and "Path=/portal" in pre
+    resp = await sign_in(client, "alice")
+    assert resp.status == 303 and resp.headers["Location"] == "/portal/"
+    session = cookie_header(resp, "portal_session")
+    assert (
+        "HttpOnly" in session and "SameSite=Strict" in session and "Secure" not in session
+    )  # plain HTTP here
+    listing = await client.get("/portal/")
+    html = await listing.text()
+    assert listing.status == 200 and "我的标识" in html
+    assert all(f"88.123.45/P-{n}" in html for n in range(3))
+    english = await (await client.get("/portal/?lang=en")).text()
+    assert "My identifiers" in english and "In all" in english
+
+
+async def test_a_tenant_sees_only_its_own_identifiers_whatever_the_url_says(tenants):
+    client = tenants
+    assert (await sign_in(client, "bob")).status == 303
+    html = await (await client.get("/portal/?prefix=88.123.45")).text()
+    assert "88.123.45/P-" not in html and "88.123.46" in html  # its own prefix, not the one asked for
+    # the rule is the Registry's, which every API and page calls
+    from resolver.http.keys import REGISTRY
+    from resolver.services.accounts import user_identity
+
+    registry = client.app[REGISTRY]
+    outsider = user_identity(999, 2, "bob")
+    with pytest.raises(Exception, match="not its enterprise"):
+        await registry.list_handles("88.123.45", 0, 10, outsider)
+
+
+async def test_forms_without_their_csrf_token_are_refused(tenants):
+    client = tenants
+    resp = await client.post(
+        "/portal/login", data={"username": "alice", "password": "password-123"}, allow_redirects=False
+    )
+    assert resp.status == 403 and "CSRF" in await resp.text()
+    assert "portal_session" not in resp.cookies
+    assert (await sign_in(client, "alice")).status == 303
+    resp = await client.post("/portal/logout", data={}, allow_redirects=False)
+    assert resp.status == 403
+    assert (await client.get("/portal/", allow_redirects=False)).status == 200  # still signed in
+
+
+async def test_sign_out_voids_the_session_everywhere_and_wrong_passwords_are_limited(tenants):
+    client = tenants
+    assert (await sign_in(client, "alice")).status == 303
+    session = client.session.cookie_jar.filter_cookies(client.make_url("/portal/"))["portal_session"].value
+    csrf = csrf_of(await (await client.get("/portal/")).text())
+    resp = await client.post("/portal/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/portal/login"
+    # the old cookie, replayed, no longer signs in (the token is voided, not only forgotten here)
+    replay = await client.get(
+        "/portal/", headers={"Cookie": f"portal_session={session}"}, allow_redirects=False
+    )
+    assert replay.status == 303 and replay.headers["Location"] == "/portal/login"
+    statuses = []
+    for _ in range(30):
+        statuses.append((await sign_in(client, "alice", "wrong-password")).status)
+        if statuses[-1] == 429:
+            break
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+
+
+async def test_a_session_ends_with_its_token(config):
+    async with serving(replace(config, token_ttl=1.0)) as client:
+        eid, _ = await admit(client, "88.123.45", 45)
+        await user_token(client, eid, "carol")
+        assert (await sign_in(client, "carol")).status == 303
+        assert (await client.get("/portal/", allow_redirects=False)).status == 200
+        await asyncio.sleep(2.1)
+        resp = await client.get("/portal/", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/portal/login"
