@@ -27,8 +27,8 @@ from aiohttp import web
 
 from resolver.core.errors import RC, HandleError, RateLimited, in_chinese
 from resolver.core.permissions import Identity
-from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
 from resolver.http.forwarded import FORWARDED_BASE
+from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
 from resolver.store import enterprises as db
 
 SESSION_COOKIE = "portal_session"
@@ -78,6 +78,14 @@ def _guarded(
                 429,
             )
             response.headers["Retry-After"] = str(exc.retry_after)
+        except HandleError as exc:
+            # the database away (503, retry), a refusal (403), anything else a client could cause
+            # (400): a page that says so, never aiohttp's bare 500
+            status = {RC.SERVER_TOO_BUSY: 503, RC.INSUFFICIENT_PERMISSIONS: 403}.get(exc.rc, 400)
+            message = in_chinese(exc) if _lang(request) == "zh" else exc.message
+            response = _page(request, "message.html", {"message": message}, status)
+            if status == 503:
+                response.headers["Retry-After"] = str(exc.retry_after or 1)
         wanted = request.query.get("lang")
         if wanted in ("zh", "en"):
             response.set_cookie(

@@ -133,3 +133,22 @@ async def test_a_session_ends_with_its_token(config):
         await asyncio.sleep(2.1)
         resp = await client.get("/portal/", allow_redirects=False)
         assert resp.status == 303 and resp.headers["Location"] == "/portal/login"
+
+
+async def test_the_database_away_is_a_page_that_says_so(config):
+    """Postgres unreachable: the portal answers 503 with Retry-After and a page, never a bare 500."""
+    from tests.faults import CuttableProxy
+
+    proxy = CuttableProxy(config.dsn)
+    await proxy.start()
+    try:
+        async with serving(replace(config, dsn=proxy.dsn, db_timeout=1.0)) as client:
+            eid, _ = await admit(client, "88.123.45", 45)
+            await user_token(client, eid, "dave")
+            assert (await sign_in(client, "dave")).status == 303
+            await proxy.cut()
+            resp = await client.get("/portal/", allow_redirects=False)
+            assert resp.status == 503 and resp.headers["Retry-After"], await resp.text()
+            assert "数据库" in await resp.text() or "稍后" in await resp.text()
+    finally:
+        await proxy.cut()
