@@ -20,15 +20,19 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError, RateLimited, in_chinese
 from resolver.core.permissions import Identity
+from resolver.http.bodies import read_body
 from resolver.http.forwarded import FORWARDED_BASE
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
+from resolver.services.authentication import UNTHROTTLED
 from resolver.store import enterprises as db
 
 SESSION_COOKIE = "portal_session"
@@ -36,6 +40,7 @@ CSRF_COOKIE = "portal_csrf"
 LANG_COOKIE = "portal_lang"
 PAGE_SIZE = 50
 MAX_FORM = 16 * 1024  # a sign-in form is a few hundred octets
+MAX_FIELDS = 16
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
@@ -81,7 +86,9 @@ def _guarded(
         except HandleError as exc:
             # the database away (503, retry), a refusal (403), anything else a client could cause
             # (400): a page that says so, never aiohttp's bare 500
-            status = {RC.SERVER_TOO_BUSY: 503, RC.INSUFFICIENT_PERMISSIONS: 403}.get(exc.rc, 400)
+            status = exc.status or {RC.SERVER_TOO_BUSY: 503, RC.INSUFFICIENT_PERMISSIONS: 403}.get(
+                exc.rc, 400
+            )
             message = in_chinese(exc) if _lang(request) == "zh" else exc.message
             response = _page(request, "message.html", {"message": message}, status)
             if status == 503:
@@ -132,11 +139,56 @@ def _session_csrf(token: str) -> str:
     return hashlib.sha256(b"portal-csrf\0" + token.encode()).hexdigest()[:40]
 
 
+class BadForm(HandleError):
+    """A form body that is not URL-encoded UTF-8 with the portal's few fields."""
+
+    def __init__(self, message: str, zh: str, status: int = 400) -> None:
+        super().__init__(RC.PROTOCOL_ERROR, message, zh=zh)
+        self.status = status
+
+
 async def _form(request: web.Request) -> dict[str, str]:
-    if request.content_length is not None and request.content_length > MAX_FORM:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
-    data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    """The fields of a URL-encoded form (the only kind the pages send): read within the body
+    limit and timeout of every API, decoded as strict UTF-8; the first value of a repeated field."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadForm(
+            "forms are sent as application/x-www-form-urlencoded",
+            "表单须以 application/x-www-form-urlencoded 提交",
+            415,
+        )
+    raw = await read_body(request, MAX_FORM)
+    try:
+        text = raw.decode("ascii")  # URL-encoded: every octet above 0x7f is percent-escaped
+        pairs = parse_qsl(
+            text, keep_blank_values=True, max_num_fields=MAX_FIELDS, encoding="utf-8", errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadForm("the form is not URL-encoded UTF-8", "表单不是 URL 编码的 UTF-8") from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    return fields
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of two tokens, whatever characters the given one holds."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def _cross_site(request: web.Request) -> bool:
+    """A browser's POST from another site (Sec-Fetch-Site, else Origin): refused whatever its
+    tokens say, which also stops cookie tossing from a sibling subdomain. Clients that send
+    neither header (no browser) are judged by the tokens alone."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    base = request.get(FORWARDED_BASE) or f"{request.scheme}://{request.host}"
+    return origin.rstrip("/") != str(base).rstrip("/")
 
 
 def _forbidden(request: web.Request) -> web.Response:
@@ -149,16 +201,27 @@ def _forbidden(request: web.Request) -> web.Response:
 
 
 async def _signed_in(request: web.Request) -> tuple[Identity, str] | None:
+    """The identity of the session cookie, or None (none, two of them, or one that no longer
+    signs in). A bad cookie does not count against the address's failed-authentication limits:
+    a stale or planted one would otherwise lock the browser out of signing in at all."""
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    if not token or request.headers.get("Cookie", "").count(f"{SESSION_COOKIE}=") > 1:
         return None
     try:
-        identity = await request.app[ACCOUNTS].from_token(token, request.app[RATE_LIMITER].throttle(request))
+        identity = await request.app[ACCOUNTS].from_token(token, UNTHROTTLED)
     except HandleError as exc:
         if exc.rc == RC.AUTHENTICATION_NEEDED:
             return None  # expired, revoked, or the account is gone: sign in again
         raise
     return identity, token
+
+
+def _to_login(request: web.Request) -> web.Response:
+    """To the sign-in page, forgetting a session cookie that did not sign in."""
+    response = _see_other("/portal/login")
+    if SESSION_COOKIE in request.cookies:
+        response.del_cookie(SESSION_COOKIE, path="/portal")
+    return response
 
 
 async def _to_portal(request: web.Request) -> web.StreamResponse:
@@ -175,7 +238,7 @@ async def login_page(
     request: web.Request, error: str | None = None, username: str = "", status: int = 200
 ) -> web.StreamResponse:
     if error is None and await _signed_in(request) is not None:
-        raise web.HTTPSeeOther("/portal/")
+        return _see_other("/portal/")
     csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(20)
     response = _page(
         request,
@@ -190,9 +253,11 @@ async def login_page(
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    if _cross_site(request):
+        return _forbidden(request)
     form = await _form(request)
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
+    if not cookie or not _same(form.get("csrf", ""), cookie):
         return _forbidden(request)
     username, password = form.get("username", "").strip(), form.get("password", "")
     if not username or not password or len(username) > 64 or len(password) > 1024:
@@ -239,12 +304,15 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    if _cross_site(request):
+        return _forbidden(request)
     session = await _signed_in(request)
     form = await _form(request)
-    if session is not None:
-        if not hmac.compare_digest(_session_csrf(session[1]), form.get("csrf", "")):
-            return _forbidden(request)
-        await request.app[ACCOUNTS].logout(session[1])  # void on every worker at once
+    if session is None:
+        return _to_login(request)
+    if not _same(form.get("csrf", ""), _session_csrf(session[1])):
+        return _forbidden(request)
+    await request.app[ACCOUNTS].logout(session[1])  # void on every worker at once
     response = _see_other("/portal/login")
     response.del_cookie(SESSION_COOKIE, path="/portal")
     return response
@@ -253,12 +321,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def identifiers(request: web.Request) -> web.StreamResponse:
     session = await _signed_in(request)
     if session is None:
-        raise web.HTTPSeeOther("/portal/login")
+        return _to_login(request)
     identity, token = session
     assert identity.enterprise_id is not None
-    prefixes = [
-        p.display for p in await db.prefixes_of(request.app[STORE], identity.enterprise_id) if p.state == 1
-    ]
+    rows = await db.prefixes_of(request.app[STORE], identity.enterprise_id)
+    prefixes = [p.display for p in rows]
+    states = {p.display: STATE_NAMES[PrefixState(p.state)] for p in rows}
     prefix = request.query.get("prefix", "")
     if prefix not in prefixes:
         prefix = prefixes[0] if prefixes else ""
@@ -266,12 +334,18 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 0
     total, handles = 0, list[str]()
     if prefix:
-        total, handles = await request.app[REGISTRY].list_handles(prefix, page, PAGE_SIZE, identity)
+        registry = request.app[REGISTRY]
+        total, handles = await registry.list_handles(prefix, page, PAGE_SIZE, identity)
+        last = max(0, (total - 1) // PAGE_SIZE)
+        if page > last:  # past the end: the last page
+            page = last
+            total, handles = await registry.list_handles(prefix, page, PAGE_SIZE, identity)
     context = {
         "title": _t(request, "我的标识", "My identifiers"),
         "user": identity.text,  # the user name
         "csrf": _session_csrf(token),
         "prefixes": prefixes,
+        "states": states,
         "prefix": prefix,
         "handles": handles,
         "total": total,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from resolver.cache import Entry, Lookup
 from resolver.config import Config
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import HandleName, NodeScope, check_prefix, fold
+from resolver.core.handles import HandleName, NodeScope, check_prefix, fold, parse_handle
 from resolver.core.permissions import (
     ALL,
     NONE,
@@ -237,9 +237,10 @@ class Registry:
                 RC.SERVER_NOT_RESPONSIBLE, "that prefix does not live here", zh="该前缀不在本节点"
             )
         if identity.enterprise_id is not None:
-            # an enterprise user lists the prefixes of its own enterprise (the portal), nothing else
-            info = (await self.store.prefix_info([prefix])).get(prefix)
-            if info is None or info.enterprise_id != identity.enterprise_id:
+            # an enterprise user lists what its enterprise governs (the portal): a prefix of its
+            # own, in any state, or an undelegated sub-prefix of one; nothing else
+            owner = await self.owner_of(parse_handle(f"{prefix}/x", self.limits))
+            if owner is None or owner.enterprise_id != identity.enterprise_id:
                 raise _denied(
                     f"{identity.name} may not list handles under {prefix_text}: not its enterprise's prefix"
                 )

@@ -152,3 +152,70 @@ async def test_the_database_away_is_a_page_that_says_so(config):
             assert "数据库" in await resp.text() or "稍后" in await resp.text()
     finally:
         await proxy.cut()
+
+
+async def test_what_an_attack_review_of_the_portal_found(tenants):
+    """Findings of the review of 14f0465: odd form bodies are a 4xx page, never a 500; a POST from
+    another site is refused whatever its tokens; a bad session cookie does not lock the address
+    out of signing in, and is forgotten; duplicate session cookies sign nobody in; logout without
+    a session deletes nothing; an undelegated sub-prefix is listed by its enterprise only; paging
+    past the end gives the last page."""
+    client = tenants
+    page = await client.get("/portal/login")
+    csrf = csrf_of(await page.text())
+    odd = [
+        (
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            f"csrf={csrf}&username=%FF%FE&password=x".encode(),
+        ),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "csrf=é&username=a&password=b".encode()),
+        ({"Content-Type": "application/x-www-form-urlencoded; charset=bogus"}, b"csrf=x"),
+        ({"Content-Type": "multipart/form-data"}, b"garbage"),
+        ({"Content-Type": "application/json"}, b'{"username": "alice"}'),
+        ({"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}, b"\x1f\x8b"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=" + b"x" * 20_000),
+    ]
+    for headers, body in odd:
+        resp = await client.post("/portal/login", data=body, headers=headers, allow_redirects=False)
+        assert 400 <= resp.status < 500, (headers, body[:40], resp.status)
+        assert resp.headers.get("Content-Security-Policy"), resp.headers
+    # another site's POST, with perfectly matching tokens
+    for cross in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        resp = await client.post(
+            "/portal/login",
+            data={"csrf": csrf, "username": "alice", "password": "password-123"},
+            headers=cross,
+            allow_redirects=False,
+        )
+        assert resp.status == 403, cross
+    # a planted, bad session cookie: 20 visits, then a normal sign-in still works
+    for _ in range(20):
+        resp = await client.get(
+            "/portal/", headers={"Cookie": "portal_session=garbage.x"}, allow_redirects=False
+        )
+        assert resp.status == 303 and "portal_session=" in resp.headers.get("Set-Cookie", "")
+    assert (await sign_in(client, "alice")).status == 303
+    session = client.session.cookie_jar.filter_cookies(client.make_url("/portal/"))["portal_session"].value
+    client.session.cookie_jar.clear()  # only the Cookie header below
+    twice = await client.get(
+        "/portal/", headers={"Cookie": f"portal_session=x; portal_session={session}"}, allow_redirects=False
+    )
+    assert twice.status == 303  # two session cookies: nobody
+    # the enterprise's undelegated sub-prefix is its to list; another enterprise's is not
+    token = await user_token(client, 1, "alice2")
+    body = await (
+        await client.post("/identityv2/data", json=product("88.123.45.7/SUB-1"), headers=bearer(token))
+    ).json()
+    assert body["status"] == 1, body
+    from resolver.http.keys import REGISTRY
+    from resolver.services.accounts import user_identity
+
+    registry = client.app[REGISTRY]
+    _total, handles = await registry.list_handles("88.123.45.7", 0, 10, user_identity(1, 1, "alice"))
+    assert handles == ["88.123.45.7/SUB-1"]
+    with pytest.raises(Exception, match="not its enterprise"):
+        await registry.list_handles("88.123.45.7", 0, 10, user_identity(2, 2, "bob"))
+    # far past the end: the last page, not a scan to offset 50 million
+    assert (await sign_in(client, "alice")).status == 303
+    html = await (await client.get("/portal/?page=999999")).text()
+    assert "88.123.45/P-0" in html
