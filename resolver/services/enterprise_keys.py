@@ -63,7 +63,7 @@ def read_public_key(pem: object) -> Any:
     return key
 
 
-async def _prefix_handle(tx: Tx, prefix: str) -> tuple[db.LockedPrefix, str, Record]:
+async def prefix_handle(tx: Tx, prefix: str) -> tuple[db.LockedPrefix, str, Record]:
     """The allocated prefix and its prefix handle, both locked, in that order (the order of
     set_signing and of every chain: resolver/services/record_signing.py)."""
     row = await db.lock_prefix(tx, fold(prefix))
@@ -100,7 +100,7 @@ async def certify(
             "节点没有可用于签发证书的密钥：请先运行 resolver keys init，再重启节点或发送 SIGHUP",
         )
     async with store.write() as tx:
-        row, handle_key, record = await _prefix_handle(tx, prefix)
+        row, handle_key, record = await prefix_handle(tx, prefix)
         number, chains = await signing.chain_in(tx, [])  # the node's root: after the prefix's handle
         taken = {v["index"] for v in record.values}
         if index is None:
@@ -152,7 +152,7 @@ async def revoke(store: HandleStore, prefix: str, index: int, actor: Identity) -
             f"index must be {FIRST_INDEX} to {LAST_INDEX}", f"index 应在 {FIRST_INDEX} 到 {LAST_INDEX} 之间"
         )
     async with store.write() as tx:
-        row, handle_key, record = await _prefix_handle(tx, prefix)
+        row, handle_key, record = await prefix_handle(tx, prefix)
         kept = [v for v in record.values if v["index"] not in (index, index + 100)]
         if len(kept) == len(record.values):
             raise HandleError(

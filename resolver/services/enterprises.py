@@ -24,7 +24,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.handles import PREFIX_NA, NodeScope, check_prefix, fold
 from resolver.core.permissions import Identity
 from resolver.core.values import parse_values
-from resolver.services import signed_writes
+from resolver.services import enterprise_keys, signed_writes
 from resolver.services.record_signing import RecordSigning
 from resolver.services.registry import NODE_ADMIN_INDEX, Registry
 from resolver.store import enterprises as db
@@ -299,14 +299,8 @@ class Operators:
             )
         chains: list[tuple[str, int]] = []
         async with self.store.write() as tx:
-            folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
-            key = f"{PREFIX_NA}/{folded}"
-            record = await tx.lock(key)
-            if record is None:
-                raise _bad(
-                    f"prefix {display} was never enabled: it has no prefix handle to hold its certificate",
-                    f"前缀 {display} 尚未启用过，没有可存放证书的前缀标识",
-                )
+            row, key, record = await enterprise_keys.prefix_handle(tx, prefix)
+            folded, display, enterprise_id = row.prefix, row.display, row.enterprise_id
             before = await db.prefix_signed(tx, folded)
             await db.set_prefix_signed(tx, folded, signed)
             if signed and signing is not None:
