@@ -32,6 +32,7 @@ from resolver.core.permissions import Identity
 from resolver.http.bodies import read_body
 from resolver.http.forwarded import FORWARDED_BASE
 from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
+from resolver.http.ratelimit import TokenBuckets
 from resolver.services.authentication import UNTHROTTLED
 from resolver.store import enterprises as db
 
@@ -53,10 +54,17 @@ _HEADERS = {
 def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
+    from resolver.portal import apply as applying  # its pages use this module's helpers
+
+    # applications from one client network (an IPv4 address, an IPv6 /64), per worker
+    app[applying.APPLICATIONS] = TokenBuckets(
+        applying.APPLICATIONS_PER_HOUR / 3600.0, applying.APPLICATIONS_BURST
+    )
     routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
         ("/portal", {"GET": _to_portal}),
         ("/portal/", {"GET": identifiers}),
         ("/portal/login", {"GET": login_page, "POST": login}),
+        ("/portal/apply", {"GET": applying.apply_page, "POST": applying.apply}),
         ("/portal/logout", {"POST": logout}),
     ]
     for path, methods in routes:
@@ -239,7 +247,7 @@ async def login_page(
 ) -> web.StreamResponse:
     if error is None and await _signed_in(request) is not None:
         return _see_other("/portal/")
-    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(20)
+    csrf = _pre_csrf(request)
     response = _page(
         request,
         "login.html",
@@ -353,3 +361,7 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
         "size": PAGE_SIZE,
     }
     return _page(request, "identifiers.html", context)
+
+
+def _pre_csrf(request: web.Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_hex(20)

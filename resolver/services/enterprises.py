@@ -8,6 +8,7 @@ operator API answers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets as random
 import time
@@ -124,8 +125,11 @@ class Operators:
 
     # -- enterprises ---------------------------------------------------------------------------
 
-    async def register_enterprise(self, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
-        """Admit an enterprise: name, unified social credit code (check character verified), contact."""
+    async def register_enterprise(
+        self, body: dict[str, Any], actor: Identity, tx: Tx | None = None
+    ) -> dict[str, Any]:
+        """Admit an enterprise: name, unified social credit code (check character verified), contact.
+        In `tx` when given (an application: resolver/services/applications.py), else its own."""
         name = _text(body, "name", "企业名称")
         code = _text(body, "creditCode", "统一社会信用代码").upper()
         if not valid_credit_code(code):
@@ -142,7 +146,7 @@ class Operators:
             _text(contact, k, label, required=False)
             for k, label in (("name", "联系人"), ("phone", "电话"), ("email", "邮箱"))
         ]
-        async with self.store.write() as tx:
+        async with self._tx(tx) as tx:
             enterprise_id = await db.insert_enterprise(tx, name, code, fields)
             record = {
                 "id": enterprise_id,
@@ -152,6 +156,10 @@ class Operators:
             }
             tx.audit(AuditEntry(actor.name, "enterprise.create", None, enterprise_id, None, record))
         return record
+
+    def _tx(self, tx: Tx | None) -> contextlib.AbstractAsyncContextManager[Tx]:
+        """`tx` itself when given (the caller commits it), else a write transaction of its own."""
+        return contextlib.nullcontext(tx) if tx is not None else self.store.write()
 
     async def enterprise(self, enterprise_id: int) -> dict[str, Any]:
         """An enterprise with its prefixes and users."""
@@ -192,7 +200,7 @@ class Operators:
     # -- prefixes ------------------------------------------------------------------------------
 
     async def allocate_prefix(
-        self, enterprise_id: int, body: dict[str, Any], actor: Identity
+        self, enterprise_id: int, body: dict[str, Any], actor: Identity, tx: Tx | None = None
     ) -> dict[str, Any]:
         """Allocate a prefix below the node prefix to an enterprise; it starts awaiting review."""
         display = _text(body, "prefix", "前缀")
@@ -203,7 +211,7 @@ class Operators:
                 f"{self.config.node_prefix}.45",
                 f"前缀 {display} 必须在本节点前缀 {self.config.node_prefix} 之下，例如 {self.config.node_prefix}.45",
             )
-        async with self.store.write() as tx:
+        async with self._tx(tx) as tx:
             if await db.enterprise(tx, enterprise_id) is None:
                 raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
             other = await db.overlapping_prefix(tx, folded)
@@ -376,7 +384,9 @@ class Operators:
 
     # -- users ---------------------------------------------------------------------------------
 
-    async def create_user(self, enterprise_id: int, body: dict[str, Any], actor: Identity) -> dict[str, Any]:
+    async def create_user(
+        self, enterprise_id: int, body: dict[str, Any], actor: Identity, tx: Tx | None = None
+    ) -> dict[str, Any]:
         """An enterprise API account (the password is stored as a salted scrypt hash)."""
         username = _text(body, "username", "用户名")
         if not _USERNAME.fullmatch(username):
@@ -388,7 +398,7 @@ class Operators:
         if not isinstance(password, str) or len(password) < 8:
             raise _bad("password must have at least 8 characters", "密码 password 至少 8 个字符")
         hashed = await asyncio.to_thread(secrets.hash_secret, password.encode("utf-8"))
-        async with self.store.write() as tx:
+        async with self._tx(tx) as tx:
             if await db.enterprise(tx, enterprise_id) is None:
                 raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
             user_id = await db.insert_user(tx, enterprise_id, username, hashed)

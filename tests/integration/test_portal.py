@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.enterprise_helpers import admit, bearer, product, user_token
-from tests.helpers import serving
+from tests.enterprise_helpers import admit, bearer, credit_code, product, user_token
+from tests.helpers import basic, serving
 
 
 def csrf_of(html: str) -> str:
@@ -219,3 +219,99 @@ async def test_what_an_attack_review_of_the_portal_found(tenants):
     assert (await sign_in(client, "alice")).status == 303
     html = await (await client.get("/portal/?page=999999")).text()
     assert "88.123.45/P-0" in html
+
+
+def apply_form(csrf: str, **overrides: str) -> dict[str, str]:
+    form = {
+        "csrf": csrf,
+        "name": "丙公司",
+        "creditCode": credit_code(47),
+        "contact_name": "王五",
+        "contact_phone": "13700000000",
+        "contact_email": "",
+        "prefix": "88.123.47",
+        "username": "carol",
+        "password": "carol-password-1",
+    }
+    return {**form, **overrides}
+
+
+async def test_an_enterprise_applies_waits_for_review_and_sees_its_prefix_enabled(client):
+    """Apply from the portal (the operator API's rules, all or nothing), sign in with the account
+    given while the prefix awaits review, the operator approves in the existing life cycle, the
+    portal shows it enabled and the account registers identifiers."""
+    page = await client.get("/portal/apply")
+    assert page.status == 200 and "申请企业前缀" in await page.text()
+    csrf = csrf_of(await page.text())
+    # a refusal first: the check digit of the credit code, shown with what was typed
+    bad = await client.post(
+        "/portal/apply", data=apply_form(csrf, creditCode="91320000000000000X"), allow_redirects=False
+    )
+    html = await bad.text()
+    assert (
+        bad.status == 400
+        and "统一社会信用代码" in html
+        and "丙公司" in html
+        and "carol-password-1" not in html
+    )
+    done = await client.post("/portal/apply", data=apply_form(csrf), allow_redirects=False)
+    assert done.status == 201 and "待审核" in await done.text()
+    # the same prefix again: taken, and nothing half-made (no second enterprise, no account)
+    page = await client.get("/portal/apply")
+    again = await client.post(
+        "/portal/apply",
+        data=apply_form(
+            csrf_of(await page.text()), name="丁公司", creditCode=credit_code(48), username="dan"
+        ),
+        allow_redirects=False,
+    )
+    assert again.status == 409 and "88.123.47" in await again.text()
+    assert (await sign_in(client, "dan", "carol-password-1")).status == 401
+    listing = await client.get("/admin/enterprises", headers=basic())
+    names = [e["name"] for e in (await listing.json())["data"]["items"]]
+    assert names.count("丙公司") == 1 and "丁公司" not in names
+
+    assert (await sign_in(client, "carol", "carol-password-1")).status == 303
+    assert "待审核" in await (await client.get("/portal/")).text()
+    for state in (5, 1):
+        resp = await client.put("/admin/prefixes/88.123.47/state", json={"state": state}, headers=basic())
+        assert (await resp.json())["status"] == 1
+    assert "启用" in await (await client.get("/portal/")).text()
+    token = (
+        await (
+            await client.post("/identity/token", json={"username": "carol", "password": "carol-password-1"})
+        ).json()
+    )["data"]["token"]
+    body = await (
+        await client.post("/identityv2/data", json=product("88.123.47/FIRST"), headers=bearer(token))
+    ).json()
+    assert body["status"] == 1, body
+    assert "88.123.47/FIRST" in await (await client.get("/portal/")).text()
+    audit = await (await client.get("/admin/audit", headers=basic())).json()
+    assert any(e["actor"].startswith("applicant:") for e in audit["data"]["items"])
+
+
+async def test_applications_are_limited_and_need_their_form(client):
+    page = await client.get("/portal/apply")
+    csrf = csrf_of(await page.text())
+    refused = await client.post(
+        "/portal/apply",
+        data={k: v for k, v in apply_form(csrf).items() if k != "csrf"},
+        allow_redirects=False,
+    )
+    assert refused.status == 403
+    cross = await client.post(
+        "/portal/apply",
+        data=apply_form(csrf),
+        headers={"Sec-Fetch-Site": "cross-site"},
+        allow_redirects=False,
+    )
+    assert cross.status == 403
+    statuses = []
+    for n in range(5):  # three an hour from one network (each from a form of its own)
+        csrf = csrf_of(await (await client.get("/portal/apply")).text())
+        form = apply_form(
+            csrf, name=f"企业{n}", creditCode=credit_code(60 + n), prefix=f"88.123.{60 + n}", username=f"u{n}"
+        )
+        statuses.append((await client.post("/portal/apply", data=form, allow_redirects=False)).status)
+    assert statuses[:3] == [201, 201, 201] and statuses[3:] == [429, 429], statuses
