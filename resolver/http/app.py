@@ -12,6 +12,7 @@ from aiohttp import web
 
 from resolver.cache import Lookup, ResolutionCache
 from resolver.config import Config
+from resolver.console import pages as console
 from resolver.http import (
     enterprise_api,
     handles,
@@ -281,6 +282,7 @@ def create_app(config: Config) -> web.Application:
     enterprise_api.add_routes(app)
     operator_api.add_routes(app)
     pages.setup(app)  # the enterprise portal, /portal/ (before the proxy takes the paths)
+    console.add_routes(app)  # the operator console, /console/
     native_http.add_routes(app)  # POST of native messages, before the proxy takes the paths
     openapi.add_routes(app)  # /openapi.json and /docs, before the proxy takes the paths
     proxy.add_routes(app)

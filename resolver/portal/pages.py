@@ -134,7 +134,13 @@ def _t(request: web.Request, zh: str, en: str) -> str:
 
 def _page(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
     lang = _lang(request)
-    context = {"lang": lang, "t": (lambda zh, en: en if lang == "en" else zh), "user": None, **context}
+    context = {
+        "lang": lang,
+        "t": (lambda zh, en: en if lang == "en" else zh),
+        "user": None,
+        "area": "portal",
+        **context,
+    }
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
@@ -335,6 +341,7 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
     rows = await db.prefixes_of(request.app[STORE], identity.enterprise_id)
     prefixes = [p.display for p in rows]
     states = {p.display: STATE_NAMES[PrefixState(p.state)] for p in rows}
+    notes = {p.display: p.review_note for p in rows if p.review_note}
     prefix = request.query.get("prefix", "")
     if prefix not in prefixes:
         prefix = prefixes[0] if prefixes else ""
@@ -354,6 +361,7 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
         "csrf": _session_csrf(token),
         "prefixes": prefixes,
         "states": states,
+        "notes": notes,
         "prefix": prefix,
         "handles": handles,
         "total": total,

@@ -256,6 +256,9 @@ class Operators:
                 "state is 0-5 (0 disabled, 1 enabled, 2 to delete, 3 rejected, 4 awaiting review, 5 under review)",
                 "state 必须是 0 到 5 之间的整数（0 停用，1 启用，2 待删除，3 驳回，4 待审核，5 审核中）",
             ) from None
+        reason = body.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_TEXT:
+            raise _bad(f"reason is at most {MAX_TEXT} characters", f"审核意见 reason 至多 {MAX_TEXT} 个字符")
         given_secret = body.get("secret")
         if given_secret is not None and (not isinstance(given_secret, str) or len(given_secret) < 12):
             raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")
@@ -264,6 +267,8 @@ class Operators:
             folded, display, enterprise_id, current = await self._lock_prefix(tx, prefix)
             check_transition(current, wanted)
             await db.set_prefix_state(tx, folded, wanted.value)
+            if reason.strip() or wanted in (PrefixState.ENABLED, PrefixState.REJECTED):
+                await db.set_review_note(tx, folded, reason.strip())  # what the applicant is told
             key = f"{PREFIX_NA}/{folded}"
             if wanted == PrefixState.ENABLED and await tx.lock(key) is None:
                 secret = given_secret or new_secret()
@@ -282,7 +287,7 @@ class Operators:
                     key,
                     enterprise_id,
                     {"state": current.value},
-                    {"state": wanted.value},
+                    {"state": wanted.value, **({"reason": reason.strip()} if reason.strip() else {})},
                 )
             )
         self.registry.lookup.invalidate(tx.changed)

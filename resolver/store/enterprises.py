@@ -26,6 +26,21 @@ class PrefixRow(NamedTuple):
     display: str
     state: int
     updated_at: datetime
+    review_note: str = ""
+
+
+class ReviewItem(NamedTuple):
+    """A prefix in the operator's review queue, with its enterprise."""
+
+    prefix: str
+    display: str
+    state: int
+    updated_at: datetime
+    enterprise_id: int
+    name: str
+    credit_code: str
+    contact_name: str | None
+    contact_phone: str | None
 
 
 class LockedPrefix(NamedTuple):
@@ -90,6 +105,15 @@ async def enterprise_page(db: Reads, offset: int, limit: int) -> tuple[int, list
 async def prefixes_of(db: Reads, enterprise_id: int) -> list[PrefixRow]:
     """The prefixes allocated to an enterprise, in prefix order."""
     return [PrefixRow(*r) for r in await db.fetch_named("enterprise_prefixes", enterprise_id)]
+
+
+async def prefixes_in_review(db: Reads, limit: int) -> list[ReviewItem]:
+    """The review queue, oldest first."""
+    return [ReviewItem(*r) for r in await db.fetch_named("prefixes_in_review", limit)]
+
+
+async def set_review_note(tx: Writes, prefix: str, note: str) -> None:
+    await tx.execute_named("prefix_set_review_note", prefix, note)
 
 
 async def users_of(db: Reads, enterprise_id: int) -> list[UserRow]:

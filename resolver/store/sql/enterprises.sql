@@ -16,7 +16,16 @@ from enterprises order by id offset $1 limit $2;
 select count(*) from enterprises;
 
 -- name: enterprise_prefixes
-select prefix, display, state, updated_at from enterprise_prefixes where enterprise_id = $1 order by prefix;
+select prefix, display, state, updated_at, review_note from enterprise_prefixes where enterprise_id = $1 order by prefix;
+
+-- name: prefixes_in_review
+-- the operator's review queue: prefixes awaiting review (4) or under review (5), oldest first
+select p.prefix, p.display, p.state, p.updated_at, e.id, e.name, e.credit_code, e.contact_name, e.contact_phone
+from enterprise_prefixes p join enterprises e on e.id = p.enterprise_id
+where p.state in (4, 5) order by p.updated_at, p.prefix limit $1;
+
+-- name: prefix_set_review_note
+update enterprise_prefixes set review_note = $2 where prefix = $1;
 
 -- name: prefix_overlapping
 select prefix, enterprise_id from enterprise_prefixes
