@@ -25,6 +25,7 @@ from aiohttp import web
 
 from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError, in_chinese
+from resolver.core.handles import check_prefix
 from resolver.core.permissions import Identity
 from resolver.http.keys import (
     AUTHENTICATOR,
@@ -204,6 +205,22 @@ async def review(request: web.Request) -> web.StreamResponse:
         form.get("decision", ""),
         form.get("reason", "").strip(),
     )
+    if len(reason) > 200 or any(ord(c) < 32 for c in reason):
+        message = portal._t(
+            request,
+            "审核意见至多 200 个字符，不含控制字符",
+            "A note is at most 200 characters, without control characters",
+        )
+        return _page(request, "message.html", {"message": message}, 400)
+    folded = check_prefix(prefix, request.app[CONFIG].limits)  # rc 102 (a 400 page) when it is no prefix
+    state = await db.prefix_state(request.app[STORE], folded)
+    if state not in (PrefixState.AWAITING_REVIEW, PrefixState.UNDER_REVIEW) and decision in (
+        "approve",
+        "reject",
+    ):
+        # a stale tab must not re-enable a prefix the operator disabled, nor reject an enabled one
+        message = portal._t(request, f"前缀 {prefix} 不在审核中", f"{prefix} is not awaiting review")
+        return _page(request, "message.html", {"message": message}, 409)
     operators = request.app[OPERATORS]
     if decision == "reject":
         if not reason:
@@ -218,15 +235,7 @@ async def review(request: web.Request) -> web.StreamResponse:
         )
         done = portal._t(request, f"已驳回 {prefix}", f"{prefix} rejected")
     elif decision == "approve":
-        current = next(
-            (
-                row
-                for row in await db.prefixes_in_review(request.app[STORE], QUEUE_SIZE)
-                if row.display == prefix
-            ),
-            None,
-        )
-        if current is not None and current.state == PrefixState.AWAITING_REVIEW:
+        if state == PrefixState.AWAITING_REVIEW:
             await operators.set_prefix_state(prefix, {"state": PrefixState.UNDER_REVIEW.value}, signed[0])
         await operators.set_prefix_state(
             prefix, {"state": PrefixState.ENABLED.value, "reason": reason}, signed[0]

@@ -34,6 +34,14 @@ class TokenBuckets:
         self.burst = max(1.0, float(burst))
         self._buckets: dict[str, list[float]] = {}
 
+    def wait(self, key: str, now: float) -> float:
+        """The seconds until `key` has a token (0: it has one now); nothing is taken."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, key: str, now: float) -> float:
         """0 when a token was taken, else the seconds until one will be there."""
         bucket = self._buckets.get(key)

@@ -62,7 +62,8 @@ async def apply(request: web.Request) -> web.StreamResponse:
     if not cookie or not _same(form.get("csrf", ""), cookie):
         return _forbidden(request)
     address = client_network(request.remote or "")
-    wait = request.app[APPLICATIONS].take(address, time.monotonic())
+    # only applications that were made count: a refused one (a typo in the credit code) costs none
+    wait = request.app[APPLICATIONS].wait(address, time.monotonic())
     if wait:
         message = _t(
             request,
@@ -79,6 +80,7 @@ async def apply(request: web.Request) -> web.StreamResponse:
             raise
         message = in_chinese(exc) if _lang(request) == "zh" else exc.message
         return await apply_page(request, message, form, 409 if exc.rc == RC.HANDLE_ALREADY_EXISTS else 400)
+    request.app[APPLICATIONS].take(address, time.monotonic())
     prefix = done["prefix"]
     context = {
         "title": _t(request, "申请已提交", "Application received"),

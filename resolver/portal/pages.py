@@ -348,7 +348,8 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
     raw_page = request.query.get("page", "0")
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 0
     total, handles = 0, list[str]()
-    if prefix:
+    listable = {p.display for p in rows if p.state in (PrefixState.ENABLED, PrefixState.DISABLED)}
+    if prefix in listable:  # awaiting review, rejected or being deleted: its state and note only
         registry = request.app[REGISTRY]
         total, handles = await registry.list_handles(prefix, page, PAGE_SIZE, identity)
         last = max(0, (total - 1) // PAGE_SIZE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
 from resolver.services.enterprises import Operators
 
@@ -29,9 +30,19 @@ async def apply(operators: Operators, fields: dict[str, str], address: str) -> d
     }
     async with operators.store.write() as tx:
         record = await operators.register_enterprise(enterprise, actor, tx)
-        prefix = await operators.allocate_prefix(
-            record["id"], {"prefix": fields.get("prefix", "")}, actor, tx
-        )
+        try:
+            prefix = await operators.allocate_prefix(
+                record["id"], {"prefix": fields.get("prefix", "")}, actor, tx, fresh_only=True
+            )
+        except HandleError as exc:
+            if exc.rc != RC.HANDLE_ALREADY_EXISTS:
+                raise
+            # the operator API names the enterprise it overlaps; a stranger is told less
+            raise HandleError(
+                RC.HANDLE_ALREADY_EXISTS,
+                "that prefix is taken, overlaps an allocated one, or identifiers already live under it",
+                zh="该前缀已被占用、与已分配的前缀重叠，或其下已有标识，请另选一个",
+            ) from None
         await operators.create_user(
             record["id"],
             {"username": fields.get("username", ""), "password": fields.get("password", "")},

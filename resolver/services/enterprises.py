@@ -60,10 +60,15 @@ def _no_user(enterprise_id: int, user_id: int) -> HandleError:
 
 def _text(body: dict[str, Any], key: str, label: str, *, required: bool = True) -> str:
     value = body.get(key, "")
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > MAX_TEXT:
+    if (
+        not isinstance(value, str)
+        or (required and not value.strip())
+        or len(value) > MAX_TEXT
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
         raise _bad(
-            f"{key} must be 1 to {MAX_TEXT} characters",
-            f"{label}（{key}）必须是 1 到 {MAX_TEXT} 个字符的字符串",
+            f"{key} must be 1 to {MAX_TEXT} characters, without control characters",
+            f"{label}（{key}）必须是 1 到 {MAX_TEXT} 个字符的字符串，不含控制字符",
         )
     return value.strip()
 
@@ -200,9 +205,17 @@ class Operators:
     # -- prefixes ------------------------------------------------------------------------------
 
     async def allocate_prefix(
-        self, enterprise_id: int, body: dict[str, Any], actor: Identity, tx: Tx | None = None
+        self,
+        enterprise_id: int,
+        body: dict[str, Any],
+        actor: Identity,
+        tx: Tx | None = None,
+        *,
+        fresh_only: bool = False,
     ) -> dict[str, Any]:
-        """Allocate a prefix below the node prefix to an enterprise; it starts awaiting review."""
+        """Allocate a prefix below the node prefix to an enterprise; it starts awaiting review.
+        `fresh_only` (an application by a stranger): refused when handles already live under it
+        or its prefix handle exists, so that no one claims identifiers made before."""
         display = _text(body, "prefix", "前缀")
         folded = check_prefix(display, self.config.limits)
         if folded == self.scope.node_prefix or not self.scope.owns_prefix(folded):
@@ -215,6 +228,12 @@ class Operators:
             if await db.enterprise(tx, enterprise_id) is None:
                 raise _missing(f"no enterprise {enterprise_id}", f"企业 {enterprise_id} 不存在")
             other = await db.overlapping_prefix(tx, folded)
+            if other is None and fresh_only and await db.prefix_has_handles(tx, folded):
+                raise HandleError(
+                    RC.HANDLE_ALREADY_EXISTS,
+                    f"identifiers already live under {display}: the operator allocates such a prefix",
+                    zh=f"前缀 {display} 下已有标识，须由节点运营方分配",
+                )
             if other is not None:
                 raise HandleError(
                     RC.HANDLE_ALREADY_EXISTS,
@@ -257,8 +276,11 @@ class Operators:
                 "state 必须是 0 到 5 之间的整数（0 停用，1 启用，2 待删除，3 驳回，4 待审核，5 审核中）",
             ) from None
         reason = body.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > MAX_TEXT:
-            raise _bad(f"reason is at most {MAX_TEXT} characters", f"审核意见 reason 至多 {MAX_TEXT} 个字符")
+        if not isinstance(reason, str) or len(reason) > MAX_TEXT or any(ord(c) < 32 for c in reason):
+            raise _bad(
+                f"reason is at most {MAX_TEXT} characters, without control characters",
+                f"审核意见 reason 至多 {MAX_TEXT} 个字符，不含控制字符",
+            )
         given_secret = body.get("secret")
         if given_secret is not None and (not isinstance(given_secret, str) or len(given_secret) < 12):
             raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")

@@ -240,7 +240,9 @@ class Registry:
             # an enterprise user lists what its enterprise governs (the portal): a prefix of its
             # own, in any state, or an undelegated sub-prefix of one; nothing else
             owner = await self.owner_of(parse_handle(f"{prefix}/x", self.limits))
-            if owner is None or owner.enterprise_id != identity.enterprise_id:
+            # enabled or disabled: not while it awaits review, was rejected or is being deleted
+            # (a prefix allocated over identifiers made before is not its to read until approved)
+            if owner is None or owner.enterprise_id != identity.enterprise_id or owner.state not in (0, 1):
                 raise _denied(
                     f"{identity.name} may not list handles under {prefix_text}: not its enterprise's prefix"
                 )

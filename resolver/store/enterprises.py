@@ -112,6 +112,12 @@ async def prefixes_in_review(db: Reads, limit: int) -> list[ReviewItem]:
     return [ReviewItem(*r) for r in await db.fetch_named("prefixes_in_review", limit)]
 
 
+async def prefix_state(db: Reads, prefix: str) -> int | None:
+    """The state of an allocated prefix (folded), None when it is not allocated."""
+    value = await db.fetchval_named("prefix_state_of", prefix)
+    return None if value is None else int(value)
+
+
 async def set_review_note(tx: Writes, prefix: str, note: str) -> None:
     await tx.execute_named("prefix_set_review_note", prefix, note)
 
@@ -121,9 +127,17 @@ async def users_of(db: Reads, enterprise_id: int) -> list[UserRow]:
 
 
 async def overlapping_prefix(tx: Writes, prefix: str) -> Overlap | None:
-    """An allocated prefix equal to, above or below `prefix` (folded), if any."""
+    """An allocated prefix equal to, above or below `prefix` (folded), if any; allocations are
+    serialized first, so that two concurrent ones cannot both pass."""
+    await tx.execute_named("prefix_allocation_lock")
     rows = await tx.fetch_named("prefix_overlapping", prefix)
     return Overlap(*rows[0]) if rows else None
+
+
+async def prefix_has_handles(tx: Writes, prefix: str) -> bool:
+    """Handles live under exactly `prefix` (folded) already, or its prefix handle exists."""
+    row = await tx.fetchrow_named("prefix_has_handles", prefix)
+    return bool(row is not None and row[0])
 
 
 async def insert_prefix(tx: Writes, prefix: str, display: str, enterprise_id: int, state: int) -> None:

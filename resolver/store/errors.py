@@ -51,6 +51,14 @@ async def translated_errors() -> AsyncIterator[None]:
         if known is None:
             raise
         raise HandleError(*known) from None
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        # a NUL (or a character the database encoding lacks) that a caller's check let through:
+        # the caller's mistake, said so, never a 500
+        raise HandleError(
+            RC.PROTOCOL_ERROR,
+            "the request holds a character that cannot be stored (NUL)",
+            zh="请求中含有无法保存的字符（NUL）",
+        ) from None
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
         # Postgres rolled this transaction back to let another go on: nothing was written, and
         # the same request again will most likely pass (the writes lock in one order; this is

@@ -98,3 +98,71 @@ async def test_only_the_node_administrator_gets_in_and_sign_out_ends_the_session
         "/console/", headers={"Cookie": f"console_session={session}"}, allow_redirects=False
     )
     assert replay.status == 303 and replay.headers["Location"] == "/console/login"  # ended in Postgres
+
+
+async def test_what_an_attack_review_of_applications_and_the_console_found(client):
+    """Findings of the review of c2df7aa/0cf53a3: a stranger cannot apply for a prefix under which
+    identifiers already live (nor list them before review); the overlap answer names no other
+    enterprise; NUL and control characters are a 400, not a 500; a note too long is refused before
+    anything changes; approve and reject act only on prefixes in review (a stale tab cannot
+    re-enable a disabled prefix)."""
+    resp = await client.put(
+        "/api/handles/88.123.99/SECRET-1",
+        json=[{"index": 1, "type": "URL", "data": "https://a"}],
+        headers=basic(),
+    )
+    assert resp.status in (200, 201)
+    csrf = csrf_of(await (await client.get("/portal/apply")).text())
+    from tests.enterprise_helpers import credit_code
+
+    claim = await client.post(
+        "/portal/apply",
+        data=apply_form(csrf, prefix="88.123.99", creditCode=credit_code(90), username="squat"),
+        allow_redirects=False,
+    )
+    assert claim.status == 409 and "已有标识" in await claim.text()
+    await applied(client, 5)  # 88.123.75
+    csrf = csrf_of(await (await client.get("/portal/apply")).text())
+    overlap = await client.post(
+        "/portal/apply",
+        data=apply_form(csrf, prefix="88.123.75.1", creditCode=credit_code(91), username="ov"),
+        allow_redirects=False,
+    )
+    text = await overlap.text()
+    assert overlap.status == 409 and "企业" not in text.split('role="alert">')[1].split("<")[0].replace(
+        "前缀", ""
+    )
+    csrf = csrf_of(await (await client.get("/portal/apply")).text())
+    nul = await client.post(
+        "/portal/apply",
+        data=apply_form(csrf, name="a\x00b", creditCode=credit_code(92), prefix="88.123.92", username="nul"),
+        allow_redirects=False,
+    )
+    assert nul.status == 400
+    assert (await console_sign_in(client)).status == 303
+    csrf = csrf_of(await (await client.get("/console/")).text())
+    long_note = await client.post(
+        "/console/review",
+        data={"csrf": csrf, "prefix": "88.123.75", "decision": "approve", "reason": "x" * 201},
+    )
+    assert long_note.status == 400
+    state = await (await client.get("/admin/enterprises?page=0&pageSize=100", headers=basic())).json()
+    assert state["status"] == 1
+    bad = await client.post(
+        "/console/review", data={"csrf": csrf, "prefix": "88.123.75\x00", "decision": "approve"}
+    )
+    assert bad.status == 400
+    assert (
+        await client.post(
+            "/console/review", data={"csrf": csrf, "prefix": "88.123.75", "decision": "approve"}
+        )
+    ).status == 200
+    assert (
+        await client.put("/admin/prefixes/88.123.75/state", json={"state": 0}, headers=basic())
+    ).status == 200
+    stale = await client.post(
+        "/console/review", data={"csrf": csrf, "prefix": "88.123.75", "decision": "approve"}
+    )
+    assert stale.status == 409
+    listing = await (await client.get("/admin/enterprises?page=0&pageSize=100", headers=basic())).json()
+    assert listing["status"] == 1

@@ -24,8 +24,20 @@ select p.prefix, p.display, p.state, p.updated_at, e.id, e.name, e.credit_code, 
 from enterprise_prefixes p join enterprises e on e.id = p.enterprise_id
 where p.state in (4, 5) order by p.updated_at, p.prefix limit $1;
 
+-- name: prefix_state_of
+select state from enterprise_prefixes where prefix = $1;
+
 -- name: prefix_set_review_note
 update enterprise_prefixes set review_note = $2 where prefix = $1;
+
+-- name: prefix_allocation_lock
+-- one allocation at a time (1346456396 names the node's prefix allocations, 'PALC'): the overlap
+-- check below reads at READ COMMITTED, so two concurrent ones could each miss the other's row
+select pg_advisory_xact_lock(1346456396);
+
+-- name: prefix_has_handles
+-- whether handles already live under exactly this prefix, or its prefix handle exists
+select exists (select 1 from handles where prefix = $1) or exists (select 1 from handles where key = '0.na/' || $1);
 
 -- name: prefix_overlapping
 select prefix, enterprise_id from enterprise_prefixes
