@@ -111,11 +111,8 @@ async def login_page(request: web.Request, error: str | None = None, status: int
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    if portal._cross_site(request):
-        return portal._forbidden(request)
-    form = await portal._form(request)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not portal._same(form.get("csrf", ""), cookie):
+    form = await portal.checked_form(request, CSRF_COOKIE)
+    if form is None:
         return portal._forbidden(request)
     identity_text, secret = form.get("identity", "").strip(), form.get("secret", "")
     if not identity_text or not secret or len(identity_text) > 300 or len(secret) > 1024:
@@ -156,7 +153,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def logout(request: web.Request) -> web.StreamResponse:
+async def _session_form(request: web.Request) -> web.Response | tuple[tuple[Identity, str], dict[str, str]]:
+    """((identity, session id), fields) of a form posted in a console session, or the answer that
+    refuses it: 403 from another site or without the session's CSRF token, to sign-in without one."""
     if portal._cross_site(request):
         return portal._forbidden(request)
     signed = await _signed_in(request)
@@ -165,6 +164,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
         return _to_login(request)
     if not portal._same(form.get("csrf", ""), _csrf(signed[1])):
         return portal._forbidden(request)
+    return signed, form
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    checked = await _session_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    signed, _fields = checked
     sessions = request.app[HANDLE_SESSIONS]
     session = sessions.open(signed[1])
     if session is not None:
@@ -192,14 +199,10 @@ async def queue(request: web.Request, done: str | None = None) -> web.StreamResp
 
 async def review(request: web.Request) -> web.StreamResponse:
     """Approve (5, then 1) or reject (3, with a note) a prefix, through the operator service."""
-    if portal._cross_site(request):
-        return portal._forbidden(request)
-    signed = await _signed_in(request)
-    form = await portal._form(request)
-    if signed is None:
-        return _to_login(request)
-    if not portal._same(form.get("csrf", ""), _csrf(signed[1])):
-        return portal._forbidden(request)
+    checked = await _session_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    signed, form = checked
     prefix, decision, reason = (
         form.get("prefix", ""),
         form.get("decision", ""),

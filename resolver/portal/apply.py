@@ -14,14 +14,12 @@ from resolver.http.keys import CONFIG, OPERATORS
 from resolver.http.ratelimit import TokenBuckets, client_network
 from resolver.portal.pages import (
     CSRF_COOKIE,
-    _cross_site,
     _forbidden,
-    _form,
     _lang,
     _page,
     _pre_csrf,
-    _same,
     _t,
+    checked_form,
     secure,
 )
 from resolver.services import applications
@@ -55,11 +53,8 @@ async def apply(request: web.Request) -> web.StreamResponse:
     """Register the enterprise, its prefix awaiting review and the applicant's account (the
     operator API's rules, services/applications.py); a refusal shows the form again with the
     reason and what was typed (never the password)."""
-    if _cross_site(request):
-        return _forbidden(request)
-    form = await _form(request)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not _same(form.get("csrf", ""), cookie):
+    form = await checked_form(request, CSRF_COOKIE)
+    if form is None:
         return _forbidden(request)
     address = client_network(request.remote or "")
     # only applications that were made count: a refused one (a typo in the credit code) costs none

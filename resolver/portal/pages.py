@@ -191,6 +191,18 @@ def _same(given: str, expected: str) -> bool:
     )
 
 
+async def checked_form(request: web.Request, cookie_name: str) -> dict[str, str] | None:
+    """The fields of a form posted before sign-in, or None when it must be refused (403): from
+    another site, or without the CSRF token its cookie `cookie_name` holds (double submit)."""
+    if _cross_site(request):
+        return None
+    form = await _form(request)
+    cookie = request.cookies.get(cookie_name, "")
+    if not cookie or not _same(form.get("csrf", ""), cookie):
+        return None
+    return form
+
+
 def _cross_site(request: web.Request) -> bool:
     """A browser's POST from another site (Sec-Fetch-Site, else Origin): refused whatever its
     tokens say, which also stops cookie tossing from a sibling subdomain. Clients that send
@@ -267,11 +279,8 @@ async def login_page(
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    if _cross_site(request):
-        return _forbidden(request)
-    form = await _form(request)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not _same(form.get("csrf", ""), cookie):
+    form = await checked_form(request, CSRF_COOKIE)
+    if form is None:
         return _forbidden(request)
     username, password = form.get("username", "").strip(), form.get("password", "")
     if not username or not password or len(username) > 64 or len(password) > 1024:
