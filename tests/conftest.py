@@ -43,6 +43,7 @@ from tests.helpers import (
     serving,
     with_database,
 )
+from tests.portal_helpers import tenants  # noqa: F401  (the portal tests' two tenants)
 
 settings.register_profile(
     "quick", max_examples=max(1, int(settings.get_profile("default").max_examples * QUICK_FRACTION))

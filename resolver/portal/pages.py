@@ -55,6 +55,7 @@ def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
     from resolver.portal import apply as applying  # its pages use this module's helpers
+    from resolver.portal import records
 
     # applications from one client network (an IPv4 address, an IPv6 /64), per worker
     app[applying.APPLICATIONS] = TokenBuckets(
@@ -66,6 +67,7 @@ def setup(app: web.Application) -> None:
         ("/portal/login", {"GET": login_page, "POST": login}),
         ("/portal/apply", {"GET": applying.apply_page, "POST": applying.apply}),
         ("/portal/logout", {"POST": logout}),
+        *records.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)
@@ -94,9 +96,11 @@ def _guarded(
         except HandleError as exc:
             # the database away (503, retry), a refusal (403), anything else a client could cause
             # (400): a page that says so, never aiohttp's bare 500
-            status = exc.status or {RC.SERVER_TOO_BUSY: 503, RC.INSUFFICIENT_PERMISSIONS: 403}.get(
-                exc.rc, 400
-            )
+            status = exc.status or {
+                RC.SERVER_TOO_BUSY: 503,
+                RC.INSUFFICIENT_PERMISSIONS: 403,
+                RC.HANDLE_NOT_FOUND: 404,
+            }.get(exc.rc, 400)
             message = in_chinese(exc) if _lang(request) == "zh" else exc.message
             response = _page(request, "message.html", {"message": message}, status)
             if status == 503:
@@ -161,7 +165,9 @@ class BadForm(HandleError):
         self.status = status
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def _form(
+    request: web.Request, max_bytes: int = MAX_FORM, max_fields: int = MAX_FIELDS
+) -> dict[str, str]:
     """The fields of a URL-encoded form (the only kind the pages send): read within the body
     limit and timeout of every API, decoded as strict UTF-8; the first value of a repeated field."""
     if request.content_type != "application/x-www-form-urlencoded":
@@ -170,11 +176,11 @@ async def _form(request: web.Request) -> dict[str, str]:
             "表单须以 application/x-www-form-urlencoded 提交",
             415,
         )
-    raw = await read_body(request, MAX_FORM)
+    raw = await read_body(request, max_bytes)
     try:
         text = raw.decode("ascii")  # URL-encoded: every octet above 0x7f is percent-escaped
         pairs = parse_qsl(
-            text, keep_blank_values=True, max_num_fields=MAX_FIELDS, encoding="utf-8", errors="strict"
+            text, keep_blank_values=True, max_num_fields=max_fields, encoding="utf-8", errors="strict"
         )
     except (UnicodeDecodeError, ValueError):
         raise BadForm("the form is not URL-encoded UTF-8", "表单不是 URL 编码的 UTF-8") from None
@@ -326,16 +332,28 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def logout(request: web.Request) -> web.StreamResponse:
+async def signed_form(
+    request: web.Request, max_bytes: int = MAX_FORM, max_fields: int = MAX_FIELDS
+) -> tuple[Identity, str, dict[str, str]] | web.Response:
+    """(identity, session token, fields) of a form posted in a session, or the answer refusing
+    it: from another site or without the session's CSRF token (403), no session (to sign-in)."""
     if _cross_site(request):
         return _forbidden(request)
     session = await _signed_in(request)
-    form = await _form(request)
+    form = await _form(request, max_bytes, max_fields)
     if session is None:
         return _to_login(request)
     if not _same(form.get("csrf", ""), _session_csrf(session[1])):
         return _forbidden(request)
-    await request.app[ACCOUNTS].logout(session[1])  # void on every worker at once
+    return session[0], session[1], form
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    posted = await signed_form(request)
+    if isinstance(posted, web.Response):
+        return posted
+    _identity, token, _form_fields = posted
+    await request.app[ACCOUNTS].logout(token)  # void on every worker at once
     response = _see_other("/portal/login")
     response.del_cookie(SESSION_COOKIE, path="/portal")
     return response
