@@ -175,14 +175,26 @@ class RowReader:
         if fmt == "xlsx":
             book = Workbook(raw, sheet)
             self._tell = book.position(path.stat().st_size)
-            cells, chosen, neutralised = book.rows(), None, False
-        else:
-            chosen = encodings.choose(raw, encoding)
-            text = io.TextIOWrapper(raw, encoding=chosen, errors=encodings.ERRORS, newline="")
+            yield from self._sheet(book.rows(), template_version, stamp, None, False)
+            return
+        chosen = encodings.choose(raw, encoding)
+        text = io.TextIOWrapper(raw, encoding=chosen, errors=encodings.ERRORS, newline="")
+        try:
             if fmt == "jsonl":
                 yield from jsonl_rows(text, self.config.limits, self.skip, chosen)
-                return
-            cells, neutralised = csv_cells(text), True
+            else:
+                yield from self._sheet(csv_cells(text), template_version, stamp, chosen, True)
+        finally:
+            text.detach()  # the file stays the caller's to close (a wrapper dropped first warns)
+
+    def _sheet(
+        self,
+        cells: Iterator[tuple[int, list[str] | str]],
+        template_version: str | None,
+        stamp: str,
+        chosen: str | None,
+        neutralised: bool,
+    ) -> Iterator[tuple[int, str, RowItem, list[str]]]:
         yield from sheet_rows(
             cells,
             template_version,

@@ -44,6 +44,7 @@ from resolver.http.keys import (
     SCHEMA_VERSION,
     STORE,
     TEMPLATES,
+    UPLOADS,
     UPSTREAM,
 )
 from resolver.http.ratelimit import RateLimiter
@@ -62,6 +63,7 @@ from resolver.services.seckeys import SecretKeys, load_seal
 from resolver.services.statistics import DailyCounter, keep_flushing
 from resolver.services.templates import TemplateRegistry
 from resolver.services.tokens import Tokens
+from resolver.services.uploads import Uploads
 from resolver.store.coherence import Coherence
 from resolver.store.connections import wait_for_database
 from resolver.store.feed import follow_changes
@@ -135,7 +137,11 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         app[BATCHES] = Batches(registry)
         app[OPERATORS] = Operators(config, store, registry)
         app[TEMPLATES] = TemplateRegistry(registry)
-        yield
+        app[UPLOADS] = uploads = Uploads(config, store, app[BATCHES], app[METRICS], app[DAILY])
+        try:
+            yield
+        finally:
+            await uploads.close()  # before the pool closes: each marks itself stopped
     finally:
         await lookup.close()
 

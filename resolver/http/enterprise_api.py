@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from resolver.core.errors import RC, HandleError
-from resolver.core.handles import fold, parse_handle
+from resolver.core.handles import parse_handle
 from resolver.core.permissions import Identity
 from resolver.core.templates import TEMPLATE_INDEX, template_version_of
 from resolver.http.envelope import (
@@ -23,7 +23,7 @@ from resolver.http.envelope import (
 )
 from resolver.http.keys import ACCOUNTS, BATCHES, CONFIG, DAILY, METRICS, RATE_LIMITER, REGISTRY, TEMPLATES
 from resolver.services.batches import OK as ITEM_OK
-from resolver.services.batches import ItemResult
+from resolver.services.batches import ItemResult, count_new
 
 
 def _small_limit(request: web.Request) -> int:
@@ -66,10 +66,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 def _count_new(request: web.Request, results: list[ItemResult]) -> None:
-    daily = request.app[DAILY]
-    for result in results:
-        if result.created:
-            daily.registered(fold(result.handle).partition("/")[0])
+    count_new(request.app[DAILY], results)
 
 
 def _single(result: ItemResult) -> web.Response:

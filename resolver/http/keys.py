@@ -20,6 +20,7 @@ from resolver.services.handle_sessions import HandleSessions
 from resolver.services.registry import Registry
 from resolver.services.statistics import DailyCounter
 from resolver.services.templates import TemplateRegistry
+from resolver.services.uploads import Uploads
 from resolver.store.handles import HandleStore
 from resolver.upstream.recursion import RecursiveResolver
 from resolver.upstream.toplevel import Upstream
@@ -48,3 +49,4 @@ SEARCHES: web.AppKey[Searches] = web.AppKey("searches")
 MISSING_OWNERS = web.AppKey("missing_owners", MissingOwners)
 NODE_KEYS = web.AppKey("node_keys", Signers)
 HANDLE_SESSIONS = web.AppKey("handle_sessions", HandleSessions)
+UPLOADS = web.AppKey("uploads", Uploads)

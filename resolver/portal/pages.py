@@ -55,7 +55,7 @@ def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
     from resolver.portal import apply as applying  # its pages use this module's helpers
-    from resolver.portal import records
+    from resolver.portal import records, uploads
 
     # applications from one client network (an IPv4 address, an IPv6 /64), per worker
     app[applying.APPLICATIONS] = TokenBuckets(
@@ -68,6 +68,7 @@ def setup(app: web.Application) -> None:
         ("/portal/apply", {"GET": applying.apply_page, "POST": applying.apply}),
         ("/portal/logout", {"POST": logout}),
         *records.routes(),
+        *uploads.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)

@@ -29,10 +29,10 @@ from resolver.core.templates import (
     missing_required,
     template_version_of,
 )
-from resolver.http.enterprise_api import _count_new
-from resolver.http.keys import BATCHES, METRICS, REGISTRY, STORE
+from resolver.http.keys import BATCHES, DAILY, METRICS, REGISTRY, STORE
 from resolver.portal import pages
 from resolver.services.batches import OK as ITEM_OK
+from resolver.services.batches import count_new
 from resolver.store import enterprises as db
 from resolver.store import templates as template_store
 from resolver.store.rows import Record
@@ -214,7 +214,7 @@ async def new(request: web.Request) -> web.StreamResponse:
         (result,) = await batches.create(identity, batches.parse_items([_item(handle, template, typed)]))
         request.app[METRICS].registered("portal", "single", [result.code == ITEM_OK])
         if result.code == ITEM_OK:
-            _count_new(request, [result])
+            count_new(request.app[DAILY], [result])
             return pages._see_other(f"/portal/record?handle={quote(handle, safe='/')}&done=created")
         errors["top"] = result.msg
     return _form_page(

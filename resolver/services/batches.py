@@ -27,6 +27,7 @@ from resolver.core.templates import (
 from resolver.core.values import StoredValue, parse_values, same_content, timestamp
 from resolver.services import signed_writes
 from resolver.services.registry import Registry, audit
+from resolver.services.statistics import DailyCounter
 from resolver.store.rows import PrefixInfo
 from resolver.store.tx import Tx
 
@@ -55,6 +56,24 @@ class ItemResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"handle": self.handle, "code": self.code, "msg": self.msg}
+
+
+def refuse_reserved(value_type: str) -> None:
+    """HS_ types are the node's and the Handle API's: the enterprise API and the portal do not
+    register them."""
+    if fold(value_type).startswith("hs_"):
+        raise HandleError(
+            RC.INVALID_VALUE,
+            f"type {value_type} is reserved; the enterprise API does not register it",
+            zh=f"类型 {value_type} 是系统保留类型，不能通过企业接口登记",
+        )
+
+
+def count_new(daily: DailyCounter, results: Sequence[ItemResult]) -> None:
+    """New identifiers in the day's registration counts, by the prefix of each handle."""
+    for result in results:
+        if result.created:
+            daily.registered(fold(result.handle).partition("/")[0])
 
 
 def _refuse_repeats(items: list[Item]) -> None:
@@ -94,12 +113,8 @@ class Batches:
             for value in raw_values:
                 if not (type(value) is dict or isinstance(value, Mapping)):
                     continue  # parse_values says what is wrong with it
-                if isinstance(value.get("type"), str) and fold(value["type"]).startswith("hs_"):
-                    raise HandleError(
-                        RC.INVALID_VALUE,
-                        f"type {value['type']} is reserved; the enterprise API does not register it",
-                        zh=f"类型 {value['type']} 是系统保留类型，不能通过企业接口登记",
-                    )
+                if isinstance(value.get("type"), str):
+                    refuse_reserved(value["type"])
                 if value.get("index") in (TEMPLATE_INDEX, str(TEMPLATE_INDEX)):
                     raise HandleError(
                         RC.INVALID_VALUE,
@@ -120,6 +135,23 @@ class Batches:
         except HandleError as exc:
             item.error = in_chinese(exc)
         return item
+
+    def stored_items(self, rows: Sequence[tuple[str, list[StoredValue]]]) -> list[Item]:
+        """Items of (handle, values already parsed, as `resolver import` reads a file's rows)."""
+        items: list[Item] = []
+        for sent, values in rows:
+            item = Item(sent=sent)
+            try:
+                item.name = parse_handle(sent, self.limits)
+                self.registry.check_responsible(item.name)
+                for value in values:
+                    refuse_reserved(value["type"])
+                item.values, item.version = values, template_version_of(values)
+            except HandleError as exc:
+                item.error, item.name = in_chinese(exc), None
+            items.append(item)
+        _refuse_repeats(items)
+        return items
 
     def parse_items(self, raw_items: Sequence[object]) -> list[Item]:
         """Parse every item; a handle appearing twice in one batch is an error of the later one."""
