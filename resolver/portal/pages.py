@@ -15,6 +15,7 @@ first pages; the rest of the portal builds on these rules).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -55,12 +56,13 @@ def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
     from resolver.portal import apply as applying  # its pages use this module's helpers
-    from resolver.portal import records, uploads
+    from resolver.portal import labels, records, uploads
 
     # applications from one client network (an IPv4 address, an IPv6 /64), per worker
     app[applying.APPLICATIONS] = TokenBuckets(
         applying.APPLICATIONS_PER_HOUR / 3600.0, applying.APPLICATIONS_BURST
     )
+    app[labels.LABELS_BUSY] = asyncio.Lock()  # one label sheet drawn at a time per worker
     routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
         ("/portal", {"GET": _to_portal}),
         ("/portal/", {"GET": identifiers}),
@@ -69,6 +71,7 @@ def setup(app: web.Application) -> None:
         ("/portal/logout", {"POST": logout}),
         *records.routes(),
         *uploads.routes(),
+        *labels.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)

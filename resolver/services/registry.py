@@ -192,11 +192,14 @@ class Registry:
 
     async def owner_of(self, name: HandleName) -> PrefixInfo | None:
         """The enterprise prefix a handle lives under, if any (read outside a transaction)."""
-        candidates = self.enterprise_prefix_candidates(name)
-        if not candidates:
-            return None
-        infos = await self.store.prefix_info(candidates)
-        return next((infos[p] for p in candidates if p in infos), None)
+        return (await self.owners([name]))[name.key]
+
+    async def owners(self, names: Sequence[HandleName]) -> dict[str, PrefixInfo | None]:
+        """The enterprise prefix each handle lives under, if any, by key (one query for all)."""
+        candidates = {name.key: self.enterprise_prefix_candidates(name) for name in names}
+        wanted = sorted({p for ps in candidates.values() for p in ps})
+        infos = await self.store.prefix_info(wanted) if wanted else {}
+        return {key: next((infos[p] for p in ps if p in infos), None) for key, ps in candidates.items()}
 
     async def enterprise_of_prefix_admin(self, identity: Identity) -> int | None:
         """The enterprise owning the prefix that a prefix administrator `300:0.NA/<prefix>`

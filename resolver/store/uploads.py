@@ -1,4 +1,5 @@
-"""The portal's uploads and their progress (schema/0016); statements in sql/uploads.sql."""
+"""What the portal reads and writes beside the APIs' tables: uploads and their progress
+(schema/0016, statements in sql/uploads.sql), and the identifiers of a label range (sql/labels.sql)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,11 @@ async def report_of(db: Reads, upload_id: int, enterprise_id: int) -> tuple[byte
     if not rows or rows[0][0] is None:
         return None
     return bytes(rows[0][0]), str(rows[0][1])
+
+
+async def labels_range(
+    db: Reads, prefix: str, low: str, high: str, batch: str, limit: int
+) -> list[tuple[str, str]]:
+    """(handle, values as JSON text) of the identifiers directly under `prefix` whose keys are
+    from `low` to `high`, in key order; only production batch `batch` unless it is ''."""
+    return [(r[0], r[1]) for r in await db.fetch_named("labels_range", prefix, low, high, batch, limit)]
