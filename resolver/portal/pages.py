@@ -56,7 +56,7 @@ def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
     from resolver.portal import apply as applying  # its pages use this module's helpers
-    from resolver.portal import labels, records, uploads
+    from resolver.portal import figures, labels, records, uploads
 
     # applications from one client network (an IPv4 address, an IPv6 /64), per worker
     app[applying.APPLICATIONS] = TokenBuckets(
@@ -72,6 +72,7 @@ def setup(app: web.Application) -> None:
         *records.routes(),
         *uploads.routes(),
         *labels.routes(),
+        *figures.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)

@@ -375,8 +375,12 @@ class Operators:
             **({} if last is None else {"after": last}),
         }
 
-    async def rotate_credentials(self, prefix: str, body: dict[str, Any], actor: Identity) -> str | None:
-        """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it."""
+    async def rotate_credentials(
+        self, prefix: str, body: dict[str, Any], actor: Identity, enterprise: int | None = None
+    ) -> str | None:
+        """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it.
+        `enterprise`: the prefix must be that enterprise's (checked under the prefix's lock: the
+        portal's enterprise user rotating its own prefix's secret)."""
         given = body.get("secret")
         if given is not None and (not isinstance(given, str) or len(given) < 12):
             raise _bad("secret must have at least 12 characters", "secret 至少 12 个字符")
@@ -384,6 +388,8 @@ class Operators:
         seckey = self.registry.secret_keys.stored(secret.encode("utf-8"))
         async with self.store.write() as tx:
             folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
+            if enterprise is not None and enterprise_id != enterprise:
+                raise _missing(f"prefix {prefix} is not allocated", f"前缀 {prefix} 未分配")
             key = f"{PREFIX_NA}/{folded}"
             record = await tx.lock(key)
             if record is None:

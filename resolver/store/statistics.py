@@ -121,3 +121,19 @@ async def identifiers_estimate(db: Runner) -> int:
     """The planner's estimate of the number of stored identifiers (0 before the first analyze)."""
     rows = await _rows(db, "identifiers_estimate")
     return int(rows[0][0] or 0) if rows else 0
+
+
+class DayCounts(NamedTuple):
+    """The counts of one day, summed over some prefixes."""
+
+    day: date
+    registrations: int
+    resolutions: int
+    not_found: int
+
+
+async def daily_series(db: Runner, prefixes: list[str] | None, first: date, last: date) -> list[DayCounts]:
+    """The counts of each day from `first` to `last` that has any, summed over `prefixes` (folded;
+    None: every prefix), in day order."""
+    rows = await _rows(db, "daily_series", prefixes, first, last)
+    return [DayCounts(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]

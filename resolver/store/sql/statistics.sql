@@ -62,3 +62,9 @@ select prefix, registrations from daily_counts where day = $1 order by prefix;
 
 -- name: identifiers_estimate
 select greatest(reltuples, 0)::bigint from pg_class where relname = 'handles';
+
+-- name: daily_series
+-- the counts of each day from $2 to $3 of the prefixes $1 (all of them when $1 is null), summed
+select day, sum(registrations), sum(resolutions), sum(not_found) from daily_counts
+where ($1::text[] is null or prefix = any($1::text[])) and day >= $2 and day <= $3
+group by day order by day;
