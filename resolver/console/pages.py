@@ -30,6 +30,7 @@ from resolver.core.permissions import Identity
 from resolver.http.keys import (
     AUTHENTICATOR,
     CONFIG,
+    CONSOLE_OPERATORS,
     HANDLE_SESSIONS,
     OPERATORS,
     RATE_LIMITER,
@@ -37,6 +38,7 @@ from resolver.http.keys import (
     STORE,
 )
 from resolver.portal import pages as portal
+from resolver.services.console_operators import ADMIN, PREFIX, identity_of, may
 from resolver.store import enterprises as db
 
 SESSION_COOKIE = "console_session"
@@ -45,12 +47,15 @@ QUEUE_SIZE = 100
 
 
 def add_routes(app: web.Application) -> None:
+    from resolver.console import manage  # its pages use this module's helpers
+
     routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
         ("/console", {"GET": _to_console}),
         ("/console/", {"GET": queue}),
         ("/console/login", {"GET": login_page, "POST": login}),
         ("/console/logout", {"POST": logout}),
         ("/console/review", {"POST": review}),
+        *manage.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)
@@ -71,8 +76,9 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
     return portal._see_other("/console/")
 
 
-async def _signed_in(request: web.Request) -> tuple[Identity, str] | None:
-    """The node administrator of the session cookie, or None."""
+async def _signed_in(request: web.Request) -> tuple[Identity, str, str] | None:
+    """(identity, session id, role) of the session cookie: the node administrator, or a console
+    account that is still enabled (its role read now); None otherwise."""
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id or request.headers.get("Cookie", "").count(f"{SESSION_COOKIE}=") > 1:
         return None
@@ -81,9 +87,14 @@ async def _signed_in(request: web.Request) -> tuple[Identity, str] | None:
     if session is None:
         return None
     identity = await sessions.identity(session)
-    if identity is None or not request.app[REGISTRY].is_node_admin(identity):
+    if identity is None:
         return None
-    return identity, session_id
+    if request.app[REGISTRY].is_node_admin(identity):
+        return identity, session_id, ADMIN
+    role = await request.app[CONSOLE_OPERATORS].role_of(identity)
+    if role is None:
+        return None
+    return identity_of(identity.text[len(PREFIX) :]), session_id, role
 
 
 def _to_login(request: web.Request) -> web.Response:
@@ -119,6 +130,18 @@ async def login(request: web.Request) -> web.StreamResponse:
         return await login_page(
             request, portal._t(request, "请填写管理员身份和密钥", "Enter the identity and the secret"), 400
         )
+    if ":" not in identity_text:  # a console account (reviewer or operator), not a Handle identity
+        try:
+            account, _role = await request.app[CONSOLE_OPERATORS].check(
+                identity_text, secret, request.app[RATE_LIMITER].throttle(request)
+            )
+        except HandleError as exc:
+            if exc.rc != RC.AUTHENTICATION_NEEDED:
+                raise
+            return await login_page(
+                request, in_chinese(exc) if portal._lang(request) == "zh" else exc.message, 401
+            )
+        return await _start_session(request, account)
     # as pyhandle sends it: the user name percent-encoded, so that its own colon is not the separator
     user = quote(identity_text, safe="")
     header = "Basic " + base64.b64encode(f"{user}:{secret}".encode("utf-8", "surrogatepass")).decode()
@@ -136,6 +159,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             request, "只有节点管理员可以使用运营控制台", "Only the node administrator may use the console"
         )
         return await login_page(request, message, 403)
+    return await _start_session(request, identity)
+
+
+async def _start_session(request: web.Request, identity: Identity) -> web.Response:
     sessions = request.app[HANDLE_SESSIONS]
     session = sessions.start()
     await sessions.remember(session, identity)
@@ -153,7 +180,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _session_form(request: web.Request) -> web.Response | tuple[tuple[Identity, str], dict[str, str]]:
+async def _session_form(
+    request: web.Request, what: str = "review"
+) -> web.Response | tuple[tuple[Identity, str, str], dict[str, str]]:
     """((identity, session id), fields) of a form posted in a console session, or the answer that
     refuses it: 403 from another site or without the session's CSRF token, to sign-in without one."""
     if portal._cross_site(request):
@@ -164,7 +193,14 @@ async def _session_form(request: web.Request) -> web.Response | tuple[tuple[Iden
         return _to_login(request)
     if not portal._same(form.get("csrf", ""), _csrf(signed[1])):
         return portal._forbidden(request)
+    if not may(signed[2], what):
+        return _not_for_role(request)
     return signed, form
+
+
+def _not_for_role(request: web.Request) -> web.Response:
+    message = portal._t(request, "当前账号的角色无权进行此操作", "Your role may not do this")
+    return _page(request, "message.html", {"message": message}, 403)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -185,11 +221,14 @@ async def queue(request: web.Request, done: str | None = None) -> web.StreamResp
     signed = await _signed_in(request)
     if signed is None:
         return _to_login(request)
+    if not may(signed[2], "review"):
+        return _not_for_role(request)
     rows = await db.prefixes_in_review(request.app[STORE], QUEUE_SIZE)
     items = [{**row._asdict(), "state_name": STATE_NAMES[PrefixState(row.state)]} for row in rows]
     context = {
         "title": portal._t(request, "审核队列", "Review queue"),
         "user": signed[0].name,
+        "role": signed[2],
         "csrf": _csrf(signed[1]),
         "items": items,
         "done": done,

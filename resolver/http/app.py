@@ -31,6 +31,7 @@ from resolver.http.keys import (
     AUTHENTICATOR,
     BATCHES,
     CONFIG,
+    CONSOLE_OPERATORS,
     DAILY,
     HANDLE_SESSIONS,
     LOOKUP,
@@ -55,6 +56,7 @@ from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
 from resolver.services.batches import Batches
 from resolver.services.bootstrap import TOKEN_KEY, ensure_node_admin, ensure_node_key
+from resolver.services.console_operators import ConsoleOperators
 from resolver.services.enterprises import Operators
 from resolver.services.handle_sessions import SESSION_KEY, HandleSessions
 from resolver.services.record_signing import RecordSigning
@@ -137,6 +139,7 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         app[BATCHES] = Batches(registry)
         app[OPERATORS] = Operators(config, store, registry)
         app[TEMPLATES] = TemplateRegistry(registry)
+        app[CONSOLE_OPERATORS] = ConsoleOperators(store)
         app[UPLOADS] = uploads = Uploads(config, store, app[BATCHES], app[METRICS], app[DAILY])
         try:
             yield

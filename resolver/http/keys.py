@@ -15,6 +15,7 @@ from resolver.metrics import NodeMetrics
 from resolver.services.accounts import Accounts
 from resolver.services.authentication import Authenticator
 from resolver.services.batches import Batches
+from resolver.services.console_operators import ConsoleOperators
 from resolver.services.enterprises import Operators
 from resolver.services.handle_sessions import HandleSessions
 from resolver.services.registry import Registry
@@ -50,3 +51,4 @@ MISSING_OWNERS = web.AppKey("missing_owners", MissingOwners)
 NODE_KEYS = web.AppKey("node_keys", Signers)
 HANDLE_SESSIONS = web.AppKey("handle_sessions", HandleSessions)
 UPLOADS = web.AppKey("uploads", Uploads)
+CONSOLE_OPERATORS = web.AppKey("console_operators", ConsoleOperators)

@@ -105,6 +105,7 @@ def _guarded(
                 RC.SERVER_TOO_BUSY: 503,
                 RC.INSUFFICIENT_PERMISSIONS: 403,
                 RC.HANDLE_NOT_FOUND: 404,
+                RC.HANDLE_ALREADY_EXISTS: 409,
             }.get(exc.rc, 400)
             message = in_chinese(exc) if _lang(request) == "zh" else exc.message
             response = _page(request, "message.html", {"message": message}, status)
