@@ -27,15 +27,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from resolver.core.enterprises import STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError, RateLimited, in_chinese
 from resolver.core.permissions import Identity
 from resolver.http.bodies import read_body
 from resolver.http.forwarded import FORWARDED_BASE
-from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER, REGISTRY, STORE
+from resolver.http.keys import ACCOUNTS, CONFIG, RATE_LIMITER
 from resolver.http.ratelimit import TokenBuckets
 from resolver.services.authentication import UNTHROTTLED
-from resolver.store import enterprises as db
 
 SESSION_COOKIE = "portal_session"
 CSRF_COOKIE = "portal_csrf"
@@ -56,7 +54,7 @@ def setup(app: web.Application) -> None:
     """The template environment (autoescaped) and the routes."""
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("resolver.portal", "templates"), autoescape=True)
     from resolver.portal import apply as applying  # its pages use this module's helpers
-    from resolver.portal import figures, labels, records, uploads
+    from resolver.portal import data_templates, figures, labels, listing, records, uploads
 
     # applications from one client network (an IPv4 address, an IPv6 /64), per worker
     app[applying.APPLICATIONS] = TokenBuckets(
@@ -65,7 +63,7 @@ def setup(app: web.Application) -> None:
     app[labels.LABELS_BUSY] = asyncio.Lock()  # one label sheet drawn at a time per worker
     routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
         ("/portal", {"GET": _to_portal}),
-        ("/portal/", {"GET": identifiers}),
+        ("/portal/", {"GET": listing.identifiers}),
         ("/portal/login", {"GET": login_page, "POST": login}),
         ("/portal/apply", {"GET": applying.apply_page, "POST": applying.apply}),
         ("/portal/logout", {"POST": logout}),
@@ -73,6 +71,7 @@ def setup(app: web.Application) -> None:
         *uploads.routes(),
         *labels.routes(),
         *figures.routes(),
+        *data_templates.routes(),
     ]
     for path, methods in routes:
         resource = app.router.add_resource(path)
@@ -363,46 +362,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     response = _see_other("/portal/login")
     response.del_cookie(SESSION_COOKIE, path="/portal")
     return response
-
-
-async def identifiers(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
-    if session is None:
-        return _to_login(request)
-    identity, token = session
-    assert identity.enterprise_id is not None
-    rows = await db.prefixes_of(request.app[STORE], identity.enterprise_id)
-    prefixes = [p.display for p in rows]
-    states = {p.display: STATE_NAMES[PrefixState(p.state)] for p in rows}
-    notes = {p.display: p.review_note for p in rows if p.review_note}
-    prefix = request.query.get("prefix", "")
-    if prefix not in prefixes:
-        prefix = prefixes[0] if prefixes else ""
-    raw_page = request.query.get("page", "0")
-    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 0
-    total, handles = 0, list[str]()
-    listable = {p.display for p in rows if p.state in (PrefixState.ENABLED, PrefixState.DISABLED)}
-    if prefix in listable:  # awaiting review, rejected or being deleted: its state and note only
-        registry = request.app[REGISTRY]
-        total, handles = await registry.list_handles(prefix, page, PAGE_SIZE, identity)
-        last = max(0, (total - 1) // PAGE_SIZE)
-        if page > last:  # past the end: the last page
-            page = last
-            total, handles = await registry.list_handles(prefix, page, PAGE_SIZE, identity)
-    context = {
-        "title": _t(request, "我的标识", "My identifiers"),
-        "user": identity.text,  # the user name
-        "csrf": _session_csrf(token),
-        "prefixes": prefixes,
-        "states": states,
-        "notes": notes,
-        "prefix": prefix,
-        "handles": handles,
-        "total": total,
-        "page": page,
-        "size": PAGE_SIZE,
-    }
-    return _page(request, "identifiers.html", context)
 
 
 def _pre_csrf(request: web.Request) -> str:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from resolver.store.enterprises import EnterpriseRow
+from resolver.store.queries import escape_like
 from resolver.store.statements import Reads, Writes
 
 
@@ -38,7 +39,7 @@ async def set_operator(tx: Writes, username: str, role: str, disabled: bool) -> 
 
 
 def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + escape_like(text) + "%"
 
 
 async def search_enterprises(db: Reads, text: str, limit: int) -> list[EnterpriseRow]:

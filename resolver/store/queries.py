@@ -23,3 +23,8 @@ def _load(folder: Path) -> dict[str, str]:
 
 
 Q = _load(Path(__file__).with_name("sql"))
+
+
+def escape_like(text: str) -> str:
+    """`text` for a LIKE pattern with `escape '\\'`: its wildcards and escapes taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

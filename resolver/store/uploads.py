@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from resolver.store.queries import escape_like
 from resolver.store.statements import Reads, Writes
 
 # a running upload not heard from for this long was interrupted (its worker stopped)
@@ -83,3 +84,20 @@ async def labels_range(
     """(handle, values as JSON text) of the identifiers directly under `prefix` whose keys are
     from `low` to `high`, in key order; only production batch `batch` unless it is ''."""
     return [(r[0], r[1]) for r in await db.fetch_named("labels_range", prefix, low, high, batch, limit)]
+
+
+async def find(
+    db: Reads,
+    prefix: str,
+    starting: str,
+    days: tuple[date | None, date | None],
+    value: tuple[str, str],
+    offset: int,
+    limit: int,
+) -> list[str]:
+    """Handles directly under `prefix` (folded) whose key starts with `starting` (folded, or ''),
+    created within `days` (UTC, both ends included, None: open) and holding a value of the type
+    `value[0]` (folded, or '') equal to `value[1]`; in key order."""
+    pattern = escape_like(starting) + "%" if starting else ""
+    rows = await db.fetch_named("portal_find", prefix, pattern, *days, *value, offset, limit)
+    return [r[0] for r in rows]

@@ -6,6 +6,7 @@ refused on every page and form, whatever it puts in the URL or replays."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from tests.portal_helpers import csrf_of, sign_in
 
@@ -95,3 +96,28 @@ async def test_another_enterprise_can_neither_see_nor_change_them_through_any_pa
     resp = await client.get("/portal/record?handle=0.NA/88.123.46")
     assert resp.status in (403, 404)
     assert (await client.get("/api/handles/88.123.45/P-1")).status == 200  # untouched
+
+
+async def test_find_by_the_start_of_the_handle_the_day_and_a_template_items_value(tenants):
+    client = tenants
+    assert (await sign_in(client, "alice")).status == 303
+    html = await (await client.get("/portal/", params={"prefix": "88.123.45", "starts": "P-1"})).text()
+    assert "88.123.45/P-1" in html and "88.123.45/P-0" not in html and 'id="found">找到 1 ' in html
+    html = await (await client.get("/portal/", params={"item": "productName", "value": "螺栓"})).text()
+    assert all(f"88.123.45/P-{n}" in html for n in range(3))
+    html = await (await client.get("/portal/", params={"item": "productName", "value": "没有"})).text()
+    assert 'id="found">找到 0 ' in html
+    today = datetime.now(UTC).date().isoformat()
+    html = await (await client.get("/portal/", params={"from": today, "to": today})).text()
+    assert "88.123.45/P-2" in html
+    html = await (await client.get("/portal/", params={"to": "2000-01-01"})).text()
+    assert 'id="found">找到 0 ' in html
+    # wildcards are characters, a bad day is a message
+    html = await (await client.get("/portal/", params={"starts": "%"})).text()
+    assert 'id="found">找到 0 ' in html
+    assert (await client.get("/portal/", params={"from": "yesterday"})).status == 400
+    # another enterprise's prefix in the URL: its own prefix is searched instead
+    client.session.cookie_jar.clear()
+    assert (await sign_in(client, "bob")).status == 303
+    html = await (await client.get("/portal/", params={"prefix": "88.123.45", "starts": "P"})).text()
+    assert "88.123.45/P-" not in html
