@@ -16,11 +16,11 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 12, 18, 28
 
 
 def _number(value: float) -> str:
-    if value >= 1e8:
-        return f"{value / 1e8:.1f}亿"
-    if value >= 1e4:
-        return f"{value / 1e4:.1f}万"
-    return f"{value:g}" if value != int(value) else str(int(value))
+    """An axis label: 2.5万, 1000万, 3亿 (the units Chinese readers count in)."""
+    for unit, name in ((1e8, "亿"), (1e4, "万")):
+        if value >= unit:
+            return f"{value / unit:g}{name}"
+    return f"{value:g}"
 
 
 def _frame(title: str, top: float, parts: list[str], labels: list[tuple[float, str]]) -> Markup:
@@ -40,7 +40,9 @@ def _frame(title: str, top: float, parts: list[str], labels: list[tuple[float, s
     return Markup(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'preserveAspectRatio="xMidYMid meet" style="width:100%;height:auto;max-width:{WIDTH}px">'
-        f"<title>{escape(title)}</title>{''.join(grid)}{''.join(parts)}{ticks}</svg>"
+        f"<title>{escape(title)}</title>"
+        f'<text x="{LEFT}" y="12" font-size="12" fill="#1b1f24">{escape(title)}</text>'
+        f"{''.join(grid)}{''.join(parts)}{ticks}</svg>"
     )
 
 

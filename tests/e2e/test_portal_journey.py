@@ -232,7 +232,6 @@ def test_the_portal_and_console_journey_in_a_real_browser(journey: Journey, tmp_
         j.click("form button[type=submit]")
         assert "审核队列" in j.text() and "88.123.77" in j.text()
         j.shot("03-console-queue")
-        j.shot("console", DESKTOP)
         j.click("button[name=decision][value=approve]")
         headings = [h.text for h in j.driver.find_elements(By.TAG_NAME, "h2")]
         assert not any("88.123.77" in h for h in headings), headings  # out of the queue
@@ -312,9 +311,35 @@ def test_the_portal_and_console_journey_in_a_real_browser(journey: Journey, tmp_
         assert "handle.create" in j.text() and "88.123.77/j-0001" in j.text().lower()
         j.shot("12-audit")
 
+    with j.step("templates and search"):
+        j.open("/portal/templates")
+        assert "general-product-1.0" in j.text()
+        j.shot("13-templates")
+        j.open("/portal/?prefix=88.123.77&item=batchNumber&value=B-2026-12")
+        assert "找到 40 个标识" in j.text()
+        j.shot("14-search")
+
+    with j.step("the operator's pages"):
+        j.open("/console/node")  # the console session from the approval is still open
+        assert "政策门槛" in j.text()
+        j.wait_for(
+            lambda: j.driver.find_element(By.ID, "registrations-year").text.strip() not in ("", "0"),
+            30,
+            reload=True,
+        )
+        j.shot("15-console-node")
+        j.shot("console", DESKTOP)
+        j.open("/console/enterprises?q=旅程")
+        assert "旅程机械有限公司" in j.text() and "88.123.77" in j.text()
+        j.shot("16-console-enterprises")
+        j.open("/console/audit?handle=88.123.77/J-0001")
+        assert "handle.create" in j.text()
+        j.shot("17-console-audit")
+
     with j.step("a second enterprise"):
         admit_over_http(j.url, "88.123.78", 78, "second", PASSWORD)
-        j.driver.delete_all_cookies()
+        j.open("/portal/")
+        j.driver.delete_all_cookies()  # the cookies this page sees: the portal's (Path=/portal)
         j.open("/portal/login")
         j.fill({"username": "second", "password": PASSWORD})
         j.click("form button[type=submit]")
@@ -323,7 +348,7 @@ def test_the_portal_and_console_journey_in_a_real_browser(journey: Journey, tmp_
             assert "不是本企业的标识" in j.text(), path
         j.open("/portal/?prefix=88.123.77")
         assert "88.123.77/J-0001" not in j.text()
-        j.shot("13-second-enterprise")
+        j.shot("18-second-enterprise")
         # a form replayed with the first enterprise's identifier, in the second one's session
         j.open("/portal/labels")
         j.script(
