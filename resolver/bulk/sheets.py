@@ -66,6 +66,9 @@ class Workbook:
         else:
             raise ValueError(f"工作表 {sheet} 不存在（这个文件有：{'、'.join(names)}）")
         self.rows_expected = self.sheet.max_row or 0
+        # the rows as the file holds them, not padded to the size the sheet declares (a file of a
+        # few kilobytes may declare 16,384 columns and have every row read that wide)
+        self.sheet.reset_dimensions()
         self.row = 0
 
     def rows(self) -> Iterator[tuple[int, list[str] | str]]:

@@ -172,11 +172,13 @@ def _time(raw: str) -> datetime | None:
         return None
     try:
         found = datetime.fromisoformat(raw)
-    except ValueError:
+        # in UTC here: a time at the edge of the calendar (9999-12-31T23:59-05:00) would overflow
+        # when the driver converts it
+        return (found if found.tzinfo else found.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise HandleError(
             RC.INVALID_VALUE, f"not a time: {raw[:40]}", zh=f"时间格式不正确：{raw[:40]}"
         ) from None
-    return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:

@@ -44,6 +44,7 @@ from resolver.store import enterprises as db
 SESSION_COOKIE = "console_session"
 CSRF_COOKIE = "console_csrf"
 QUEUE_SIZE = 100
+IN_REVIEW = frozenset({PrefixState.AWAITING_REVIEW, PrefixState.UNDER_REVIEW})
 
 
 def add_routes(app: web.Application) -> None:
@@ -86,7 +87,7 @@ async def _signed_in(request: web.Request) -> tuple[Identity, str, str] | None:
     session = sessions.open(session_id)
     if session is None:
         return None
-    identity = await sessions.identity(session)
+    identity = await sessions.identity(session, console=True)
     if identity is None:
         return None
     if request.app[REGISTRY].is_node_admin(identity):
@@ -273,14 +274,20 @@ async def review(request: web.Request) -> web.StreamResponse:
                 400,
             )
         await operators.set_prefix_state(
-            prefix, {"state": PrefixState.REJECTED.value, "reason": reason}, signed[0]
+            prefix, {"state": PrefixState.REJECTED.value, "reason": reason}, signed[0], IN_REVIEW
         )
         done = portal._t(request, f"已驳回 {prefix}", f"{prefix} rejected")
     elif decision == "approve":
         if state == PrefixState.AWAITING_REVIEW:
-            await operators.set_prefix_state(prefix, {"state": PrefixState.UNDER_REVIEW.value}, signed[0])
+            await operators.set_prefix_state(
+                prefix, {"state": PrefixState.UNDER_REVIEW.value}, signed[0], IN_REVIEW
+            )
+        # only from under review: a prefix disabled meanwhile is not enabled by a stale decision
         await operators.set_prefix_state(
-            prefix, {"state": PrefixState.ENABLED.value, "reason": reason}, signed[0]
+            prefix,
+            {"state": PrefixState.ENABLED.value, "reason": reason},
+            signed[0],
+            frozenset({PrefixState.UNDER_REVIEW}),
         )
         done = portal._t(request, f"已通过 {prefix}", f"{prefix} approved")
     else:

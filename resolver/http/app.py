@@ -139,7 +139,7 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         app[BATCHES] = Batches(registry)
         app[OPERATORS] = Operators(config, store, registry)
         app[TEMPLATES] = TemplateRegistry(registry)
-        app[CONSOLE_OPERATORS] = ConsoleOperators(store)
+        app[CONSOLE_OPERATORS] = ConsoleOperators(store, app[HANDLE_SESSIONS])
         app[UPLOADS] = uploads = Uploads(config, store, app[BATCHES], app[METRICS], app[DAILY])
         try:
             yield

@@ -126,7 +126,9 @@ async def rotate(request: web.Request) -> web.StreamResponse:
     identity, _token, form = posted
     prefix = form.get("prefix", "")
     # another enterprise's prefix is answered as one that is not allocated (404)
-    secret = await request.app[OPERATORS].rotate_credentials(prefix, {}, identity, identity.enterprise_id)
+    secret = await request.app[OPERATORS].rotate_credentials(
+        prefix, {}, identity, identity.enterprise_id, frozenset({PrefixState.ENABLED, PrefixState.DISABLED})
+    )
     assert secret is not None  # the node generated it
     return await _credentials(request, (f"300:0.NA/{prefix}", secret))
 
@@ -141,6 +143,15 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     trail = await request.app[OPERATORS].audit_trail(
         None, identity.enterprise_id, None, None, page, AUDIT_PAGE
     )
+    assert identity.enterprise_id is not None
+    own = {
+        f"300:0.NA/{p.display}".lower()
+        for p in await db.prefixes_of(request.app[STORE], identity.enterprise_id)
+    }
+    for entry in trail["items"]:  # the node's own people are "the node operator", not their names
+        actor = str(entry["actor"])
+        if not actor.startswith("user:") and actor.lower() not in own:
+            entry["actor"] = pages._t(request, "节点运营方", "the node operator")
     context = {
         "title": pages._t(request, "操作记录", "Audit trail"),
         "user": identity.text,

@@ -20,6 +20,7 @@ from resolver.store import uploads as db
 
 # a file is given this many times the body timeout of a form to arrive (32 MiB on a slow line)
 UPLOAD_TIMEOUT_FACTOR = 10
+FIELD_OCTETS = 1024  # the CSRF token and a template version
 SUFFIXES = {"csv": ".rejected.csv", "xlsx": ".rejected.csv", "jsonl": ".rejected.jsonl"}
 
 
@@ -78,24 +79,19 @@ async def upload(request: web.Request) -> web.StreamResponse:
     coding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
         raise UnsupportedEncoding(coding)
-    reader = await request.multipart()
-    fields: dict[str, str] = {}
-    while True:
-        part = await reader.next()
-        if part is None:
-            return await upload_page(request, pages._t(request, "请选择文件", "Choose a file"), 400)
-        if not isinstance(part, BodyPartReader):
-            raise pages.BadForm("nested multipart is not a form", "表单格式不正确")
-        if part.name == "file":
-            break
-        if part.name not in ("csrf", "template") or len(fields) > 4:
-            raise pages.BadForm("unexpected form field", "表单字段不正确")
-        fields[part.name] = (await part.read(decode=False))[:256].decode("utf-8", "replace")
+    seconds = request.app[CONFIG].body_timeout * UPLOAD_TIMEOUT_FACTOR
+    try:
+        async with asyncio.timeout(seconds if seconds > 0 else None):
+            found = await _fields_before_the_file(request)
+    except TimeoutError:
+        raise BodyTimeout(seconds) from None
+    if found is None:
+        return await upload_page(request, pages._t(request, "请选择文件", "Choose a file"), 400)
+    fields, part = found
     if not pages._same(fields.get("csrf", ""), pages._session_csrf(token)):
         return pages._forbidden(request)  # checked before a byte of the file is kept
     file_name = (part.filename or "upload")[-200:]
     path = upload_path()
-    seconds = request.app[CONFIG].body_timeout * UPLOAD_TIMEOUT_FACTOR
     try:
         async with asyncio.timeout(seconds if seconds > 0 else None):
             size = await _save(part, path)
@@ -115,6 +111,29 @@ async def upload(request: web.Request) -> web.StreamResponse:
             raise
         return await upload_page(request, _message(request, exc), 400)
     return pages._see_other(f"/portal/upload/{started.upload_id}")
+
+
+async def _fields_before_the_file(request: web.Request) -> tuple[dict[str, str], BodyPartReader] | None:
+    """The form's small fields (each once, at most FIELD_OCTETS) and the file part that follows
+    them; None when the form ends without a file."""
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    while True:
+        part = await reader.next()
+        if part is None:
+            return None
+        if not isinstance(part, BodyPartReader):
+            raise pages.BadForm("nested multipart is not a form", "表单格式不正确")
+        if part.name == "file":
+            return fields, part
+        if part.name not in ("csrf", "template") or part.name in fields:
+            raise pages.BadForm("unexpected or repeated form field", "表单字段不正确或重复")
+        value = b""
+        while chunk := await part.read_chunk(FIELD_OCTETS):
+            value += chunk
+            if len(value) > FIELD_OCTETS:
+                raise pages.BadForm("a form field is too long", "表单字段过长")
+        fields[part.name] = value.decode("utf-8", "replace")
 
 
 async def _save(part: BodyPartReader, path: Path) -> int:
@@ -180,6 +199,6 @@ async def rejected_rows(request: web.Request) -> web.StreamResponse:
         body=body,
         headers={
             "Content-Type": f"{kind}; charset=utf-8",
-            "Content-Disposition": f"attachment; filename=\"rejected{SUFFIXES.get(fmt, '.csv')}\"; filename*=UTF-8''{quote(name)}",
+            "Content-Disposition": f"attachment; filename=\"rejected.{'jsonl' if fmt == 'jsonl' else 'csv'}\"; filename*=UTF-8''{quote(name, safe='')}",
         },
     )

@@ -13,6 +13,7 @@ from resolver.core import secrets
 from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
 from resolver.services.authentication import SecretChecks, Throttle, encode_secret
+from resolver.services.handle_sessions import CONSOLE_ACCOUNT, HandleSessions
 from resolver.store import console as db
 from resolver.store.handles import HandleStore
 from resolver.store.rows import AuditEntry
@@ -21,7 +22,7 @@ ROLES = ("reviewer", "operator")
 ADMIN = "admin"  # the node administrator's role in the console
 # what each role may do; the node administrator may do everything
 MAY = {"reviewer": {"review"}, "operator": {"review", "operate"}}
-PREFIX = "console:"  # how a console account is named (sessions, the audit trail)
+PREFIX = CONSOLE_ACCOUNT  # how a console account is named (sessions, the audit trail)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 
 
@@ -43,8 +44,9 @@ def _wrong() -> HandleError:
 
 
 class ConsoleOperators:
-    def __init__(self, store: HandleStore) -> None:
+    def __init__(self, store: HandleStore, sessions: HandleSessions | None = None) -> None:
         self.store = store
+        self.sessions = sessions  # whose sessions end when an account is changed
         self._checks = SecretChecks()
 
     async def check(self, username: str, password: str, throttle: Throttle) -> tuple[Identity, str]:
@@ -100,8 +102,9 @@ class ConsoleOperators:
     async def change(self, username: str, role: str, disabled: bool, actor: Identity) -> None:
         if role not in ROLES:
             raise _bad("the role is reviewer or operator", "角色须为 reviewer（审核员）或 operator（运营员）")
+        found = await db.operator(self.store, username)
         async with self.store.write() as tx:
-            if not await db.set_operator(tx, username, role, disabled):
+            if found is None or not await db.set_operator(tx, username, role, disabled):
                 raise HandleError(RC.HANDLE_NOT_FOUND, f"no account {username}", zh=f"没有账号 {username}")
             tx.audit(
                 AuditEntry(
@@ -113,6 +116,8 @@ class ConsoleOperators:
                     {"username": username, "role": role, "disabled": disabled},
                 )
             )
+        if self.sessions is not None:  # signed in before: signed out, whatever changed
+            await self.sessions.end_all_of(f"{PREFIX}{found.username}")
 
     async def list(self) -> list[db.OperatorRow]:
         return await db.operators(self.store)

@@ -48,6 +48,17 @@ def _bad(message: str, zh: str) -> HandleError:
     return HandleError(RC.PROTOCOL_ERROR, message, zh=zh)
 
 
+def _changed(display: str, state: PrefixState) -> HandleError:
+    """A prefix no longer in the state the caller acted on (a 409 for pages)."""
+    exc = HandleError(
+        RC.HANDLE_ALREADY_EXISTS,
+        f"prefix {display} is now in state {state.value}; reload and decide again",
+        zh=f"前缀 {display} 的状态已变为 {STATE_NAMES[state]}，请刷新后重新操作",
+    )
+    exc.status = 409
+    return exc
+
+
 def _missing(message: str, zh: str) -> HandleError:
     return HandleError(RC.HANDLE_NOT_FOUND, message, zh=zh)
 
@@ -264,9 +275,17 @@ class Operators:
             raise _missing(f"prefix {prefix} is not allocated", f"前缀 {prefix} 未分配")
         return row.prefix, row.display, row.enterprise_id, PrefixState(row.state)
 
-    async def set_prefix_state(self, prefix: str, body: dict[str, Any], actor: Identity) -> PrefixChange:
+    async def set_prefix_state(
+        self,
+        prefix: str,
+        body: dict[str, Any],
+        actor: Identity,
+        expected: frozenset[PrefixState] | None = None,
+    ) -> PrefixChange:
         """Move a prefix through its life cycle. Enabling it the first time creates its prefix
-        handle with an administrator `300:0.NA/<prefix>`, whose secret is returned once."""
+        handle with an administrator `300:0.NA/<prefix>`, whose secret is returned once.
+        `expected`: the states the caller saw it in (a review decision), checked under the lock,
+        so a decision made on a stale page cannot undo a change made meanwhile (rc 409)."""
         raw_state = body.get("state")
         try:
             wanted = PrefixState(int(raw_state))  # type: ignore[arg-type]
@@ -287,6 +306,8 @@ class Operators:
         generated: str | None = None
         async with self.store.write() as tx:
             folded, display, enterprise_id, current = await self._lock_prefix(tx, prefix)
+            if expected is not None and current not in expected:
+                raise _changed(display, current)
             check_transition(current, wanted)
             await db.set_prefix_state(tx, folded, wanted.value)
             if reason.strip() or wanted in (PrefixState.ENABLED, PrefixState.REJECTED):
@@ -376,7 +397,12 @@ class Operators:
         }
 
     async def rotate_credentials(
-        self, prefix: str, body: dict[str, Any], actor: Identity, enterprise: int | None = None
+        self,
+        prefix: str,
+        body: dict[str, Any],
+        actor: Identity,
+        enterprise: int | None = None,
+        states: frozenset[PrefixState] | None = None,
     ) -> str | None:
         """Replace the secret of `300:0.NA/<prefix>`; returns it when the node generated it.
         `enterprise`: the prefix must be that enterprise's (checked under the prefix's lock: the
@@ -387,9 +413,11 @@ class Operators:
         secret = given or new_secret()
         seckey = self.registry.secret_keys.stored(secret.encode("utf-8"))
         async with self.store.write() as tx:
-            folded, display, enterprise_id, _state = await self._lock_prefix(tx, prefix)
+            folded, display, enterprise_id, state = await self._lock_prefix(tx, prefix)
             if enterprise is not None and enterprise_id != enterprise:
                 raise _missing(f"prefix {prefix} is not allocated", f"前缀 {prefix} 未分配")
+            if states is not None and state not in states:
+                raise _changed(display, state)
             key = f"{PREFIX_NA}/{folded}"
             record = await tx.lock(key)
             if record is None:

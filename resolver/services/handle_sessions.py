@@ -93,6 +93,9 @@ def parse_handle_header(header: str) -> HandleHeader | None:
     return HandleHeader(fields)
 
 
+CONSOLE_ACCOUNT = "console:"  # how console accounts are named (services/console_operators.PREFIX)
+
+
 class Session(NamedTuple):
     """An open session: its id as the client holds it, its nonce, when it expires (Unix time)."""
 
@@ -141,13 +144,21 @@ class HandleSessions:
             return None
         return Session(session_id, self._mac(b"nonce", body)[:NONCE_BYTES], float(expires))
 
-    async def identity(self, session: Session) -> Identity | None:
-        """Who the session was authenticated as, None when it was not (or was ended)."""
+    async def identity(self, session: Session, console: bool = False) -> Identity | None:
+        """Who the session was authenticated as, None when it was not (or was ended). A console
+        account's session (resolver/console) is the console's alone: `console` says the caller is
+        the console; the Handle API does not take it."""
         found = await db.identity(self._store, _digest(session.id))
         if found is None:
             return None
         handle, index = found
+        if handle.startswith(CONSOLE_ACCOUNT) and not console:
+            return None
         return Identity(index, fold(handle), handle)
+
+    async def end_all_of(self, handle: str) -> None:
+        """Every session authenticated as `handle` ends (a console account disabled or changed)."""
+        await db.forget_identity(self._store, handle)
 
     async def remember(self, session: Session, identity: Identity) -> None:
         """The session is authenticated as `identity` until it expires."""

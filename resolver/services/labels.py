@@ -85,13 +85,15 @@ def _lines(text: str, font: str, size: float, width: float, most: int) -> list[s
     """`text` broken to `width` points, at most `most` lines (the last one cut with an ellipsis)."""
     lines: list[str] = []
     current = ""
-    for character in text:
+    for character in text[: most * 80]:  # more than `most` lines hold, whatever the text's length
         if pdfmetrics.stringWidth(current + character, font, size) > width:
             lines.append(current)
             current = character
+            if len(lines) > most:
+                break
         else:
             current += character
-    if current:
+    if current and len(lines) <= most:
         lines.append(current)
     if len(lines) > most:
         lines = lines[:most]

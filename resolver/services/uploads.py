@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import os
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -49,6 +50,12 @@ from resolver.store.handles import HandleStore
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 32 * 1024 * 1024  # about 200,000 rows of a general product template
+MAX_ROWS = 200_000  # rows of a sheet (a workbook may claim a million empty ones)
+# a workbook is a zip: what it may expand to before openpyxl reads it (its shared strings are read
+# whole), and by how much one member may expand (ordinary sheets: 5 to 30 times)
+MAX_EXPANDED = 256 * 1024 * 1024
+MAX_RATIO = 100
+HEARTBEAT = 10.0  # seconds between "still running" marks while a chunk is read
 CHUNK = 1000  # rows per batch: a transaction of the batch service, then a progress update
 RUNNING_PER_WORKER = 2  # uploads registering at once in one worker process
 
@@ -68,11 +75,27 @@ def _busy() -> HandleError:
     )
 
 
+def refuse_bombs(path: Path) -> None:
+    """ValueError for a workbook that would expand far beyond its size when read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"不是有效的 .xlsx 文件：{exc}") from None
+    expanded = sum(m.file_size for m in members)
+    swollen = [m for m in members if m.file_size > MAX_RATIO * max(m.compress_size, 1) + (1 << 20)]
+    if expanded > MAX_EXPANDED or swollen:
+        raise ValueError(
+            f"工作簿解压后过大（{expanded // 2**20} MiB，或某个部件的压缩比超过 {MAX_RATIO} 倍），"
+            "请另存为 CSV 后上传，或请节点运营方导入"
+        )
+
+
 def _count_rows(path: Path, fmt: str) -> int:
     """The data rows a file holds, for the progress bar (a CSV's quoted line breaks aside)."""
     with open_regular(path) as raw:
         if fmt == "xlsx":
-            book = Workbook(raw, None)
+            book = Workbook(raw, None)  # refuse_bombs has looked at it
             book.book.close()
             return max(book.rows_expected - 1, 0)
         lines = sum(block.count(b"\n") for block in iter(lambda: raw.read(1 << 20), b""))
@@ -99,22 +122,27 @@ class Uploads:
         self.metrics = metrics
         self.daily = daily
         self.tasks: set[asyncio.Task[None]] = set()
+        self.active = 0  # uploads starting or running in this worker
 
     async def start(self, identity: Identity, path: Path, file_name: str, version: str | None) -> Started:
         """Check the file's header and start registering it; the file is this object's from now
         on (removed when done). Raises HandleError for a file that cannot be read."""
         assert identity.enterprise_id is not None
+        if self.active >= RUNNING_PER_WORKER:  # counted before the first wait: starts included
+            _remove(path)
+            raise HandleError(
+                RC.SERVER_TOO_BUSY,
+                "the node is busy with uploads",
+                zh="节点正忙于其他导入，请稍后再试",
+                retry_after=10,
+            )
+        self.active += 1
         try:
-            if len(self.tasks) >= RUNNING_PER_WORKER:
-                raise HandleError(
-                    RC.SERVER_TOO_BUSY,
-                    "the node is busy with uploads",
-                    zh="节点正忙于其他导入，请稍后再试",
-                    retry_after=10,
-                )
             fmt = detect_format(path, None)
             reader = await self._reader(identity.enterprise_id)
             try:
+                if fmt == "xlsx":
+                    await asyncio.to_thread(refuse_bombs, path)
                 shape = await asyncio.to_thread(reader.shape, path, fmt, version, None, None)
                 total = await asyncio.to_thread(_count_rows, path, fmt)
             except (ValueError, OSError) as exc:
@@ -128,14 +156,19 @@ class Uploads:
             if upload_id is None:
                 raise _busy()
         except BaseException:
+            self.active -= 1
             _remove(path)
             raise
         task = asyncio.get_running_loop().create_task(
             self._run(upload_id, identity, path, fmt, version, reader)
         )
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
         return Started(upload_id, fmt)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.active -= 1
 
     async def _reader(self, enterprise_id: int) -> RowReader:
         """The importer's row reader with the templates this enterprise may use."""
@@ -154,7 +187,11 @@ class Uploads:
             shape = await asyncio.to_thread(reader.shape, path, fmt, version, None, None)
             report = Report(out, shape, restoring=shape is not None and shape.node_written and fmt == "csv")
             rows = reader.rows(path, fmt, version)
-            while chunk := await asyncio.to_thread(_take, rows, CHUNK):
+            while chunk := await self._read(upload_id, rows):
+                if chunk[-1][0] > MAX_ROWS + 1:
+                    raise ValueError(
+                        f"超过 {MAX_ROWS} 行：请拆分后分次上传，或请节点运营方用 resolver import 导入"
+                    )
                 good, refused = self._items(chunk)
                 results = await self.batches.create(identity, [item for _, _, item in good]) if good else []
                 self.metrics.registered("portal", "upload", [r.code == OK for r in results])
@@ -188,6 +225,17 @@ class Uploads:
                 async with self.store.write() as tx:
                     body = out.getvalue().encode("utf-8") if rejected else None
                     await db.finish(tx, upload_id, state, (done, accepted, rejected), message, body)
+
+    async def _read(self, upload_id: int, rows: Iterator[Any]) -> list[Any]:
+        """The next chunk of rows, read in a thread; the upload marked alive every HEARTBEAT
+        seconds meanwhile (a slow chunk is not an interrupted upload)."""
+        reading = asyncio.ensure_future(asyncio.to_thread(_take, rows, CHUNK))
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=HEARTBEAT)
+            if done:
+                return reading.result()
+            async with self.store.write() as tx:
+                await db.touch(tx, upload_id)
 
     def _items(self, chunk: list[Any]) -> tuple[list[Any], list[Any]]:
         """The chunk's rows the batch service will try, and those refused as they were read."""

@@ -23,3 +23,9 @@ async def forget(store: HandleStore, digest: bytes) -> None:
     """The session ends (`DELETE /api/sessions/this`)."""
     async with store.write() as tx:
         await tx.execute_named("handle_session_forget", digest)
+
+
+async def forget_identity(store: HandleStore, handle: str) -> None:
+    """Every session authenticated as `handle` ends."""
+    async with store.write() as tx:
+        await tx.execute_named("handle_sessions_forget_identity", handle)

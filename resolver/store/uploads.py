@@ -39,12 +39,18 @@ class Upload:
 async def start(
     tx: Writes, enterprise_id: int, username: str, file_name: str, fmt: str, total_rows: int
 ) -> int | None:
-    """A new upload's id, or None while another of the enterprise's is running."""
+    """A new upload's id, or None while another of the enterprise's is running (the enterprise's
+    starts are serialized, so two at once cannot both find none running)."""
+    await tx.fetchrow_named("upload_lock", enterprise_id)
     if await tx.fetchrow_named("upload_running_of", enterprise_id, STALE_SECONDS):
         return None
     row = await tx.fetchrow_named("upload_insert", enterprise_id, username, file_name, fmt, total_rows)
     assert row is not None
     return int(row[0])
+
+
+async def touch(tx: Writes, upload_id: int) -> None:
+    await tx.execute_named("upload_touch", upload_id)
 
 
 async def progress(tx: Writes, upload_id: int, done: int, accepted: int, rejected: int) -> None:

@@ -13,3 +13,6 @@ delete from handle_sessions where digest = $1;
 
 -- name: handle_sessions_sweep
 delete from handle_sessions where expires_at <= now();
+
+-- name: handle_sessions_forget_identity
+delete from handle_sessions where identity = $1;
