@@ -141,6 +141,7 @@ async def _services(app: web.Application, config: Config, store: HandleStore) ->
         app[TEMPLATES] = TemplateRegistry(registry)
         app[CONSOLE_OPERATORS] = ConsoleOperators(store, app[HANDLE_SESSIONS])
         app[UPLOADS] = uploads = Uploads(config, store, app[BATCHES], app[METRICS], app[DAILY])
+        uploads.accounts = accounts
         try:
             yield
         finally:

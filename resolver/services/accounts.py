@@ -209,6 +209,15 @@ class Accounts:
         states.finish(user_id, state, started)
         return state
 
+    async def active(self, identity: Identity) -> bool:
+        """Whether the enterprise user `identity` still exists, is enabled and is of its enterprise
+        (work it started, an upload, stops when it is not)."""
+        head, _, number = identity.key.partition(":")
+        if head != "user" or not number.isdigit():
+            return False
+        state = await self._state(int(number))
+        return state is not None and not state.disabled and state.enterprise_id == identity.enterprise_id
+
     async def from_token(self, token: str, throttle: Throttle = UNTHROTTLED) -> Identity:
         """The identity a bearer token names, while its account exists, is enabled and has not
         voided the token (-1 otherwise; 503 when the database cannot tell).

@@ -40,6 +40,7 @@ from resolver.core.errors import RC, HandleError
 from resolver.core.permissions import Identity
 from resolver.core.templates import SHARED
 from resolver.metrics import NodeMetrics
+from resolver.services.accounts import Accounts
 from resolver.services.batches import OK, Batches, count_new
 from resolver.services.statistics import DailyCounter
 from resolver.store import enterprises as enterprise_store
@@ -121,6 +122,7 @@ class Uploads:
         self.batches = batches
         self.metrics = metrics
         self.daily = daily
+        self.accounts: Accounts | None = None  # set by the app: an upload stops with its user
         self.tasks: set[asyncio.Task[None]] = set()
         self.active = 0  # uploads starting or running in this worker
 
@@ -188,6 +190,12 @@ class Uploads:
             report = Report(out, shape, restoring=shape is not None and shape.node_written and fmt == "csv")
             rows = reader.rows(path, fmt, version)
             while chunk := await self._read(upload_id, rows):
+                if self.accounts is not None and not await self.accounts.active(identity):
+                    raise HandleError(
+                        RC.AUTHENTICATION_NEEDED,
+                        "the uploading user was disabled or removed",
+                        zh="上传的用户已被停用或删除，导入停止；已导入的行已保存",
+                    )
                 if chunk[-1][0] > MAX_ROWS + 1:
                     raise ValueError(
                         f"超过 {MAX_ROWS} 行：请拆分后分次上传，或请节点运营方用 resolver import 导入"

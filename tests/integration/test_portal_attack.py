@@ -188,3 +188,30 @@ async def test_an_enterprise_reads_the_node_operator_not_console_names(tenants):
     assert (await sign_in(client, "alice")).status == 303
     audit = await (await client.get("/portal/audit")).text()
     assert "prefix.credentials.rotate" in audit and "console:op3" not in audit and "节点运营方" in audit
+
+
+async def test_an_upload_stops_when_its_user_is_disabled(tenants):
+    client = tenants
+    csrf = await _alice(client)
+    rows = [["handle", "产品名称", "生产企业"]] + [[f"88.123.45/D-{n}", "x", "甲"] for n in range(20_000)]
+    resp = await send(client, csrf, workbook(rows), "long.xlsx", "general-product-1.0")
+    assert resp.status == 303
+    listing = await (await client.get("/admin/enterprises", headers=basic())).json()
+    first = listing["data"]["items"][0]["id"]
+    users = (await (await client.get(f"/admin/enterprises/{first}", headers=basic())).json())["data"]["users"]
+    alice = next(u["id"] for u in users if u["username"] == "alice")
+    disabled = await client.put(
+        f"/admin/enterprises/{first}/users/{alice}", json={"disabled": True}, headers=basic()
+    )
+    assert (await disabled.json())["status"] == 1
+    upload_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    from resolver.http.keys import STORE
+    from resolver.store import uploads
+
+    for _ in range(600):  # bounded: 60 s
+        found = await uploads.upload_of(client.app[STORE], upload_id, first)
+        if found is not None and found.state != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert found is not None and found.state == "failed" and "停用" in found.message
+    assert found.accepted < 20_000
