@@ -95,7 +95,10 @@ async def _by_list(request: web.Request, identity: Identity, text: str) -> list[
         try:
             names.append(parse_handle(handle, registry.limits))
         except HandleError as exc:
-            raise _bad(f"{handle}: {exc.message}", f"{handle}：{exc.zh or exc.message}") from None
+            raise _bad(
+                f"identifier {handle} is not valid: {exc.message}",
+                f"标识 {handle} 无效：{exc.zh or exc.message}",
+            ) from None
     owners = await registry.owners(names)
     for name in names:
         owner = owners[name.key]
