@@ -1,9 +1,12 @@
-"""What a 10,000-label sheet costs and whether it stops the node (issue 18): one node of one worker
+"""What the portal's heavy pages cost (issue 18): a 10,000-label sheet, whether it stops the node,
+and an .xlsx upload's rate. One node of one worker
 (the worst case: the sheet and the resolutions share one event loop) over an embedded Postgres,
 --identifiers registered through batchCreate; the portal signs in as a browser does (CSRF cookie,
 form), then asks for the label sheet of all of them while another thread resolves distinct
 handles over the Handle API. Reported: the sheet's time, size and pages; resolution latency
-(median, p99, max) before and while the sheet is drawn. Only 127.0.0.1; every loop is bounded.
+(median, p99, max) before and while the sheet is drawn; then an .xlsx of --identifiers new rows
+uploaded through the portal, its rows per second from the upload to the last count. Only
+127.0.0.1; every loop is bounded.
 
 Usage: python benchmarks/portal_labels.py [--identifiers 10000] [--seconds 5]
 """
@@ -57,6 +60,40 @@ def summary(latencies: list[float]) -> str:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return f"n={len(ordered)} median {statistics.median(ordered):.2f} ms, p99 {p99:.2f} ms, max {ordered[-1]:.1f} ms"
+
+
+def upload(browser: requests.Session, url: str, rows: int, workdir: Path) -> str:
+    """Upload an .xlsx of `rows` new identifiers and wait for its counts; its rate."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["handle", "产品名称", "生产批次", "生产日期", "生产企业"])
+    for n in range(rows):
+        sheet.append([f"88.123.45/U-{n:06d}", f"齿轮 {n}", "B-1", "2026-12-01", "测试企业"])
+    path = workdir / "upload.xlsx"
+    book.save(path)
+    form = {
+        "csrf": csrf(browser.get(f"{url}/portal/upload", timeout=10).text),
+        "template": "general-product-1.0",
+    }
+    started = time.perf_counter()
+    with open(path, "rb") as data:
+        sent = browser.post(
+            f"{url}/portal/upload", data=form, files={"file": ("upload.xlsx", data)}, timeout=120
+        )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        page = browser.get(sent.url, timeout=30)
+        if "Refresh" not in page.headers:
+            break
+        time.sleep(0.2)
+    seconds = time.perf_counter() - started
+    accepted = re.search(r'id="accepted">(\d+)<', page.text)
+    assert accepted and int(accepted.group(1)) == rows, page.text[:500]
+    return (
+        f"{rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s, {path.stat().st_size / 2**20:.2f} MiB)"
+    )
 
 
 def main() -> None:
@@ -125,6 +162,7 @@ def main() -> None:
             print(f"label sheet: {result['seconds']:.2f} s, {int(result['bytes']) / 2**20:.1f} MiB")
             print(f"resolutions before the sheet: {summary(before)}")
             print(f"resolutions while it is drawn: {summary(during)}")
+            print(f"xlsx upload: {upload(browser, url, args.identifiers, workdir)}")
         finally:
             stop(process)
 
