@@ -8,6 +8,7 @@ line for log pipelines: `time` (UTC, ISO 8601, milliseconds), `level`, `logger`,
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
@@ -27,9 +28,31 @@ def setup_logging(log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(_with_request_id)
-    logging.basicConfig(level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(), handlers=[handler])
+    logging.basicConfig(
+        level=os.environ.get("RESOLVER_LOG_LEVEL", "INFO").upper(), handlers=[handler, RECENT]
+    )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
+
+
+class RecentProblems(logging.Handler):
+    """The last warnings and errors of this process, for the console's node page (each worker
+    keeps its own; the log itself is the full record)."""
+
+    def __init__(self, keep: int = 50) -> None:
+        super().__init__(logging.WARNING)
+        self.records: collections.deque[tuple[float, str, str, str, str]] = collections.deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: still worth showing
+            message = str(record.msg)
+        request = str(getattr(record, "request_id", "") or "")
+        self.records.append((record.created, record.levelname, record.name, message[:500], request))
+
+
+RECENT = RecentProblems()
 
 
 def _with_request_id(record: logging.LogRecord) -> bool:

@@ -21,6 +21,7 @@ from resolver.console import pages as console
 from resolver.core.enterprises import STATE_NAMES, TRANSITIONS, PrefixState
 from resolver.core.errors import RC, HandleError
 from resolver.http.keys import CONSOLE_OPERATORS, LOOKUP, OPERATORS, SCHEMA_VERSION, STORE
+from resolver.logs import RECENT
 from resolver.portal import pages as portal
 from resolver.portal.charts import cumulative, daily_bars
 from resolver.portal.figures import series
@@ -163,6 +164,10 @@ async def node_page(request: web.Request) -> web.StreamResponse:
         outbox={"pending": pending, "delivered": delivered, "oldest": round(oldest, 1)},
         cache={"entries": len(lookup.cache), "bytes": lookup.cache.bytes, "trusted": lookup.cache.trusted},
         database={"schema": schema, "expected": request.app[SCHEMA_VERSION], "pid": os.getpid()},
+        problems=[
+            (datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S"), level, name, message, rid)
+            for at, level, name, message, rid in reversed(RECENT.records)
+        ],
     )
     return console._page(request, "console_node.html", context)
 

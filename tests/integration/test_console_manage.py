@@ -93,3 +93,20 @@ async def test_roles_and_the_operators_pages(client):
         "/console/enterprises", headers={"Cookie": f"console_session={session}"}, allow_redirects=False
     )
     assert resp.status == 303 and resp.headers["Location"] == "/console/login"
+
+
+async def test_the_node_page_lists_this_workers_recent_warnings(client):
+    import logging
+
+    from resolver.logs import RECENT
+
+    root = logging.getLogger()
+    root.addHandler(RECENT)  # what setup_logging does in `resolver serve`
+    try:
+        logging.getLogger("resolver.probe").warning("探针 <b>%s</b>", "outbox stalled")
+        logging.getLogger("resolver.probe").info("not a problem")
+        assert (await console_sign_in(client)).status == 303
+        html = await (await client.get("/console/node")).text()
+    finally:
+        root.removeHandler(RECENT)
+    assert "探针 &lt;b&gt;outbox stalled&lt;/b&gt;" in html and "not a problem" not in html
