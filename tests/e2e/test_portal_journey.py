@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -118,14 +119,38 @@ class Journey:
         self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
         self.driver.set_window_size(*PHONE)
 
+    def _settled(self, act) -> Any:
+        """`act()` on the page as it is now. Chromium may still swap the document it has just
+        loaded (CI51: 'Node with given id does not belong to the document' on a sign-in page the
+        driver had reported loaded); then, the address unchanged (nothing was submitted), the
+        page is looked at again, within a bound."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+        where = self.driver.current_url
+        for attempt in range(10):
+            try:
+                self.driver.execute_script("return document.readyState")  # the current document
+                return act()
+            except (StaleElementReferenceException, WebDriverException) as exc:
+                stale = isinstance(exc, StaleElementReferenceException) or "belong to the document" in str(
+                    exc
+                )
+                if not stale or self.driver.current_url != where or attempt == 9:
+                    raise
+                time.sleep(0.2)
+        return None
+
     def fill(self, fields: dict[str, str]) -> None:
         from selenium.webdriver.common.by import By
 
-        for name, value in fields.items():
-            element = self.driver.find_element(By.ID, name)
-            element.clear()
-            if value:
-                element.send_keys(value)
+        def typed() -> None:
+            for name, value in fields.items():
+                element = self.driver.find_element(By.ID, name)
+                element.clear()
+                if value:
+                    element.send_keys(value)
+
+        self._settled(typed)
 
     def click(self, css: str) -> None:
         """Click and wait for the page it loads (every click here submits a form or follows a link)."""
@@ -133,8 +158,12 @@ class Journey:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        page = self.driver.find_element(By.TAG_NAME, "html")
-        self.driver.find_element(By.CSS_SELECTOR, css).click()
+        def clicked() -> Any:
+            page = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            return page
+
+        page = self._settled(clicked)
         WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(page))
 
     def script(self, code: str) -> None:

@@ -158,7 +158,7 @@ def test_a_refused_start_holds_nothing(sockets: list[socket.socket]) -> None:
     sockets.append(holder)
     http_port = _free(TCP)
     with (
-        pytest.raises(ports.PortInUse, match="native (UDP|TCP) port"),
+        pytest.raises(ports.PortInUse, match=r"native (UDP|TCP) port"),
         ports.held(Config(port=http_port, native_port=holder.getsockname()[1])),
     ):
         pass
