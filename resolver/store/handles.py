@@ -134,11 +134,18 @@ class HandleStore:
             async with translated_errors():
                 try:
                     async with self._pool.acquire(timeout=self._timeout) as conn:
-                        async with conn.transaction():
-                            tx = Tx(conn, self._timeout, self.search_types, token)
-                            yield tx
-                            await tx.flush()
-                            stage = "committing"
+                        try:
+                            async with conn.transaction():
+                                tx = Tx(conn, self._timeout, self.search_types, token)
+                                yield tx
+                                await tx.flush()
+                                stage = "committing"
+                        except asyncpg.ReadOnlySQLTransactionError as exc:
+                            # the connection reached a server in recovery: a failover under way
+                            # (the proxy's old leader restarting as a standby). Nothing was
+                            # written; this connection is dropped so the next one finds the leader.
+                            conn.terminate()
+                            raise Unavailable() from exc
                         stage = "committed"
                         committed_at = time.monotonic()
                         notified = tx.notified
