@@ -188,57 +188,58 @@ def drill_1(seconds: float, kill_at: float) -> int:
         while time.monotonic() < stop:
             work()
 
-    def enterprise_single() -> None:
-        handle = f"{PREFIX}/S-{run}-{next(counter)}"
-        tally = tallies["enterprise single"]
+    def attempt(name: str, send, acknowledged) -> None:
+        """One write: the handles `acknowledged(answer)` names go to the tally; None from it is a
+        failure, counted by what the node answered."""
+        tally = tallies[name]
         try:
-            answer = requests.post(
-                f"{FRONT}/identityv2/data", json=product(handle), headers=bearer, timeout=15
-            )
-            if answer.status_code == 200 and answer.json().get("status") == 1:
-                tally.acknowledged.append(handle)
+            answer = send()
+            done = acknowledged(answer)
+            if done is not None:
+                tally.acknowledged += done
             else:
                 tally.failed(classify(answer, None))
         except requests.RequestException as exc:
             tally.failed(classify(None, exc))
             time.sleep(0.1)
 
+    def enterprise_single() -> None:
+        handle = f"{PREFIX}/S-{run}-{next(counter)}"
+        attempt(
+            "enterprise single",
+            lambda: requests.post(
+                f"{FRONT}/identityv2/data", json=product(handle), headers=bearer, timeout=15
+            ),
+            lambda a: [handle] if a.status_code == 200 and a.json().get("status") == 1 else None,
+        )
+
     def enterprise_batch() -> None:
         handles = [f"{PREFIX}/B-{run}-{next(counter)}" for _ in range(50)]
-        tally = tallies["enterprise batch"]
-        try:
-            answer = requests.post(
+
+        def created(answer: requests.Response) -> list[str] | None:
+            body = answer.json() if answer.status_code == 200 else {}
+            return [r["handle"] for r in body["data"] if r["code"] == 1] if body.get("status") == 1 else None
+
+        attempt(
+            "enterprise batch",
+            lambda: requests.post(
                 f"{FRONT}/identityv2/data/batchCreate",
                 json=[product(h) for h in handles],
                 headers=bearer,
                 timeout=30,
-            )
-            body = answer.json() if answer.status_code == 200 else {}
-            if body.get("status") == 1:
-                tally.acknowledged += [r["handle"] for r in body["data"] if r["code"] == 1]
-            else:
-                tally.failed(classify(answer, None))
-        except requests.RequestException as exc:
-            tally.failed(classify(None, exc))
-            time.sleep(0.1)
+            ),
+            created,
+        )
+
+    value = {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.com/"}}
 
     def handle_api() -> None:
         handle = f"{PREFIX}/H-{run}-{next(counter)}"
-        tally = tallies["handle api"]
-        body = {
-            "values": [
-                {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.com/"}}
-            ]
-        }
-        try:
-            answer = session.put(f"{FRONT}/api/handles/{handle}", json=body, timeout=15)
-            if answer.status_code in (200, 201):
-                tally.acknowledged.append(handle)
-            else:
-                tally.failed(classify(answer, None))
-        except requests.RequestException as exc:
-            tally.failed(classify(None, exc))
-            time.sleep(0.1)
+        attempt(
+            "handle api",
+            lambda: session.put(f"{FRONT}/api/handles/{handle}", json={"values": [value]}, timeout=15),
+            lambda a: [handle] if a.status_code in (200, 201) else None,
+        )
 
     reads = {"cached reads": 0, "uncached reads": 0}
 

@@ -38,6 +38,9 @@ class PrefixState(IntEnum):
     UNDER_REVIEW = 5
 
 
+# the states in which a prefix's enterprise reads its identifiers (Registry.list_handles, the portal)
+READABLE = frozenset({PrefixState.ENABLED, PrefixState.DISABLED})
+
 STATE_NAMES = {
     PrefixState.DISABLED: "已停用",
     PrefixState.ENABLED: "已启用",

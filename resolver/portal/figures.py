@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from resolver.core.enterprises import PrefixState
+from resolver.core.enterprises import READABLE
 from resolver.http.keys import OPERATORS, STORE
 from resolver.portal import pages
 from resolver.portal.charts import cumulative, daily_bars
@@ -51,7 +51,7 @@ async def figures_page(request: web.Request) -> web.StreamResponse:
     assert identity.enterprise_id is not None
     store = request.app[STORE]
     rows = await db.prefixes_of(store, identity.enterprise_id)
-    shown = [p for p in rows if p.state in (PrefixState.ENABLED, PrefixState.DISABLED)]
+    shown = [p for p in rows if p.state in READABLE]
     chosen = request.query.get("prefix", "")
     picked = [p.prefix for p in shown if p.display == chosen] or [p.prefix for p in shown]
     day = today()
@@ -107,7 +107,7 @@ async def _credentials(request: web.Request, secret: tuple[str, str] | None = No
         "user": identity.text,
         "csrf": pages._session_csrf(token),
         "users": await db.users_of(store, identity.enterprise_id),
-        "prefixes": [p.display for p in rows if p.state in (PrefixState.ENABLED, PrefixState.DISABLED)],
+        "prefixes": [p.display for p in rows if p.state in READABLE],
         "secret": secret,
     }
     return pages._page(request, "credentials.html", context)
@@ -127,7 +127,7 @@ async def rotate(request: web.Request) -> web.StreamResponse:
     prefix = form.get("prefix", "")
     # another enterprise's prefix is answered as one that is not allocated (404)
     secret = await request.app[OPERATORS].rotate_credentials(
-        prefix, {}, identity, identity.enterprise_id, frozenset({PrefixState.ENABLED, PrefixState.DISABLED})
+        prefix, {}, identity, identity.enterprise_id, READABLE
     )
     assert secret is not None  # the node generated it
     return await _credentials(request, (f"300:0.NA/{prefix}", secret))

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from resolver.core.enterprises import PrefixState
+from resolver.core.enterprises import READABLE
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold, parse_handle
 from resolver.core.permissions import Identity
@@ -27,7 +27,6 @@ from resolver.store import uploads
 
 LABELS_BUSY: web.AppKey[asyncio.Lock] = web.AppKey("labels_busy", asyncio.Lock)
 MAX_FORM = 1024 * 1024  # a list of 10,000 identifiers
-READABLE = (PrefixState.ENABLED, PrefixState.DISABLED)
 
 
 def routes() -> list[tuple[str, dict[str, Any]]]:

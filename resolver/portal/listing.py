@@ -10,7 +10,7 @@ from datetime import date
 
 from aiohttp import web
 
-from resolver.core.enterprises import STATE_NAMES, PrefixState
+from resolver.core.enterprises import READABLE, STATE_NAMES, PrefixState
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import fold
 from resolver.http.keys import REGISTRY, STORE
@@ -53,7 +53,7 @@ async def identifiers(request: web.Request) -> web.StreamResponse:
     filters = {k: query.get(k, "").strip()[:200] for k in FILTERS}
     searching = any(filters.values())
     total, handles, more = 0, list[str](), False
-    listable = {p.display for p in rows if p.state in (PrefixState.ENABLED, PrefixState.DISABLED)}
+    listable = {p.display for p in rows if p.state in READABLE}
     items = []
     if prefix in listable:  # awaiting review, rejected or being deleted: its state and note only
         items = sorted(

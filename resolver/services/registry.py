@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from resolver.cache import Entry, Lookup
 from resolver.config import Config
+from resolver.core.enterprises import READABLE
 from resolver.core.errors import RC, HandleError
 from resolver.core.handles import HandleName, NodeScope, check_prefix, fold, parse_handle
 from resolver.core.permissions import (
@@ -245,7 +246,7 @@ class Registry:
             owner = await self.owner_of(parse_handle(f"{prefix}/x", self.limits))
             # enabled or disabled: not while it awaits review, was rejected or is being deleted
             # (a prefix allocated over identifiers made before is not its to read until approved)
-            if owner is None or owner.enterprise_id != identity.enterprise_id or owner.state not in (0, 1):
+            if owner is None or owner.enterprise_id != identity.enterprise_id or owner.state not in READABLE:
                 raise _denied(
                     f"{identity.name} may not list handles under {prefix_text}: not its enterprise's prefix"
                 )

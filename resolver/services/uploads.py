@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from resolver.bulk.columns import Shape
 from resolver.bulk.reader import RowReader
 from resolver.bulk.report import Report
 from resolver.bulk.rows import Prepared
@@ -162,7 +163,7 @@ class Uploads:
             _remove(path)
             raise
         task = asyncio.get_running_loop().create_task(
-            self._run(upload_id, identity, path, fmt, version, reader)
+            self._run(upload_id, identity, path, fmt, version, reader, shape)
         )
         self.tasks.add(task)
         task.add_done_callback(self._done)
@@ -179,14 +180,20 @@ class Uploads:
         return RowReader(self.config, {}, {(t.prefix, t.version): t for t in templates})
 
     async def _run(
-        self, upload_id: int, identity: Identity, path: Path, fmt: str, version: str | None, reader: RowReader
+        self,
+        upload_id: int,
+        identity: Identity,
+        path: Path,
+        fmt: str,
+        version: str | None,
+        reader: RowReader,
+        shape: Shape | None,
     ) -> None:
         out = io.StringIO()
         done = accepted = rejected = 0
         state, message = "done", ""
         rows: Iterator[Any] | None = None
         try:
-            shape = await asyncio.to_thread(reader.shape, path, fmt, version, None, None)
             report = Report(out, shape, restoring=shape is not None and shape.node_written and fmt == "csv")
             rows = reader.rows(path, fmt, version)
             while chunk := await self._read(upload_id, rows):
